@@ -1,0 +1,517 @@
+//! The `GlobalAlloc` handle: forward to jemalloc, decide what to sample.
+//!
+//! Fast paths (inlined into `__rust_alloc` and friends):
+//! - allocation: subtract the size from the thread's countdown; still positive: plain jemalloc;
+//! - free: `ptr - base < len`? no: plain jemalloc `sdallocx`;
+//! - realloc: both of the above.
+//!
+//! Everything else is `#[cold]` and out of line: initialisation on the first allocation,
+//! taking a sample, and freeing or resizing a sampled block.
+//!
+//! The sampled path never blocks, never locks, never panics: it pushes to the thread's own ring
+//! if there is room; otherwise a sample is dropped and counted (sampled mode), goes to an
+//! overflow node (exact mode), or, for a free, the block itself waits on the deferred stack.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::UnsafeCell;
+use std::ptr;
+
+use crate::backend::plain;
+use crate::backend::sampled_arena::{self, Resized, Sampled};
+use crate::buffer::event::{Event, FRAME_SLOTS, Kind, OWN_FRAMES, OverflowNode};
+use crate::buffer::registry::Slot;
+use crate::config::{Config, Sampling};
+use crate::drain;
+use crate::sample::capture::{capture, now_ns};
+use crate::sample::thread::{self, COUNTDOWN, ProfilerScope};
+use crate::sync::{AtomicU8, Ordering};
+
+/// The allocator. Install it with one line:
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+/// ```
+///
+/// Settings given here are defaults; `HEAPTIDE_*` environment variables override them (so an
+/// operator can change or switch off profiling without a rebuild). The settings are read once,
+/// on the first allocation of the process.
+#[derive(Debug, Clone, Copy)]
+pub struct Heaptide {
+    config: Config,
+}
+
+impl Default for Heaptide {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Heaptide {
+    /// The default profiler: Poisson sampling with one sample per 512 KiB on average, stacks
+    /// of 32 frames.
+    pub const fn new() -> Self {
+        Self { config: Config::DEFAULT }
+    }
+
+    /// Samples on average once every `bytes` bytes allocated (`1`: every allocation; `0`: off).
+    pub const fn sample_every(mut self, bytes: u64) -> Self {
+        self.config.sampling = match bytes {
+            0 => Sampling::Off,
+            1 => Sampling::Exact,
+            r => Sampling::MeanBytes(r),
+        };
+        self
+    }
+
+    /// Records every allocation and free (exact mode, for tests).
+    pub const fn exact(self) -> Self {
+        self.sample_every(1)
+    }
+
+    /// Keeps `frames` frames of each stack (clamped to 1..=64).
+    pub const fn depth(mut self, frames: usize) -> Self {
+        self.config.depth = if frames == 0 {
+            1
+        } else if frames > crate::buffer::event::MAX_DEPTH {
+            crate::buffer::event::MAX_DEPTH
+        } else {
+            frames
+        };
+        self
+    }
+
+    /// Seeds the sampling generators, for reproducible sampling decisions.
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = Some(seed);
+        self
+    }
+}
+
+// === start-up ===
+
+const UNINIT: u8 = 0;
+const BUSY: u8 = 1;
+const ON: u8 = 2;
+const OFF: u8 = 3;
+static INIT: AtomicU8 = AtomicU8::new(UNINIT);
+
+struct ConfigCell(UnsafeCell<Config>);
+// SAFETY: written once by the thread that wins INIT's UNINIT->BUSY transition, before it
+// publishes ON/OFF with Release; read only after an Acquire load sees ON/OFF.
+unsafe impl Sync for ConfigCell {}
+static CONFIG: ConfigCell = ConfigCell(UnsafeCell::new(Config::DEFAULT));
+
+/// The settings in force (the defaults until the first allocation initialises them).
+pub(crate) fn config() -> Config {
+    match INIT.load(Ordering::Acquire) {
+        // SAFETY: see `ConfigCell`.
+        ON | OFF => unsafe { *CONFIG.0.get() },
+        _ => Config::DEFAULT,
+    }
+}
+
+/// Whether sampling is on (after start-up).
+pub(crate) fn is_on() -> bool {
+    INIT.load(Ordering::Acquire) == ON
+}
+
+impl Heaptide {
+    /// The config if sampling is on; initialises on first call. `None` means "use the plain
+    /// path", and sets the countdown so the thread does not come back needlessly.
+    #[inline]
+    fn ready(&self) -> Option<Config> {
+        match INIT.load(Ordering::Acquire) {
+            // SAFETY: see `ConfigCell`.
+            ON => Some(unsafe { *CONFIG.0.get() }),
+            OFF => {
+                COUNTDOWN.with(|c| c.set(i64::MAX));
+                None
+            }
+            // Another thread is initialising: stay on the plain path, come back next time.
+            BUSY => None,
+            _ => {
+                if INIT.compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    self.init();
+                }
+                None
+            }
+        }
+    }
+
+    #[cold]
+    fn init(&self) {
+        let config = self.config.with_env();
+        // SAFETY: we won UNINIT->BUSY; no reader looks before ON/OFF is published below.
+        unsafe { *CONFIG.0.get() = config };
+        let state = if config.sampling == Sampling::Off {
+            OFF
+        } else {
+            match sampled_arena::init() {
+                Ok(()) => {
+                    drain::install_fork_handlers();
+                    ON
+                }
+                Err(e) => {
+                    crate::diag::stderr_line(format_args!("heaptide: {e}; profiling is off"));
+                    OFF
+                }
+            }
+        };
+        INIT.store(state, Ordering::Release);
+    }
+}
+
+// === the GlobalAlloc impl ===
+
+/// Charges `size` bytes to the countdown; `true` if no sample point was crossed.
+#[inline(always)]
+fn countdown_allows(size: usize) -> bool {
+    COUNTDOWN.with(|c| {
+        let left = c.get().wrapping_sub(size as i64);
+        if left > 0 {
+            c.set(left);
+            true
+        } else {
+            false
+        }
+    })
+}
+
+// SAFETY: every method returns memory from jemalloc satisfying the layout (plain path: exactly
+// tikv_jemallocator's calls; sampled path: a block of the sampled arena aligned to
+// `layout.align()` with at least `layout.size()` bytes after the header), returns null on
+// failure, never unwinds, and frees/reallocates each pointer with the path it came from
+// (decided by the range test, which is exact for pointers this allocator returned).
+unsafe impl GlobalAlloc for Heaptide {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if countdown_allows(layout.size()) {
+            // SAFETY: forwarded contract.
+            return unsafe { plain::alloc(layout) };
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.alloc_slow(layout, false) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if countdown_allows(layout.size()) {
+            // SAFETY: forwarded contract.
+            return unsafe { plain::alloc_zeroed(layout) };
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.alloc_slow(layout, true) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if !sampled_arena::contains(ptr) {
+            // SAFETY: not in the range, so it came from the plain path.
+            return unsafe { plain::dealloc(ptr, layout) };
+        }
+        // SAFETY: in the range, so it is a sampled block of this layout.
+        unsafe { free_sampled(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let old_sampled = sampled_arena::contains(ptr);
+        if !old_sampled && countdown_allows(new_size) {
+            // SAFETY: a plain block, and no sample point crossed.
+            return unsafe { plain::realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.realloc_slow(ptr, layout, new_size, old_sampled) }
+    }
+}
+
+/// Plain allocation, zeroed or not.
+///
+/// # Safety
+/// As `GlobalAlloc::alloc`.
+unsafe fn plain_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
+    // SAFETY: forwarded contract.
+    unsafe { if zeroed { plain::alloc_zeroed(layout) } else { plain::alloc(layout) } }
+}
+
+impl Heaptide {
+    /// A sample point was crossed (or the thread/profiler is not initialised yet).
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        if let Some(config) = self.should_sample(layout.size()) {
+            // SAFETY: forwarded contract.
+            match unsafe { sample_alloc(&config, layout, zeroed) } {
+                Outcome::Block(p) => return p,
+                Outcome::Null => return ptr::null_mut(),
+                Outcome::Plain => {}
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { plain_alloc(layout, zeroed) }
+    }
+
+    /// Called when the countdown ran out for an allocation of `size` bytes: re-arms it, and
+    /// says whether to sample this one.
+    #[inline]
+    fn should_sample(&self, size: usize) -> Option<Config> {
+        let config = self.ready()?;
+        let crossed = match config.sampling {
+            Sampling::MeanBytes(mean) => thread::rearm_countdown(mean, config.seed, size),
+            Sampling::Exact | Sampling::Off => true,
+        };
+        if !crossed {
+            return None;
+        }
+        // The profiler's own allocations are never sampled; the sample point they crossed is
+        // simply skipped (the process is memoryless, so the user's estimate stays unbiased).
+        if thread::in_profiler() { None } else { Some(config) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    unsafe fn realloc_slow(&self, ptr: *mut u8, layout: Layout, new_size: usize, old_sampled: bool) -> *mut u8 {
+        // An unsampled block already charged the countdown in `realloc`; a sampled one not yet.
+        let fires = !old_sampled || !countdown_allows(new_size);
+        let config = if fires { self.should_sample(new_size) } else { None };
+        let align = layout.align();
+        // SAFETY (whole match): `ptr` is a live block of `layout`, sampled iff `old_sampled`;
+        // `new_size` is non-zero and fits `align` (GlobalAlloc::realloc's contract).
+        unsafe {
+            match (old_sampled, config) {
+                (false, None) => plain::realloc(ptr, layout, new_size),
+                (false, Some(config)) => {
+                    let new_layout = Layout::from_size_align_unchecked(new_size, align);
+                    match sample_alloc(&config, new_layout, false) {
+                        Outcome::Block(p) => {
+                            ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size));
+                            plain::dealloc(ptr, layout);
+                            p
+                        }
+                        Outcome::Null => ptr::null_mut(),
+                        Outcome::Plain => plain::realloc(ptr, layout, new_size),
+                    }
+                }
+                (true, None) => move_out_of_range(ptr, layout, new_size),
+                (true, Some(config)) => match resample_realloc(&config, ptr, layout, new_size) {
+                    Outcome::Block(p) => p,
+                    Outcome::Null => ptr::null_mut(),
+                    Outcome::Plain => move_out_of_range(ptr, layout, new_size),
+                },
+            }
+        }
+    }
+}
+
+/// A sampled block becomes an ordinary one: allocate plain, copy, free the sampled block.
+///
+/// # Safety
+/// `ptr` is a live sampled block of `layout`; `new_size > 0`.
+unsafe fn move_out_of_range(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    // SAFETY: `new_size > 0` and the alignment is that of a valid layout.
+    unsafe {
+        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+        let p = plain::alloc(new_layout);
+        if p.is_null() {
+            return p;
+        }
+        ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size));
+        free_sampled(ptr, layout);
+        p
+    }
+}
+
+/// What the sampling path decided.
+enum Outcome {
+    /// A sampled block, recorded.
+    Block(*mut u8),
+    /// Out of memory.
+    Null,
+    /// Not sampled after all (no ring slot, full ring, refused by the arena): use plain.
+    Plain,
+}
+
+/// Room for `n` events, secured before anything irreversible happens.
+struct Room<'a> {
+    slot: &'a Slot<Event>,
+    /// Overflow nodes (exact mode, ring full), one per event that will not fit.
+    nodes: [*mut OverflowNode; 2],
+}
+
+impl<'a> Room<'a> {
+    /// Secures room for `n` (1 or 2) events: ring slots, or in exact mode overflow nodes.
+    /// `None` counts a dropped sample. Runs inside a profiler scope.
+    fn secure(slot: &'a Slot<Event>, n: usize, exact: bool) -> Option<Self> {
+        let mut room = Room { slot, nodes: [ptr::null_mut(); 2] };
+        // SAFETY: this thread owns `slot` (it is the ring's producer).
+        if unsafe { slot.ring().has_room(n) } {
+            return Some(room);
+        }
+        if exact {
+            for node in room.nodes.iter_mut().take(n) {
+                // SAFETY: non-zero size.
+                *node = unsafe { crate::backend::raw_alloc(OverflowNode::LAYOUT) }.cast();
+                if node.is_null() {
+                    room.release();
+                    break;
+                }
+            }
+            if !room.nodes[n - 1].is_null() {
+                return Some(room);
+            }
+        }
+        drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+        drain::wake();
+        None
+    }
+
+    /// Pushes an event into the secured room.
+    fn push(&mut self, event: Event) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| !n.is_null()) {
+            let node = std::mem::replace(node, ptr::null_mut());
+            // SAFETY: the node is fresh memory of the node layout, owned by us until pushed.
+            unsafe {
+                ptr::addr_of_mut!((*node).event).write(event);
+                drain::OVERFLOW.push(node);
+            }
+            drain::wake();
+            return;
+        }
+        // SAFETY: this thread is the producer; `secure` saw room, and only we push.
+        let pushed = unsafe { self.slot.ring().push(event) };
+        debug_assert!(pushed.is_ok(), "secured ring room vanished");
+        if self.slot.ring().len() * 2 >= self.slot.ring().capacity() {
+            drain::wake();
+        }
+    }
+
+    /// Gives back unused overflow nodes.
+    fn release(&mut self) {
+        for node in &mut self.nodes {
+            if !node.is_null() {
+                // SAFETY: made by `raw_alloc` with this layout, never published.
+                unsafe { crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT) };
+                *node = ptr::null_mut();
+            }
+        }
+    }
+}
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        let _scope = ProfilerScope::enter();
+        self.release();
+    }
+}
+
+/// An allocation event with the caller's stack.
+#[inline(always)]
+fn alloc_event(id: u64, size: usize, depth: usize) -> Event {
+    let mut event = Event { kind: Kind::Alloc, depth: 0, id, size: size as u64, time_ns: 0, frames: [0; FRAME_SLOTS] };
+    event.depth = capture(&mut event.frames, depth + OWN_FRAMES) as u16;
+    event
+}
+
+/// Takes a sample of a fresh allocation.
+///
+/// # Safety
+/// As `GlobalAlloc::alloc`; sampling is on (the arena exists).
+#[inline(never)]
+unsafe fn sample_alloc(config: &Config, layout: Layout, zeroed: bool) -> Outcome {
+    let (mut room, mut event) = {
+        let _scope = ProfilerScope::enter();
+        let Some(slot) = thread::slot() else { return Outcome::Plain };
+        let Some(room) = Room::secure(slot, 1, config.sampling == Sampling::Exact) else {
+            return Outcome::Plain;
+        };
+        // SAFETY: this thread owns the slot.
+        let id = unsafe { slot.next_id() };
+        drain::ensure_started();
+        (room, alloc_event(id, layout.size(), config.depth))
+    };
+    // Outside the scope: the block is the user's memory, not the profiler's.
+    // SAFETY: sampling is on, so the arena exists; the layout is valid and non-zero.
+    match unsafe { sampled_arena::alloc(layout.size(), layout.align(), zeroed, event.id) } {
+        Sampled::Block(p) => {
+            event.time_ns = now_ns();
+            room.push(event);
+            Outcome::Block(p)
+        }
+        Sampled::Null => Outcome::Null,
+        Sampled::Refused => Outcome::Plain,
+    }
+}
+
+/// Resizes a sampled block into another sampled block (in place when jemalloc can): the old
+/// sample dies and a new one is born, both recorded.
+///
+/// # Safety
+/// `ptr` is a live sampled block of `layout`; `new_size > 0`.
+unsafe fn resample_realloc(config: &Config, ptr: *mut u8, layout: Layout, new_size: usize) -> Outcome {
+    let (mut room, mut event) = {
+        let _scope = ProfilerScope::enter();
+        let Some(slot) = thread::slot() else { return Outcome::Plain };
+        let Some(room) = Room::secure(slot, 2, config.sampling == Sampling::Exact) else {
+            return Outcome::Plain;
+        };
+        // SAFETY: this thread owns the slot.
+        let id = unsafe { slot.next_id() };
+        (room, alloc_event(id, new_size, config.depth))
+    };
+    // SAFETY: `ptr` is a live sampled block allocated with this alignment.
+    let old_id = unsafe { (*sampled_arena::header(ptr, layout.align())).id };
+    // SAFETY: as above; `new_size > 0`.
+    match unsafe { sampled_arena::realloc(ptr, layout.size(), layout.align(), new_size, event.id) } {
+        Resized::Block(p) => {
+            let now = now_ns();
+            room.push(Event::free(old_id, now));
+            event.time_ns = now;
+            room.push(event);
+            Outcome::Block(p)
+        }
+        Resized::Null => Outcome::Null,
+        Resized::LeftRange(p) => {
+            // The old sample died; the bytes now live in an ordinary block.
+            room.push(Event::free(old_id, now_ns()));
+            Outcome::Block(p)
+        }
+    }
+}
+
+/// Frees a sampled block: records the sample's death, then gives the block to jemalloc; if the
+/// event cannot be queued, the block waits on the deferred stack until the drain records it.
+///
+/// # Safety
+/// `ptr` is a live sampled block of `layout`.
+#[cold]
+#[inline(never)]
+unsafe fn free_sampled(ptr: *mut u8, layout: Layout) {
+    // SAFETY: per the caller, a sampled block allocated with `layout.align()`.
+    let header = unsafe { sampled_arena::header(ptr, layout.align()) };
+    // SAFETY: the header is ours and initialised.
+    let id = unsafe { (*header).id };
+    let now = now_ns();
+    let slot = {
+        let _scope = ProfilerScope::enter();
+        thread::slot()
+    };
+    // SAFETY: this thread owns `slot`.
+    if let Some(slot) = slot
+        && unsafe { slot.ring().push(Event::free(id, now)) }.is_ok()
+    {
+        if slot.ring().len() * 2 >= slot.ring().capacity() {
+            drain::wake();
+        }
+        // SAFETY: a live sampled block of this layout, not used after this.
+        unsafe { sampled_arena::free(header, layout.size(), layout.align()) };
+        return;
+    }
+    // SAFETY: the block is dead to the user; it becomes a node of the deferred stack, and is
+    // only released by the drain after it has recorded the free.
+    unsafe {
+        (*header).freed_ns = now;
+        drain::DEFERRED.push(header);
+    }
+    drain::wake();
+}

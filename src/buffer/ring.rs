@@ -1,0 +1,233 @@
+//! Bounded single-producer single-consumer ring of `Copy` records.
+//!
+//! The producer is the thread that owns the ring's registry slot (it pushes sample events);
+//! the consumer is whoever holds the drain lock. As in rtrb: the two indices live on separate
+//! cache lines, each side keeps a private cached copy of the other's index and refreshes it
+//! only when the ring looks full (producer) or empty (consumer); a slot is written before the
+//! tail is published with `Release` and read after the tail is loaded with `Acquire`.
+//! A full ring hands the value back (`Err(value)`); the caller counts or reroutes it.
+//!
+//! Indices increase forever (wrapping `usize`) and are masked into the power-of-two buffer,
+//! so `tail - head` is the length and a ring handed to a new producer simply continues.
+
+use std::alloc::Layout;
+use std::mem::MaybeUninit;
+
+use crate::sync::{AtomicUsize, CachePadded, Ordering, UnsafeCell};
+
+/// A fixed-capacity SPSC ring. See the module docs for the protocol.
+pub(crate) struct Ring<T: Copy> {
+    /// Next index to read; written only by the consumer.
+    head: CachePadded<AtomicUsize>,
+    /// Next index to write; written only by the producer.
+    tail: CachePadded<AtomicUsize>,
+    /// The producer's last view of `head`.
+    producer_head: CachePadded<UnsafeCell<usize>>,
+    /// The consumer's last view of `tail`.
+    consumer_tail: UnsafeCell<usize>,
+    slots: *mut UnsafeCell<MaybeUninit<T>>,
+    mask: usize,
+}
+
+// SAFETY: the ring moves `T: Copy + Send` values between exactly two threads at a time, and the
+// protocol (see module docs) gives each slot a single accessor at any moment; the raw `slots`
+// pointer is owned memory. The unsafe producer/consumer methods carry the single-producer and
+// single-consumer obligations.
+unsafe impl<T: Copy + Send> Send for Ring<T> {}
+// SAFETY: as above; shared references only reach the atomics and, through the unsafe methods,
+// slots whose ownership the indices establish.
+unsafe impl<T: Copy + Send> Sync for Ring<T> {}
+
+impl<T: Copy> std::fmt::Debug for Ring<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring").field("capacity", &self.capacity()).finish_non_exhaustive()
+    }
+}
+
+impl<T: Copy> Ring<T> {
+    /// A ring of `capacity` slots (rounded up to a power of two), memory from the backend.
+    /// Returns `None` if that memory cannot be had.
+    pub(crate) fn new(capacity: usize) -> Option<Self> {
+        let capacity = capacity.max(2).next_power_of_two();
+        let layout = Self::slots_layout(capacity);
+        // SAFETY: the layout has a non-zero size (capacity >= 2 slots of at least one byte).
+        let slots = unsafe { crate::backend::raw_alloc(layout) }.cast::<UnsafeCell<MaybeUninit<T>>>();
+        if slots.is_null() {
+            return None;
+        }
+        for i in 0..capacity {
+            // SAFETY: `slots` points at `capacity` uninitialised cells; each is written once.
+            unsafe { slots.add(i).write(UnsafeCell::new(MaybeUninit::uninit())) };
+        }
+        Some(Self {
+            head: CachePadded(AtomicUsize::new(0)),
+            tail: CachePadded(AtomicUsize::new(0)),
+            producer_head: CachePadded(UnsafeCell::new(0)),
+            consumer_tail: UnsafeCell::new(0),
+            slots,
+            mask: capacity - 1,
+        })
+    }
+
+    fn slots_layout(capacity: usize) -> Layout {
+        let size = size_of::<UnsafeCell<MaybeUninit<T>>>().max(1);
+        Layout::from_size_align(size * capacity, align_of::<UnsafeCell<MaybeUninit<T>>>())
+            .expect("ring layout")
+    }
+
+    /// Number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Bytes of memory the ring holds (slots plus the control block).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        Self::slots_layout(self.capacity()).size() + size_of::<Self>()
+    }
+
+    /// Whether `n` more values fit. A `true` stays true until the producer pushes (the
+    /// consumer only frees slots), so a producer can check once for a multi-value update.
+    ///
+    /// # Safety
+    /// Only the ring's single producer calls this (it touches the producer's cached index).
+    pub(crate) unsafe fn has_room(&self, n: usize) -> bool {
+        let tail = self.tail.load(Ordering::Relaxed);
+        // SAFETY: `producer_head` is the producer's private cache; the caller is the producer.
+        let cached = self.producer_head.with(|p| unsafe { *p });
+        if self.capacity() - tail.wrapping_sub(cached) >= n {
+            return true;
+        }
+        let head = self.head.load(Ordering::Acquire);
+        // SAFETY: as above.
+        self.producer_head.with_mut(|p| unsafe { *p = head });
+        self.capacity() - tail.wrapping_sub(head) >= n
+    }
+
+    /// Pushes `value`, or returns it if the ring is full.
+    ///
+    /// # Safety
+    /// Only one thread at a time acts as producer of this ring, and a change of producer is
+    /// ordered by a happens-before edge (the registry's slot hand-over does that).
+    pub(crate) unsafe fn push(&self, value: T) -> Result<(), T> {
+        let tail = self.tail.load(Ordering::Relaxed);
+        // SAFETY: the caller is the single producer, the only user of `producer_head`.
+        let mut head = self.producer_head.with(|p| unsafe { *p });
+        if tail.wrapping_sub(head) == self.capacity() {
+            head = self.head.load(Ordering::Acquire);
+            // SAFETY: as above.
+            self.producer_head.with_mut(|p| unsafe { *p = head });
+            if tail.wrapping_sub(head) == self.capacity() {
+                return Err(value);
+            }
+        }
+        // SAFETY: index `tail` is not readable by the consumer until `tail + 1` is published,
+        // and the consumer finished with it (head > tail - capacity, Acquire above); the slot
+        // pointer is in bounds because of the mask.
+        unsafe {
+            (*self.slots.add(tail & self.mask)).with_mut(|slot| (*slot).write(value));
+        }
+        self.tail.store(tail.wrapping_add(1), Ordering::Release);
+        Ok(())
+    }
+
+    /// Pops the oldest value, if any.
+    ///
+    /// # Safety
+    /// Only one thread at a time acts as consumer (the drain lock ensures it).
+    pub(crate) unsafe fn pop(&self) -> Option<T> {
+        let head = self.head.load(Ordering::Relaxed);
+        // SAFETY: the caller is the single consumer, the only user of `consumer_tail`.
+        let mut tail = self.consumer_tail.with(|p| unsafe { *p });
+        if head == tail {
+            tail = self.tail.load(Ordering::Acquire);
+            // SAFETY: as above.
+            self.consumer_tail.with_mut(|p| unsafe { *p = tail });
+            if head == tail {
+                return None;
+            }
+        }
+        // SAFETY: `head < tail` and the Acquire load of `tail` (now or earlier, by this same
+        // consumer) makes the producer's write of slot `head` visible; the producer will not
+        // touch the slot again until `head + 1` is published below.
+        let value = unsafe { (*self.slots.add(head & self.mask)).with(|slot| (*slot).assume_init()) };
+        self.head.store(head.wrapping_add(1), Ordering::Release);
+        Some(value)
+    }
+
+    /// Values currently queued (approximate when called concurrently with push or pop).
+    pub(crate) fn len(&self) -> usize {
+        let tail = self.tail.load(Ordering::Acquire);
+        let head = self.head.load(Ordering::Acquire);
+        tail.wrapping_sub(head)
+    }
+}
+
+impl<T: Copy> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // `T: Copy` needs no drop; give the slots back.
+        // SAFETY: `slots` came from `raw_alloc` with exactly this layout and is not used again.
+        unsafe { crate::backend::raw_free(self.slots.cast(), Self::slots_layout(self.capacity())) };
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn behaves_like_a_bounded_vecdeque() {
+        let ring = Ring::<u64>::new(8).unwrap();
+        let mut model = VecDeque::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 3 != 0 {
+                // SAFETY: this test is the only producer.
+                let pushed = unsafe { ring.push(step) };
+                if model.len() < 8 {
+                    assert!(pushed.is_ok());
+                    model.push_back(step);
+                } else {
+                    assert_eq!(pushed, Err(step));
+                }
+            } else {
+                // SAFETY: this test is the only consumer.
+                assert_eq!(unsafe { ring.pop() }, model.pop_front());
+            }
+            assert_eq!(ring.len(), model.len());
+            // SAFETY: only producer.
+            unsafe {
+                assert!(ring.has_room(8 - model.len()));
+                assert!(!ring.has_room(9 - model.len()));
+            }
+        }
+    }
+
+    #[test]
+    fn two_threads_see_every_value_in_order() {
+        let ring = std::sync::Arc::new(Ring::<u64>::new(16).unwrap());
+        let producer = {
+            let ring = ring.clone();
+            std::thread::spawn(move || {
+                for i in 0..200_000u64 {
+                    // SAFETY: this thread is the only producer.
+                    while unsafe { ring.push(i) }.is_err() {
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+        };
+        let mut next = 0;
+        while next < 200_000 {
+            // SAFETY: this thread is the only consumer.
+            if let Some(v) = unsafe { ring.pop() } {
+                assert_eq!(v, next);
+                next += 1;
+            }
+        }
+        producer.join().unwrap();
+    }
+}

@@ -1,0 +1,265 @@
+//! Configuration: code defaults from the [`Heaptide`](crate::Heaptide) handle, overridden by
+//! `HEAPTIDE_*` environment variables, read once at start-up and never on the hot path.
+//!
+//! Every value, from the environment or from code, goes through the parsers here. A value that
+//! does not parse never stops the program: one line on stderr names the variable, the value and
+//! the accepted forms, and the default is used.
+//!
+//! Reading the environment happens inside the allocator, so it uses `getenv` and a stack buffer
+//! for the message: no allocation, no lock.
+
+use std::fmt;
+
+/// How allocations are sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// No profiling: plain jemalloc.
+    Off,
+    /// Every allocation is recorded (mean interval 1 byte), with weight 1.
+    Exact,
+    /// Poisson sampling: on average one sample per this many bytes allocated.
+    MeanBytes(u64),
+}
+
+impl Sampling {
+    /// The default: one sample per 512 KiB on average.
+    pub const DEFAULT: Sampling = Sampling::MeanBytes(512 * 1024);
+
+    /// Mean bytes between samples as reported (`0` when off, `1` when exact).
+    pub fn mean_bytes(self) -> u64 {
+        match self {
+            Sampling::Off => 0,
+            Sampling::Exact => 1,
+            Sampling::MeanBytes(r) => r,
+        }
+    }
+}
+
+impl fmt::Display for Sampling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sampling::Off => f.write_str("off"),
+            Sampling::Exact => f.write_str("every allocation"),
+            Sampling::MeanBytes(r) => write!(f, "one per {} on average", ByteSize(*r)),
+        }
+    }
+}
+
+/// The settings in force, fixed at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// `HEAPTIDE_SAMPLE`.
+    pub sampling: Sampling,
+    /// `HEAPTIDE_DEPTH`: frames kept per stack (1..=64).
+    pub depth: usize,
+    /// `HEAPTIDE_SEED`: seed of the per-thread sampling generators (`None`: from the clock).
+    pub seed: Option<u64>,
+}
+
+/// Default stack depth.
+pub const DEFAULT_DEPTH: usize = 32;
+
+impl Config {
+    /// The defaults, before the environment.
+    pub const DEFAULT: Config = Config { sampling: Sampling::DEFAULT, depth: DEFAULT_DEPTH, seed: None };
+
+    /// `self` with every `HEAPTIDE_*` variable that is set applied on top.
+    pub(crate) fn with_env(mut self) -> Config {
+        if let Some(v) = getenv(c"HEAPTIDE_SAMPLE") {
+            match parse_sampling(v) {
+                Ok(s) => self.sampling = s,
+                Err(()) => complain("HEAPTIDE_SAMPLE", v, SAMPLING_FORMS, &self.sampling),
+            }
+        }
+        if let Some(v) = getenv(c"HEAPTIDE_DEPTH") {
+            match parse_depth(v) {
+                Ok(d) => self.depth = d,
+                Err(()) => complain("HEAPTIDE_DEPTH", v, DEPTH_FORMS, &self.depth),
+            }
+        }
+        if let Some(v) = getenv(c"HEAPTIDE_SEED") {
+            match parse_u64(v) {
+                Ok(s) => self.seed = Some(s),
+                Err(()) => complain("HEAPTIDE_SEED", v, "an unsigned integer", &"from the clock"),
+            }
+        }
+        self
+    }
+}
+
+/// Accepted forms of `HEAPTIDE_SAMPLE`, for error messages and docs.
+pub const SAMPLING_FORMS: &str =
+    "a byte size such as 524288, 512KiB, 4MiB (mean bytes between samples), 1 (every allocation) or off";
+/// Accepted forms of `HEAPTIDE_DEPTH`.
+pub const DEPTH_FORMS: &str = "an integer from 1 to 64";
+
+/// Parses a `HEAPTIDE_SAMPLE` value.
+pub fn parse_sampling(value: &str) -> Result<Sampling, ()> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("false") {
+        return Ok(Sampling::Off);
+    }
+    match parse_size(v)? {
+        0 => Err(()),
+        1 => Ok(Sampling::Exact),
+        r => Ok(Sampling::MeanBytes(r)),
+    }
+}
+
+/// Parses a `HEAPTIDE_DEPTH` value.
+pub fn parse_depth(value: &str) -> Result<usize, ()> {
+    match parse_u64(value)? {
+        d @ 1..=64 => Ok(d as usize),
+        _ => Err(()),
+    }
+}
+
+/// Parses a plain unsigned decimal integer (underscores allowed as separators).
+pub fn parse_u64(value: &str) -> Result<u64, ()> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(());
+    }
+    let mut n: u64 = 0;
+    let mut digits = 0;
+    for b in v.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(b - b'0'))).ok_or(())?;
+                digits += 1;
+            }
+            b'_' => {}
+            _ => return Err(()),
+        }
+    }
+    if digits == 0 { Err(()) } else { Ok(n) }
+}
+
+/// Parses a byte size: an integer or decimal number with an optional unit.
+/// Binary units: `K`, `KiB`, `M`, `MiB`, `G`, `GiB`, `T`, `TiB` (powers of 1024);
+/// decimal units: `kB`/`KB`, `MB`, `GB`, `TB` (powers of 1000); `B` or nothing: bytes.
+/// Units are case-insensitive except that `KB`-style means decimal. The result is rounded to
+/// the nearest byte.
+pub fn parse_size(value: &str) -> Result<u64, ()> {
+    let v = value.trim();
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let unit = unit.trim();
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_bytes() {
+        b"" | b"b" => 1,
+        b"k" | b"kib" => 1 << 10,
+        b"m" | b"mib" => 1 << 20,
+        b"g" | b"gib" => 1 << 30,
+        b"t" | b"tib" => 1 << 40,
+        b"kb" => 1_000,
+        b"mb" => 1_000_000,
+        b"gb" => 1_000_000_000,
+        b"tb" => 1_000_000_000_000,
+        _ => return Err(()),
+    };
+    if number.is_empty() {
+        return Err(());
+    }
+    if let Ok(n) = parse_u64(number) {
+        return n.checked_mul(multiplier).ok_or(());
+    }
+    let mut parts = number.split('.');
+    let (Some(int), Some(frac), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(());
+    };
+    let int = if int.is_empty() { 0 } else { parse_u64(int)? };
+    if frac.is_empty() || frac.len() > 9 {
+        return Err(());
+    }
+    let frac_digits = parse_u64(frac)?;
+    let scale = 10u64.pow(frac.len() as u32);
+    let whole = int.checked_mul(multiplier).ok_or(())?;
+    let part = (u128::from(frac_digits) * u128::from(multiplier) + u128::from(scale) / 2) / u128::from(scale);
+    whole.checked_add(part as u64).ok_or(())
+}
+
+/// A byte count printed with a binary unit (`512 KiB`, `4.0 MiB`).
+#[derive(Debug, Clone, Copy)]
+pub struct ByteSize(pub u64);
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut value = self.0 as f64;
+        let mut unit = 0;
+        while value >= 1024.0 && unit < UNITS.len() - 1 {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if unit == 0 {
+            write!(f, "{} B", self.0)
+        } else if value.fract() == 0.0 {
+            write!(f, "{value:.0} {}", UNITS[unit])
+        } else {
+            write!(f, "{value:.1} {}", UNITS[unit])
+        }
+    }
+}
+
+/// The value of an environment variable, without allocating. `None` if unset or not UTF-8.
+fn getenv(name: &std::ffi::CStr) -> Option<&'static str> {
+    // SAFETY: `name` is NUL-terminated. The environment is read once, at start-up; a program
+    // that calls `setenv` concurrently with its very first allocation races with libc itself.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: getenv returned a NUL-terminated string that lives in the environment block.
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// One stderr line for a bad value.
+fn complain(var: &str, value: &str, forms: &str, default: &dyn fmt::Display) {
+    crate::diag::stderr_line(format_args!(
+        "heaptide: ignoring {var}={value:?}: expected {forms}; using {default}"
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("524288"), Ok(524288));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("4 MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("1.5MiB"), Ok(3 << 19));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("1_000"), Ok(1000));
+        for bad in ["", "MiB", "-1", "1.2.3", "12QB", "1e6", "18446744073709551616", "99999999999TiB", "."] {
+            assert_eq!(parse_size(bad), Err(()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sampling() {
+        assert_eq!(parse_sampling("off"), Ok(Sampling::Off));
+        assert_eq!(parse_sampling("OFF"), Ok(Sampling::Off));
+        assert_eq!(parse_sampling("1"), Ok(Sampling::Exact));
+        assert_eq!(parse_sampling("512KiB"), Ok(Sampling::MeanBytes(524288)));
+        assert_eq!(parse_sampling("0"), Err(()));
+        assert_eq!(parse_sampling("often"), Err(()));
+    }
+
+    #[test]
+    fn depth() {
+        assert_eq!(parse_depth("32"), Ok(32));
+        assert_eq!(parse_depth("0"), Err(()));
+        assert_eq!(parse_depth("65"), Err(()));
+    }
+
+    #[test]
+    fn byte_size_display() {
+        assert_eq!(ByteSize(512).to_string(), "512 B");
+        assert_eq!(ByteSize(524288).to_string(), "512 KiB");
+        assert_eq!(ByteSize(1536 * 1024).to_string(), "1.5 MiB");
+    }
+}

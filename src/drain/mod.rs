@@ -1,0 +1,194 @@
+//! The drain: one thread, started by the first sample, that empties the rings into the
+//! aggregate. Reports and `flush()` run the same pass on the caller's thread under the same
+//! lock, so a report always includes every event pushed before it was asked for.
+//!
+//! The allocation path never takes the drain lock: it only pushes to its own ring, to the
+//! lock-free stacks, or bumps counters. The drain and report callers run inside a
+//! [`ProfilerScope`], so their own allocations are neither sampled nor counted as the user's.
+
+pub(crate) mod aggregate;
+pub(crate) mod ledger;
+pub(crate) mod symbolize;
+
+use std::time::Duration;
+
+use crate::backend::sampled_arena::{self, Header};
+use crate::buffer::event::{Event, OverflowNode};
+use crate::buffer::registry::Registry;
+use crate::buffer::stack::{Node, Stack};
+use crate::sample::thread::ProfilerScope;
+use crate::sync::{AtomicPtr, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering};
+
+use aggregate::Aggregate;
+
+/// Events per thread ring. 128 x ~600 B = 76 KiB per sampling thread.
+pub(crate) const RING_CAPACITY: usize = 128;
+
+/// How often the drain wakes by itself.
+const PASS_INTERVAL: Duration = Duration::from_millis(100);
+
+static REGISTRY: Registry<Event> = Registry::new(RING_CAPACITY);
+/// Sampled blocks freed while their thread's ring was full or gone; released by the drain.
+pub(crate) static DEFERRED: Stack<Header> = Stack::new();
+/// Exact mode: allocation events that did not fit in their ring.
+pub(crate) static OVERFLOW: Stack<OverflowNode> = Stack::new();
+/// Samples not taken because a ring was full (sampled mode) or memory was short.
+pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+static STATE: Mutex<Option<Aggregate>> = Mutex::new(None);
+
+const NOT_STARTED: u8 = 0;
+const STARTING: u8 = 1;
+const RUNNING: u8 = 2;
+const FAILED: u8 = 3;
+static STATUS: AtomicU8 = AtomicU8::new(NOT_STARTED);
+/// The drain thread's handle (leaked box), for `unpark`. Null until it runs.
+static THREAD: AtomicPtr<std::thread::Thread> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The global ring registry.
+pub(crate) fn registry() -> &'static Registry<Event> {
+    &REGISTRY
+}
+
+/// Wakes the drain thread if it is parked. Lock-free; safe from any thread, any time.
+pub(crate) fn wake() {
+    let t = THREAD.load(Ordering::Acquire);
+    if !t.is_null() {
+        // SAFETY: the box is leaked on purpose and never freed.
+        unsafe { (*t).unpark() };
+    }
+}
+
+/// Starts the drain thread if it is not running. Called on the sampling path inside a
+/// profiler scope; spawning allocates, which the scope keeps out of the user's numbers.
+pub(crate) fn ensure_started() {
+    if STATUS.load(Ordering::Relaxed) != NOT_STARTED {
+        return;
+    }
+    if STATUS.compare_exchange(NOT_STARTED, STARTING, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("heaptide-drain".into()).spawn(run);
+    match spawned {
+        Ok(handle) => {
+            let t = Box::into_raw(Box::new(handle.thread().clone()));
+            THREAD.store(t, Ordering::Release);
+            STATUS.store(RUNNING, Ordering::Release);
+        }
+        Err(_) => {
+            crate::diag::stderr_line(format_args!(
+                "heaptide: could not start the drain thread; reports still work, events are drained when a report is taken"
+            ));
+            STATUS.store(FAILED, Ordering::Release);
+        }
+    }
+}
+
+fn run() {
+    loop {
+        std::thread::park_timeout(PASS_INTERVAL);
+        with_flushed(|_| ());
+    }
+}
+
+fn lock() -> MutexGuard<'static, Option<Aggregate>> {
+    // A panic inside a pass would be a bug, but must not take the host down with it later:
+    // keep using the state.
+    STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Drains everything pushed so far into the aggregate, then runs `f` on it, inside the
+/// profiler scope. Deferred blocks are given back to jemalloc after the scope ends, so freeing
+/// the user's memory is not counted as the profiler's.
+pub(crate) fn with_flushed<R>(f: impl FnOnce(&mut Aggregate) -> R) -> R {
+    let deferred;
+    let result;
+    {
+        let _scope = ProfilerScope::enter();
+        let mut state = lock();
+        let agg = state.get_or_insert_with(new_aggregate);
+        deferred = pass(agg);
+        result = f(agg);
+    }
+    release_deferred(deferred);
+    result
+}
+
+fn new_aggregate() -> Aggregate {
+    let config = crate::alloc::config();
+    Aggregate::new(config.sampling.mean_bytes(), config.depth)
+}
+
+/// One pass. Order matters: the deferred frees are taken first; every event that happened
+/// before one of them was pushed (its allocation, in particular) is then already in a ring.
+fn pass(agg: &mut Aggregate) -> *mut Header {
+    let deferred = DEFERRED.take_all();
+    let overflow = OVERFLOW.take_all();
+    // SAFETY: we hold the drain lock: the only consumer of every ring.
+    unsafe { REGISTRY.drain(|event| agg.apply(&event)) };
+    for node in overflow {
+        // SAFETY: nodes taken from the stack are ours; each was made by `raw_alloc` with this
+        // layout by the sampling path.
+        unsafe {
+            agg.apply(&(*node).event);
+            crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT);
+        }
+    }
+    let mut head: *mut Header = std::ptr::null_mut();
+    for block in deferred {
+        // SAFETY: deferred blocks are ours until released; the header fields were written
+        // before the block was pushed.
+        unsafe {
+            agg.apply(&Event::free((*block).id, (*block).freed_ns));
+            Header::set_next(block, head);
+        }
+        head = block;
+    }
+    head
+}
+
+/// Gives deferred blocks back to jemalloc (after their frees are recorded).
+fn release_deferred(mut head: *mut Header) {
+    while !head.is_null() {
+        // SAFETY: the list was built by `pass` from blocks that are ours; read `next` first.
+        unsafe {
+            let next = Header::next(head);
+            sampled_arena::free_unsized(head, 0);
+            head = next;
+        }
+    }
+}
+
+// === fork ===
+
+struct ForkGuard(std::cell::UnsafeCell<Option<MutexGuard<'static, Option<Aggregate>>>>);
+// SAFETY: only touched by the forking thread, between its prepare and parent/child handlers.
+unsafe impl Sync for ForkGuard {}
+static FORK_GUARD: ForkGuard = ForkGuard(std::cell::UnsafeCell::new(None));
+
+/// Makes `fork()` safe: the drain lock is taken before the fork (so the child never inherits it
+/// locked by a thread that does not exist there) and released on both sides; the child gets a
+/// fresh drain thread on its next sample. Rings of the parent's other threads stay readable in
+/// the child; their events are drained there too.
+pub(crate) fn install_fork_handlers() {
+    // SAFETY: registering handlers that are valid `extern "C" fn()` for the life of the process.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
+}
+
+extern "C" fn before_fork() {
+    let guard = lock();
+    // SAFETY: see `ForkGuard`.
+    unsafe { *FORK_GUARD.0.get() = Some(guard) };
+}
+
+extern "C" fn after_fork_parent() {
+    // SAFETY: see `ForkGuard`.
+    drop(unsafe { (*FORK_GUARD.0.get()).take() });
+}
+
+extern "C" fn after_fork_child() {
+    // SAFETY: see `ForkGuard`.
+    drop(unsafe { (*FORK_GUARD.0.get()).take() });
+    THREAD.store(std::ptr::null_mut(), Ordering::Release);
+    STATUS.store(NOT_STARTED, Ordering::Release);
+}

@@ -1,0 +1,157 @@
+//! heaptide: a sampling heap profiler that lives in your program as its global allocator.
+//!
+//! It wraps jemalloc, samples allocations with their call stacks at a cost you can leave on in
+//! production, and tells you where the memory is, where it comes from, and which call sites
+//! keep it.
+//!
+//! # Usage
+//!
+//! One line:
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+//! ```
+//!
+//! Nothing else is required: sampling starts with the first allocation and a drain thread
+//! (`heaptide-drain`) starts with the first sample. Ask for a [`Report`] whenever you like:
+//!
+//! ```no_run
+//! # #[global_allocator]
+//! # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+//! let report = heaptide::report();
+//! println!("{report}"); // top sites by live and by allocated bytes
+//! for site in report.top_by_live(3) {
+//!     println!("{} bytes live from {:?}", site.live_bytes, site.blamed_frame());
+//! }
+//! ```
+//!
+//! # Configuration
+//!
+//! Read once, at the first allocation, from the environment (overriding what the
+//! [`Heaptide`] handle sets in code). A bad value prints one line on stderr and the default is
+//! used; the program is never stopped.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `HEAPTIDE_SAMPLE` | mean bytes between samples: `524288`, `512KiB`, `4MiB`; `1` = every allocation (exact); `off` = plain jemalloc | `512KiB` |
+//! | `HEAPTIDE_DEPTH` | frames kept per stack, 1 to 64 | 32 |
+//! | `HEAPTIDE_SEED` | seed of the sampling generators (reproducible sampling decisions) | clock |
+//!
+//! Sizes accept `K`/`KiB`, `M`/`MiB`, `G`/`GiB` (powers of 1024) and `kB`, `MB`, `GB` (powers
+//! of 1000).
+//!
+//! # What the numbers mean
+//!
+//! Sampling is Poisson by bytes, as in jemalloc, tcmalloc and Go: each thread draws the
+//! distance to its next sample point from an exponential distribution with mean `R` bytes. An
+//! allocation of `s` bytes is sampled with probability `p = 1 - exp(-s/R)`, and each sampled
+//! object stands for `1/p` allocations and `s/p` bytes. The weight is fixed per object when it
+//! is sampled, so estimates are unbiased whatever the mix of sizes, and a free removes exactly
+//! what its allocation added. In exact mode (`R = 1`) every allocation is recorded with weight
+//! 1 and the figures are exact; [`Report::exact`] says which kind a report holds.
+//!
+//! # Safety and correctness
+//!
+//! - **The allocation path never blocks, locks, or panics.** An unsampled allocation is a
+//!   thread-local countdown; an unsampled free is a range compare. A sampled one pushes to the
+//!   thread's own ring. A full ring drops the sample and counts it ([`ProfilerStats::dropped`])
+//!   in sampled mode; in exact mode the event goes to an overflow node instead, so nothing is
+//!   dropped while memory lasts.
+//! - **No phantom leaks.** A sampled block carries a header with a unique sample id. The drain
+//!   pairs every free with its allocation by that id, in whatever order the events arrive from
+//!   different threads, so address reuse cannot confuse it. A sampled free whose ring is full
+//!   is never lost: the block waits on a lock-free stack, unreleased (so its address cannot be
+//!   reused), until the drain has recorded it.
+//! - **Profiler work is not the user's.** Stack capture, symbolization, the drain and report
+//!   building run in a thread-local profiler scope: their allocations are not sampled and are
+//!   measured separately ([`ProfilerStats::overhead_bytes`]).
+//! - **Threads come and go.** Each sampling thread takes a ring slot from a lock-free
+//!   registry and gives it back at exit; the drain empties it before it is reused. Ring,
+//!   registry and the intrusive stack are model-checked with loom (`bin/loom.sh`).
+//! - **fork()**: the drain lock is taken around `fork` (pthread_atfork), so a child never
+//!   inherits it locked; the child starts its own drain thread at its next sample.
+//! - **Out of memory**: the sampled path returns null exactly when jemalloc does.
+//!
+//! # Performance: how "was this pointer sampled?" is answered
+//!
+//! Sampled blocks come from a dedicated jemalloc arena (`arenas.create` with custom extent
+//! hooks) whose memory all lies in one `PROT_NONE | MAP_NORESERVE` reservation of up to
+//! 64 GiB made at start-up. The free path's test is therefore `ptr - base < len`, with no
+//! lock, no hash probe and no shared write, while jemalloc still does size classes, in-place
+//! growth and reuse for sampled blocks. The alternatives (a page per sampled object, or a
+//! filter in front of a lock-free set) cost memory per sample or a memory load per free. If no
+//! range can be reserved, profiling switches off with one stderr line. Measured figures are in
+//! the README (`benches/`).
+//!
+//! Stacks are captured as raw return addresses (libgcc unwinder via `backtrace`, no lock) into
+//! the event; symbols are resolved on the drain side and cached by address. For file and line
+//! numbers in release builds, build with `debug = "line-tables-only"`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+
+mod backend;
+mod buffer;
+mod sync;
+
+#[cfg(not(loom))]
+mod alloc;
+#[cfg(not(loom))]
+pub mod config;
+#[cfg(not(loom))]
+mod diag;
+#[cfg(not(loom))]
+mod drain;
+#[cfg(not(loom))]
+mod report;
+#[cfg(not(loom))]
+mod sample;
+
+#[cfg(not(loom))]
+pub use alloc::Heaptide;
+#[cfg(not(loom))]
+pub use config::{Config, Sampling};
+#[cfg(not(loom))]
+pub use report::{Frame, ProfilerStats, REPORT_VERSION, Report, Site, TOP_SITES, Totals};
+
+/// Takes a heap report now.
+///
+/// Every allocation and free that happened before the call (on any thread, as far as that
+/// thread's work is ordered before the call) is included. Safe to call from any thread, while
+/// other threads allocate; it never blocks allocating threads.
+///
+/// If heaptide is not the global allocator, or profiling is off, the report is empty (and
+/// says `sample_interval == 0`).
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[global_allocator]
+/// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+/// let report = heaptide::report();
+/// println!("{} bytes live (estimated: {})", report.totals.live_bytes, !report.exact);
+/// ```
+#[cfg(not(loom))]
+pub fn report() -> Report {
+    report::take()
+}
+
+/// Drains every thread's pending samples into the profile now.
+///
+/// After `flush()` returns, the profile includes everything allocated and freed before the
+/// call. [`report`] flushes by itself; call this to settle state at a known point (e.g. in a
+/// test, before measuring what comes next).
+#[cfg(not(loom))]
+pub fn flush() {
+    drain::with_flushed(|_| ());
+}
+
+/// The settings in force (defaults until the first allocation has read the environment).
+#[cfg(not(loom))]
+pub fn config() -> Config {
+    alloc::config()
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -1,0 +1,293 @@
+//! What users see: the [`Report`] value and its writers.
+//!
+//! A report is taken on the caller's thread: it drains every ring first (so it includes every
+//! allocation and free that happened before the call), then copies the top call sites out of
+//! the aggregate with their symbolized frames.
+
+mod text;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Sampling;
+use crate::drain::{self, aggregate::Aggregate};
+use crate::sample::thread::{OVERHEAD, ProfilerScope};
+
+/// Version of the report's structure (bumped when a field changes meaning or goes away).
+pub const REPORT_VERSION: u32 = 1;
+
+/// How many sites a report lists by each ranking (live bytes, allocated bytes).
+pub const TOP_SITES: usize = 100;
+
+/// A heap profile at one moment.
+///
+/// Byte and count figures are **estimates** when sampling (each sample weighted by the inverse
+/// of its probability of being sampled, which makes them unbiased) and **exact** in exact mode
+/// (`sample_interval == 1`); `exact` says which.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// [`REPORT_VERSION`].
+    pub version: u32,
+    /// Process id.
+    pub pid: u32,
+    /// When the report was taken, milliseconds since the Unix epoch.
+    pub timestamp: u64,
+    /// Mean bytes between samples (1: every allocation; 0: profiling off).
+    pub sample_interval: u64,
+    /// Whether the figures are exact (every allocation recorded) rather than estimated.
+    pub exact: bool,
+    /// Totals over all call sites.
+    pub totals: Totals,
+    /// The top call sites by live bytes and by allocated bytes (up to [`TOP_SITES`] each),
+    /// ordered by live bytes, then allocated bytes.
+    pub sites: Vec<Site>,
+    /// Distinct call sites seen in all (may exceed `sites.len()`).
+    pub sites_seen: u64,
+    /// The profiler's own figures.
+    pub profiler: ProfilerStats,
+}
+
+/// Totals over all call sites (estimated unless [`Report::exact`]).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Totals {
+    /// Bytes allocated since start (including those since freed).
+    pub alloc_bytes: u64,
+    /// Allocations since start.
+    pub alloc_count: u64,
+    /// Bytes allocated and not yet freed.
+    pub live_bytes: u64,
+    /// Blocks allocated and not yet freed.
+    pub live_count: u64,
+}
+
+/// One call site: a deduplicated stack and its figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Site {
+    /// Site number, stable for the life of the process.
+    pub id: u64,
+    /// The stack, innermost first, heaptide's own frames removed. Inlined functions appear as
+    /// their own frames.
+    pub frames: Vec<Frame>,
+    /// Bytes allocated here since start.
+    pub alloc_bytes: u64,
+    /// Allocations made here since start.
+    pub alloc_count: u64,
+    /// Bytes allocated here and still live.
+    pub live_bytes: u64,
+    /// Blocks allocated here and still live.
+    pub live_count: u64,
+    /// Samples taken here (equals `alloc_count` in exact mode).
+    pub samples: u64,
+}
+
+/// One stack frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Demangled function name without the hash (or the address, if unknown).
+    pub function: String,
+    /// Source file, if debug info has it.
+    pub file: Option<String>,
+    /// Line, if debug info has it.
+    pub line: Option<u32>,
+}
+
+/// The profiler's own figures.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProfilerStats {
+    /// Allocation samples taken.
+    pub samples: u64,
+    /// Samples lost because a thread's ring was full or memory was short (never silent).
+    pub dropped: u64,
+    /// Bytes the profiler itself holds: measured with jemalloc's per-thread counters around all
+    /// of its own code (rings, symbol cache, aggregation), plus the headers of live sampled
+    /// blocks (exact: 32 bytes or the alignment, per live sample).
+    pub overhead_bytes: u64,
+    /// Threads that ever took a sample (ring slots created; slots are reused after exit).
+    pub thread_slots: u64,
+    /// Live samples held by the drain.
+    pub live_samples: u64,
+    /// Frees seen before their allocation and still waiting for it (normally 0 after a flush).
+    pub pending_frees: u64,
+    /// Addresses in the symbol cache.
+    pub symbols_cached: u64,
+    /// Memory of all thread rings (included in `overhead_bytes`).
+    pub ring_bytes: u64,
+    /// Address space reserved for sampled blocks (not memory: `PROT_NONE`, no swap).
+    pub reserved_bytes: u64,
+    /// Part of the reservation jemalloc has taken for sampled blocks so far.
+    pub sampled_arena_bytes: u64,
+}
+
+impl Site {
+    /// The innermost frame that is not allocation plumbing (`alloc::`, `core::`, `std::`, ...):
+    /// usually the function a person would blame.
+    pub fn blamed_frame(&self) -> Option<&Frame> {
+        self.frames
+            .iter()
+            .find(|f| !crate::drain::symbolize::is_plumbing(&f.function))
+            .or_else(|| self.frames.first())
+    }
+
+    /// Whether any frame's function name contains `needle`.
+    pub fn mentions(&self, needle: &str) -> bool {
+        self.frames.iter().any(|f| f.function.contains(needle))
+    }
+}
+
+impl Report {
+    /// Sites ranked by live bytes, largest first (at most `n`, only sites with live bytes).
+    pub fn top_by_live(&self, n: usize) -> Vec<&Site> {
+        let mut sites: Vec<&Site> = self.sites.iter().filter(|s| s.live_bytes > 0).collect();
+        sites.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes));
+        sites.truncate(n);
+        sites
+    }
+
+    /// Sites ranked by allocated bytes, largest first (at most `n`).
+    pub fn top_by_alloc(&self, n: usize) -> Vec<&Site> {
+        let mut sites: Vec<&Site> = self.sites.iter().collect();
+        sites.sort_by(|a, b| b.alloc_bytes.cmp(&a.alloc_bytes));
+        sites.truncate(n);
+        sites
+    }
+
+    /// Sites with a frame whose function name contains `needle`.
+    pub fn sites_mentioning<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a Site> + 'a {
+        self.sites.iter().filter(move |s| s.mentions(needle))
+    }
+}
+
+impl std::fmt::Display for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.function)?;
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
+            (Some(file), None) => write!(f, " ({file})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Takes a report now. See [`crate::report()`].
+pub(crate) fn take() -> Report {
+    let inner = drain::with_flushed(build);
+    // `inner` was allocated inside the profiler scope; hand the caller a copy allocated outside
+    // it (the caller's memory, as any value it asks for), and free `inner` inside the scope, so
+    // the overhead figure stays balanced.
+    let report = inner.clone();
+    {
+        let _scope = ProfilerScope::enter();
+        drop(inner);
+    }
+    report
+}
+
+/// A call site's figures after merging the raw sites that share its user stack.
+#[derive(Debug, Default)]
+struct Merged {
+    id: u64,
+    frames: Vec<usize>,
+    alloc_count: f64,
+    alloc_bytes: f64,
+    live_count: f64,
+    live_bytes: f64,
+    samples: u64,
+}
+
+fn build(agg: &mut Aggregate) -> Report {
+    let config = crate::alloc::config();
+    let sampling = if crate::alloc::is_on() { config.sampling } else { Sampling::Off };
+
+    // Raw sites differ by heaptide's own top frames (alloc vs realloc path): merge them by
+    // the user's part of the stack.
+    let mut by_stack: HashMap<Vec<usize>, usize> = HashMap::new();
+    let mut merged: Vec<Merged> = Vec::new();
+    for i in 0..agg.sites.len() {
+        let key = agg.user_frames(i).to_vec();
+        let s = &agg.sites[i];
+        let m = match by_stack.get(&key) {
+            Some(&m) => &mut merged[m],
+            None => {
+                by_stack.insert(key.clone(), merged.len());
+                merged.push(Merged { id: i as u64, frames: key, ..Merged::default() });
+                merged.last_mut().expect("just pushed")
+            }
+        };
+        m.alloc_count += s.alloc_count;
+        m.alloc_bytes += s.alloc_bytes;
+        m.live_count += s.live_count;
+        m.live_bytes += s.live_bytes;
+        m.samples += s.samples;
+    }
+
+    let mut totals = Totals::default();
+    let (mut ac, mut ab, mut lc, mut lb) = (0f64, 0f64, 0f64, 0f64);
+    for m in &merged {
+        ac += m.alloc_count;
+        ab += m.alloc_bytes;
+        lc += m.live_count;
+        lb += m.live_bytes;
+    }
+    totals.alloc_count = ac.round() as u64;
+    totals.alloc_bytes = ab.round() as u64;
+    totals.live_count = lc.round() as u64;
+    totals.live_bytes = lb.round() as u64;
+
+    let mut by_live: Vec<usize> = (0..merged.len()).filter(|&i| merged[i].live_bytes > 0.0).collect();
+    by_live.sort_by(|&a, &b| merged[b].live_bytes.total_cmp(&merged[a].live_bytes));
+    let mut by_alloc: Vec<usize> = (0..merged.len()).collect();
+    by_alloc.sort_by(|&a, &b| merged[b].alloc_bytes.total_cmp(&merged[a].alloc_bytes));
+    let mut chosen: Vec<usize> = by_live.iter().take(TOP_SITES).copied().collect();
+    for &i in by_alloc.iter().take(TOP_SITES) {
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+
+    let mut sites = Vec::with_capacity(chosen.len());
+    for i in chosen {
+        let m = &merged[i];
+        let mut frames = Vec::new();
+        for &ip in &m.frames {
+            frames.extend(agg.symbols.frames(ip).iter().cloned());
+        }
+        sites.push(Site {
+            id: m.id,
+            frames,
+            alloc_bytes: m.alloc_bytes.round() as u64,
+            alloc_count: m.alloc_count.round() as u64,
+            live_bytes: m.live_bytes.round() as u64,
+            live_count: m.live_count.round() as u64,
+            samples: m.samples,
+        });
+    }
+    sites.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then(b.alloc_bytes.cmp(&a.alloc_bytes)));
+
+    let (live_samples, pending_frees) = agg.ledger_sizes();
+    let header_bytes = live_samples as u64 * crate::backend::sampled_arena::HEADER_BYTES as u64;
+    Report {
+        version: REPORT_VERSION,
+        pid: std::process::id(),
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        sample_interval: sampling.mean_bytes(),
+        exact: sampling == Sampling::Exact,
+        totals,
+        sites,
+        sites_seen: merged.len() as u64,
+        profiler: ProfilerStats {
+            samples: agg.samples,
+            dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
+            overhead_bytes: OVERHEAD.live_bytes() + header_bytes,
+            thread_slots: drain::registry().slots() as u64,
+            live_samples: live_samples as u64,
+            pending_frees: pending_frees as u64,
+            symbols_cached: agg.symbols.len() as u64,
+            ring_bytes: drain::registry().memory_bytes() as u64,
+            reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
+            sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
+        },
+    }
+}

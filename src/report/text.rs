@@ -1,0 +1,99 @@
+//! The human-readable report: what a person reads first.
+
+use std::fmt;
+
+use super::{Report, Site};
+use crate::config::ByteSize;
+
+/// How many sites each table shows.
+const ROWS: usize = 10;
+/// How many frames of a site are shown under its blamed frame.
+const CALLERS: usize = 3;
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.exact {
+            "exact: every allocation recorded".to_string()
+        } else if self.sample_interval == 0 {
+            "profiling off".to_string()
+        } else {
+            format!("estimated from samples, one per {} on average", ByteSize(self.sample_interval))
+        };
+        writeln!(f, "heaptide report: pid {}, {kind}", self.pid)?;
+        let t = &self.totals;
+        writeln!(
+            f,
+            "  live now:  {:>12} in {} blocks",
+            ByteSize(t.live_bytes).to_string(),
+            group(t.live_count)
+        )?;
+        writeln!(
+            f,
+            "  allocated: {:>12} in {} allocations since start",
+            ByteSize(t.alloc_bytes).to_string(),
+            group(t.alloc_count)
+        )?;
+        let p = &self.profiler;
+        writeln!(
+            f,
+            "  profiler:  {} samples, {} dropped, {} own memory, {} threads sampled",
+            group(p.samples),
+            group(p.dropped),
+            ByteSize(p.overhead_bytes),
+            p.thread_slots
+        )?;
+
+        let live = self.top_by_live(ROWS);
+        writeln!(f)?;
+        if live.is_empty() {
+            writeln!(f, "No live sampled memory.")?;
+        } else {
+            writeln!(f, "Top sites by live bytes:")?;
+            table(f, &live, t.live_bytes, |s| (s.live_bytes, s.live_count))?;
+        }
+        writeln!(f)?;
+        writeln!(f, "Top sites by allocated bytes:")?;
+        table(f, &self.top_by_alloc(ROWS), t.alloc_bytes, |s| (s.alloc_bytes, s.alloc_count))?;
+        Ok(())
+    }
+}
+
+fn table(f: &mut fmt::Formatter<'_>, sites: &[&Site], total: u64, figures: impl Fn(&Site) -> (u64, u64)) -> fmt::Result {
+    writeln!(f, "  {:>12} {:>6} {:>12}  site", "bytes", "share", "count")?;
+    for site in sites {
+        let (bytes, count) = figures(site);
+        let share = if total == 0 { 0.0 } else { 100.0 * bytes as f64 / total as f64 };
+        let blamed = site.blamed_frame();
+        let head = blamed.map_or_else(|| "<unknown>".to_string(), |fr| fr.to_string());
+        writeln!(f, "  {:>12} {:>5.1}% {:>12}  {head}", ByteSize(bytes).to_string(), share, group(count))?;
+        let start = blamed.and_then(|b| site.frames.iter().position(|x| std::ptr::eq(x, b))).map_or(0, |i| i + 1);
+        for caller in site.frames.iter().skip(start).take(CALLERS) {
+            writeln!(f, "  {:>33}  <- {caller}", "")?;
+        }
+    }
+    Ok(())
+}
+
+/// 1234567 -> "1,234,567".
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grouping() {
+        assert_eq!(super::group(0), "0");
+        assert_eq!(super::group(999), "999");
+        assert_eq!(super::group(1000), "1,000");
+        assert_eq!(super::group(1234567), "1,234,567");
+    }
+}

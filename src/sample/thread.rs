@@ -1,0 +1,227 @@
+//! Per-thread state: the hot countdown, the cold sampling state, the thread's ring slot, and the
+//! profiler scope (reentrancy guard).
+//!
+//! Only [`COUNTDOWN`] is touched by an unsampled allocation: a `const`-initialised `Cell<i64>`
+//! with no destructor, i.e. one `fs:`-relative load and store. Everything else is read on the
+//! sampling path only.
+//!
+//! The slot is released by the destructor of a separate thread-local ([`SlotOwner`]), so the
+//! hot and cold cells themselves never have a destructor and stay usable during thread
+//! teardown: an allocation from another thread-local's destructor after the slot is gone is
+//! simply not sampled, and a sampled free then goes to the deferred-free stack.
+
+use std::cell::Cell;
+
+use crate::buffer::event::Event;
+use crate::buffer::registry::Slot;
+use crate::sample::weight::Rng;
+use crate::sync::{AtomicU64, Ordering};
+
+thread_local! {
+    /// Bytes this thread may still allocate before its next sample point. `<= 0` after the
+    /// subtraction means "take the slow path". Starts at 0 so a thread's first allocation
+    /// initialises the thread (and, for the first thread, the profiler).
+    pub(crate) static COUNTDOWN: Cell<i64> = const { Cell::new(0) };
+
+    static THREAD: ThreadState = const { ThreadState::new() };
+
+    static SLOT_OWNER: SlotOwner = const { SlotOwner };
+}
+
+/// The cold per-thread state.
+struct ThreadState {
+    in_profiler: Cell<bool>,
+    /// Generator state; `None` until the thread first samples.
+    rng: Cell<Option<Rng>>,
+    slot: Cell<*const Slot<Event>>,
+    slot_status: Cell<SlotStatus>,
+    /// jemalloc's per-thread allocated/deallocated counters (null until looked up).
+    counters: Cell<(*const u64, *const u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotStatus {
+    /// Never asked for one.
+    None,
+    /// Holds `slot`.
+    Owned,
+    /// The registry had no slot to give (all 65,536 in use, or no memory). Not retried.
+    Unavailable,
+    /// The thread is exiting and gave its slot back.
+    Gone,
+}
+
+impl ThreadState {
+    const fn new() -> Self {
+        Self {
+            in_profiler: Cell::new(false),
+            rng: Cell::new(None),
+            slot: Cell::new(std::ptr::null()),
+            slot_status: Cell::new(SlotStatus::None),
+            counters: Cell::new((std::ptr::null(), std::ptr::null())),
+        }
+    }
+}
+
+/// Releases the thread's slot at thread exit.
+struct SlotOwner;
+
+impl Drop for SlotOwner {
+    fn drop(&mut self) {
+        THREAD.with(|t| {
+            let slot = t.slot.replace(std::ptr::null());
+            t.slot_status.set(SlotStatus::Gone);
+            if !slot.is_null() {
+                // SAFETY: `slot` came from the global registry, whose slots live forever.
+                crate::drain::registry().release(unsafe { &*slot });
+                crate::drain::wake();
+            }
+        });
+    }
+}
+
+/// Whether this thread is inside the profiler's own code right now.
+#[inline]
+pub(crate) fn in_profiler() -> bool {
+    THREAD.with(|t| t.in_profiler.get())
+}
+
+/// Re-arms the countdown after the thread crossed a sample point with an allocation of `size`
+/// bytes, and says whether that allocation is sampled.
+///
+/// A thread's countdown starts at 0, so its first allocation always arrives here before the
+/// thread has drawn any distance: that first visit draws the initial distance and charges this
+/// allocation against it like any other (sampled only if it reaches the point), so a thread's
+/// first allocation is not favoured.
+pub(crate) fn rearm_countdown(mean: u64, seed: Option<u64>, size: usize) -> bool {
+    THREAD.with(|t| {
+        let (mut rng, first) = match t.rng.get() {
+            Some(rng) => (rng, false),
+            None => (Rng::new(thread_seed(seed)), true),
+        };
+        let mut next = rng.next_countdown(mean);
+        let sampled = if first {
+            let left = next.saturating_sub(size as i64);
+            if left > 0 {
+                next = left;
+                false
+            } else {
+                next = rng.next_countdown(mean);
+                true
+            }
+        } else {
+            true
+        };
+        t.rng.set(Some(rng));
+        COUNTDOWN.with(|c| c.set(next));
+        sampled
+    })
+}
+
+/// Seeds differ per thread: the configured seed (or the clock) mixed with a thread counter.
+fn thread_seed(seed: Option<u64>) -> u64 {
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    let n = THREADS.fetch_add(1, Ordering::Relaxed);
+    let base = seed.unwrap_or_else(|| crate::sample::capture::now_ns() ^ THREAD.with(|t| t as *const ThreadState as u64));
+    base ^ crate::sample::weight::splitmix64(n)
+}
+
+/// The thread's ring slot, taken from the registry on first use. `None` when the thread is
+/// exiting or no slot can be had. Must run inside a [`ProfilerScope`] (creating a slot may
+/// allocate the ring).
+pub(crate) fn slot() -> Option<&'static Slot<Event>> {
+    THREAD.with(|t| match t.slot_status.get() {
+        // SAFETY: registry slots live for the whole process.
+        SlotStatus::Owned => Some(unsafe { &*t.slot.get() }),
+        SlotStatus::Unavailable | SlotStatus::Gone => None,
+        SlotStatus::None => {
+            // Register the destructor that will give the slot back; if the thread is already
+            // tearing down its thread-locals this fails and we take no slot.
+            if SLOT_OWNER.try_with(|_| ()).is_err() {
+                t.slot_status.set(SlotStatus::Gone);
+                return None;
+            }
+            match crate::drain::registry().acquire() {
+                Some(slot) => {
+                    t.slot.set(slot);
+                    t.slot_status.set(SlotStatus::Owned);
+                    Some(slot)
+                }
+                None => {
+                    t.slot_status.set(SlotStatus::Unavailable);
+                    None
+                }
+            }
+        }
+    })
+}
+
+/// Bytes allocated and freed by heaptide's own code, measured with jemalloc's per-thread
+/// counters across every [`ProfilerScope`].
+#[derive(Debug)]
+pub(crate) struct Overhead {
+    pub(crate) allocated: AtomicU64,
+    pub(crate) freed: AtomicU64,
+}
+
+pub(crate) static OVERHEAD: Overhead = Overhead { allocated: AtomicU64::new(0), freed: AtomicU64::new(0) };
+
+impl Overhead {
+    /// Bytes heaptide's own code holds right now (allocated minus freed, never negative).
+    pub(crate) fn live_bytes(&self) -> u64 {
+        let a = self.allocated.load(Ordering::Relaxed);
+        let f = self.freed.load(Ordering::Relaxed);
+        a.saturating_sub(f)
+    }
+}
+
+/// While alive, the thread runs profiler code: its allocations are not sampled and are counted
+/// as profiler overhead. Nested scopes are no-ops.
+#[derive(Debug)]
+pub(crate) struct ProfilerScope {
+    outermost: bool,
+    start: (u64, u64),
+}
+
+impl ProfilerScope {
+    /// Enters the profiler scope on this thread.
+    pub(crate) fn enter() -> Self {
+        THREAD.with(|t| {
+            if t.in_profiler.replace(true) {
+                return ProfilerScope { outermost: false, start: (0, 0) };
+            }
+            ProfilerScope { outermost: true, start: read_counters(t) }
+        })
+    }
+}
+
+fn read_counters(t: &ThreadState) -> (u64, u64) {
+    let (mut a, mut d) = t.counters.get();
+    if a.is_null() {
+        match crate::backend::ctl::thread_counters() {
+            Some((pa, pd)) => {
+                t.counters.set((pa, pd));
+                (a, d) = (pa, pd);
+            }
+            None => return (0, 0),
+        }
+    }
+    // SAFETY: jemalloc's per-thread counters stay valid for the life of the thread.
+    unsafe { (a.read_volatile(), d.read_volatile()) }
+}
+
+impl Drop for ProfilerScope {
+    fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
+        THREAD.with(|t| {
+            let (a, d) = read_counters(t);
+            if !t.counters.get().0.is_null() {
+                OVERHEAD.allocated.fetch_add(a.wrapping_sub(self.start.0), Ordering::Relaxed);
+                OVERHEAD.freed.fetch_add(d.wrapping_sub(self.start.1), Ordering::Relaxed);
+            }
+            t.in_profiler.set(false);
+        });
+    }
+}
