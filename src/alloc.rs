@@ -344,8 +344,8 @@ impl<'a> Room<'a> {
     /// `None` counts a dropped sample. Runs inside a profiler scope.
     fn secure(slot: &'a Slot<Event>, n: usize, exact: bool) -> Option<Self> {
         let mut room = Room { slot, nodes: [ptr::null_mut(); 2] };
-        // SAFETY: this thread owns `slot` (it is the ring's producer).
-        if unsafe { slot.ring().has_room(n) } {
+        // SAFETY (both): this thread owns `slot` (it is the ring's producer).
+        if unsafe { slot.ring().has_room(n) } || (drain::try_help() && unsafe { slot.ring().has_room(n) }) {
             return Some(room);
         }
         if exact {

@@ -119,21 +119,25 @@ fn new_aggregate() -> Aggregate {
     Aggregate::new(config.sampling.mean_bytes(), config.depth)
 }
 
+/// Called by a sampling thread whose ring is full (inside its profiler scope): if nobody holds
+/// the drain lock, empty the rings right here instead of dropping the sample. Never waits.
+/// Returns whether a pass ran. (On a busy machine the drain thread may not get a core for a
+/// while; the threads that fill rings do.)
+pub(crate) fn try_help() -> bool {
+    let mut state = match STATE.try_lock() {
+        Ok(state) => state,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return false,
+    };
+    drain_rings(state.get_or_insert_with(new_aggregate));
+    true
+}
+
 /// One pass. Order matters: the deferred frees are taken first; every event that happened
 /// before one of them was pushed (its allocation, in particular) is then already in a ring.
 fn pass(agg: &mut Aggregate) -> *mut Header {
     let deferred = DEFERRED.take_all();
-    let overflow = OVERFLOW.take_all();
-    // SAFETY: we hold the drain lock: the only consumer of every ring.
-    unsafe { REGISTRY.drain(|event| agg.apply(&event)) };
-    for node in overflow {
-        // SAFETY: nodes taken from the stack are ours; each was made by `raw_alloc` with this
-        // layout by the sampling path.
-        unsafe {
-            agg.apply(&(*node).event);
-            crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT);
-        }
-    }
+    drain_rings(agg);
     let mut head: *mut Header = std::ptr::null_mut();
     for block in deferred {
         // SAFETY: deferred blocks are ours until released; the header fields were written
@@ -145,6 +149,21 @@ fn pass(agg: &mut Aggregate) -> *mut Header {
         head = block;
     }
     head
+}
+
+/// Empties every ring and the overflow stack into the aggregate. Caller holds the lock.
+fn drain_rings(agg: &mut Aggregate) {
+    let overflow = OVERFLOW.take_all();
+    // SAFETY: the caller holds the drain lock: the only consumer of every ring.
+    unsafe { REGISTRY.drain(|event| agg.apply(&event)) };
+    for node in overflow {
+        // SAFETY: nodes taken from the stack are ours; each was made by `raw_alloc` with this
+        // layout by the sampling path.
+        unsafe {
+            agg.apply(&(*node).event);
+            crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT);
+        }
+    }
 }
 
 /// Gives deferred blocks back to jemalloc (after their frees are recorded).

@@ -29,7 +29,7 @@ impl Symbols {
             return own;
         }
         let frames = self.frames(ip);
-        let own = frames.iter().all(|f| is_own_function(&f.function));
+        let own = frames.iter().all(is_own_frame);
         self.own.insert(ip, own);
         own
     }
@@ -58,6 +58,14 @@ fn resolve(ip: usize) -> Arc<[Frame]> {
         out.push(Frame { function: format!("{ip:#x}"), file: None, line: None });
     }
     out.into()
+}
+
+/// A frame of the sampling machinery: by name, or by source file (with
+/// `debug = "line-tables-only"`, inlined frames carry only short names like `capture`).
+fn is_own_frame(frame: &Frame) -> bool {
+    const OWN_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+    is_own_function(&frame.function)
+        || frame.file.as_deref().is_some_and(|f| f.starts_with(OWN_SRC) || f.contains("/backtrace-0."))
 }
 
 /// Functions that belong to the sampling machinery rather than to the program.
