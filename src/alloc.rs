@@ -51,7 +51,9 @@ impl Heaptide {
     /// The default profiler: Poisson sampling with one sample per 512 KiB on average, stacks
     /// of 32 frames.
     pub const fn new() -> Self {
-        Self { config: Config::DEFAULT }
+        Self {
+            config: Config::DEFAULT,
+        }
     }
 
     /// Samples on average once every `bytes` bytes allocated (`1`: every allocation; `0`: off).
@@ -131,7 +133,10 @@ impl Heaptide {
             // Another thread is initialising: stay on the plain path, come back next time.
             BUSY => None,
             _ => {
-                if INIT.compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                if INIT
+                    .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
                     self.init();
                 }
                 None
@@ -232,7 +237,13 @@ unsafe impl GlobalAlloc for Heaptide {
 /// As `GlobalAlloc::alloc`.
 unsafe fn plain_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
     // SAFETY: forwarded contract.
-    unsafe { if zeroed { plain::alloc_zeroed(layout) } else { plain::alloc(layout) } }
+    unsafe {
+        if zeroed {
+            plain::alloc_zeroed(layout)
+        } else {
+            plain::alloc(layout)
+        }
+    }
 }
 
 impl Heaptide {
@@ -266,17 +277,31 @@ impl Heaptide {
         }
         // The profiler's own allocations are never sampled; the sample point they crossed is
         // simply skipped (the process is memoryless, so the user's estimate stays unbiased).
-        if thread::in_profiler() { None } else { Some(config) }
+        if thread::in_profiler() {
+            None
+        } else {
+            Some(config)
+        }
     }
 
     #[cold]
     #[inline(never)]
-    unsafe fn realloc_slow(&self, ptr: *mut u8, layout: Layout, new_size: usize, old_sampled: bool) -> *mut u8 {
+    unsafe fn realloc_slow(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        old_sampled: bool,
+    ) -> *mut u8 {
         // An unsampled block already charged the countdown in `realloc`; a sampled one not yet.
         let fires = !old_sampled || !countdown_allows(new_size);
-        let config = if fires { self.should_sample(new_size) } else { None };
+        let config = if fires {
+            self.should_sample(new_size)
+        } else {
+            None
+        };
         let align = layout.align();
-        // SAFETY (whole match): `ptr` is a live block of `layout`, sampled iff `old_sampled`;
+        // SAFETY: for the whole match, `ptr` is a live block of `layout`, sampled iff `old_sampled`;
         // `new_size` is non-zero and fits `align` (GlobalAlloc::realloc's contract).
         unsafe {
             match (old_sampled, config) {
@@ -343,9 +368,13 @@ impl<'a> Room<'a> {
     /// Secures room for `n` (1 or 2) events: ring slots, or in exact mode overflow nodes.
     /// `None` counts a dropped sample. Runs inside a profiler scope.
     fn secure(slot: &'a Slot<Event>, n: usize, exact: bool) -> Option<Self> {
-        let mut room = Room { slot, nodes: [ptr::null_mut(); 2] };
-        // SAFETY (both): this thread owns `slot` (it is the ring's producer).
-        if unsafe { slot.ring().has_room(n) } || (drain::try_help() && unsafe { slot.ring().has_room(n) }) {
+        let mut room = Room {
+            slot,
+            nodes: [ptr::null_mut(); 2],
+        };
+        // SAFETY: this thread owns `slot` (it is the ring's producer).
+        let room_now = |slot: &Slot<Event>| unsafe { slot.ring().has_room(n) };
+        if room_now(slot) || (drain::try_help() && room_now(slot)) {
             return Some(room);
         }
         if exact {
@@ -400,15 +429,24 @@ impl<'a> Room<'a> {
 
 impl Drop for Room<'_> {
     fn drop(&mut self) {
-        let _scope = ProfilerScope::enter();
-        self.release();
+        if self.nodes.iter().any(|n| !n.is_null()) {
+            let _scope = ProfilerScope::enter();
+            self.release();
+        }
     }
 }
 
 /// An allocation event with the caller's stack.
 #[inline(always)]
 fn alloc_event(id: u64, size: usize, depth: usize) -> Event {
-    let mut event = Event { kind: Kind::Alloc, depth: 0, id, size: size as u64, time_ns: 0, frames: [0; FRAME_SLOTS] };
+    let mut event = Event {
+        kind: Kind::Alloc,
+        depth: 0,
+        id,
+        size: size as u64,
+        time_ns: 0,
+        frames: [0; FRAME_SLOTS],
+    };
     event.depth = capture(&mut event.frames, depth + OWN_FRAMES) as u16;
     event
 }
@@ -421,7 +459,9 @@ fn alloc_event(id: u64, size: usize, depth: usize) -> Event {
 unsafe fn sample_alloc(config: &Config, layout: Layout, zeroed: bool) -> Outcome {
     let (mut room, mut event) = {
         let _scope = ProfilerScope::enter();
-        let Some(slot) = thread::slot() else { return Outcome::Plain };
+        let Some(slot) = thread::slot() else {
+            return Outcome::Plain;
+        };
         let Some(room) = Room::secure(slot, 1, config.sampling == Sampling::Exact) else {
             return Outcome::Plain;
         };
@@ -448,10 +488,17 @@ unsafe fn sample_alloc(config: &Config, layout: Layout, zeroed: bool) -> Outcome
 ///
 /// # Safety
 /// `ptr` is a live sampled block of `layout`; `new_size > 0`.
-unsafe fn resample_realloc(config: &Config, ptr: *mut u8, layout: Layout, new_size: usize) -> Outcome {
+unsafe fn resample_realloc(
+    config: &Config,
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+) -> Outcome {
     let (mut room, mut event) = {
         let _scope = ProfilerScope::enter();
-        let Some(slot) = thread::slot() else { return Outcome::Plain };
+        let Some(slot) = thread::slot() else {
+            return Outcome::Plain;
+        };
         let Some(room) = Room::secure(slot, 2, config.sampling == Sampling::Exact) else {
             return Outcome::Plain;
         };
@@ -462,7 +509,8 @@ unsafe fn resample_realloc(config: &Config, ptr: *mut u8, layout: Layout, new_si
     // SAFETY: `ptr` is a live sampled block allocated with this alignment.
     let old_id = unsafe { (*sampled_arena::header(ptr, layout.align())).id };
     // SAFETY: as above; `new_size > 0`.
-    match unsafe { sampled_arena::realloc(ptr, layout.size(), layout.align(), new_size, event.id) } {
+    match unsafe { sampled_arena::realloc(ptr, layout.size(), layout.align(), new_size, event.id) }
+    {
         Resized::Block(p) => {
             let now = now_ns();
             room.push(Event::free(old_id, now));
@@ -496,8 +544,8 @@ unsafe fn free_sampled(ptr: *mut u8, layout: Layout) {
         let _scope = ProfilerScope::enter();
         thread::slot()
     };
-    // SAFETY: this thread owns `slot`.
     if let Some(slot) = slot
+        // SAFETY: this thread owns `slot` (it is the ring's producer).
         && unsafe { slot.ring().push(Event::free(id, now)) }.is_ok()
     {
         if slot.ring().len() * 2 >= slot.ring().capacity() {

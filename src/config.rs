@@ -61,78 +61,101 @@ pub const DEFAULT_DEPTH: usize = 32;
 
 impl Config {
     /// The defaults, before the environment.
-    pub const DEFAULT: Config = Config { sampling: Sampling::DEFAULT, depth: DEFAULT_DEPTH, seed: None };
+    pub const DEFAULT: Config = Config {
+        sampling: Sampling::DEFAULT,
+        depth: DEFAULT_DEPTH,
+        seed: None,
+    };
 
     /// `self` with every `HEAPTIDE_*` variable that is set applied on top.
     pub(crate) fn with_env(mut self) -> Config {
         if let Some(v) = getenv(c"HEAPTIDE_SAMPLE") {
             match parse_sampling(v) {
                 Ok(s) => self.sampling = s,
-                Err(()) => complain("HEAPTIDE_SAMPLE", v, SAMPLING_FORMS, &self.sampling),
+                Err(ParseError) => complain("HEAPTIDE_SAMPLE", v, SAMPLING_FORMS, &self.sampling),
             }
         }
         if let Some(v) = getenv(c"HEAPTIDE_DEPTH") {
             match parse_depth(v) {
                 Ok(d) => self.depth = d,
-                Err(()) => complain("HEAPTIDE_DEPTH", v, DEPTH_FORMS, &self.depth),
+                Err(ParseError) => complain("HEAPTIDE_DEPTH", v, DEPTH_FORMS, &self.depth),
             }
         }
         if let Some(v) = getenv(c"HEAPTIDE_SEED") {
             match parse_u64(v) {
                 Ok(s) => self.seed = Some(s),
-                Err(()) => complain("HEAPTIDE_SEED", v, "an unsigned integer", &"from the clock"),
+                Err(ParseError) => {
+                    complain("HEAPTIDE_SEED", v, "an unsigned integer", &"from the clock")
+                }
             }
         }
         self
     }
 }
 
+/// A configuration value that is not in one of the accepted forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseError;
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("value is not in an accepted form")
+    }
+}
+
+impl std::error::Error for ParseError {}
+
 /// Accepted forms of `HEAPTIDE_SAMPLE`, for error messages and docs.
-pub const SAMPLING_FORMS: &str =
-    "a byte size such as 524288, 512KiB, 4MiB (mean bytes between samples), 1 (every allocation) or off";
+pub const SAMPLING_FORMS: &str = "a byte size such as 524288, 512KiB, 4MiB (mean bytes between samples), 1 (every allocation) or off";
 /// Accepted forms of `HEAPTIDE_DEPTH`.
 pub const DEPTH_FORMS: &str = "an integer from 1 to 64";
 
 /// Parses a `HEAPTIDE_SAMPLE` value.
-pub fn parse_sampling(value: &str) -> Result<Sampling, ()> {
+pub fn parse_sampling(value: &str) -> Result<Sampling, ParseError> {
     let v = value.trim();
-    if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("false") {
+    if v.eq_ignore_ascii_case("off")
+        || v.eq_ignore_ascii_case("none")
+        || v.eq_ignore_ascii_case("false")
+    {
         return Ok(Sampling::Off);
     }
     match parse_size(v)? {
-        0 => Err(()),
+        0 => Err(ParseError),
         1 => Ok(Sampling::Exact),
         r => Ok(Sampling::MeanBytes(r)),
     }
 }
 
 /// Parses a `HEAPTIDE_DEPTH` value.
-pub fn parse_depth(value: &str) -> Result<usize, ()> {
+pub fn parse_depth(value: &str) -> Result<usize, ParseError> {
     match parse_u64(value)? {
         d @ 1..=64 => Ok(d as usize),
-        _ => Err(()),
+        _ => Err(ParseError),
     }
 }
 
 /// Parses a plain unsigned decimal integer (underscores allowed as separators).
-pub fn parse_u64(value: &str) -> Result<u64, ()> {
+pub fn parse_u64(value: &str) -> Result<u64, ParseError> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(());
+        return Err(ParseError);
     }
     let mut n: u64 = 0;
     let mut digits = 0;
     for b in v.bytes() {
         match b {
             b'0'..=b'9' => {
-                n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(b - b'0'))).ok_or(())?;
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                    .ok_or(ParseError)?;
                 digits += 1;
             }
             b'_' => {}
-            _ => return Err(()),
+            _ => return Err(ParseError),
         }
     }
-    if digits == 0 { Err(()) } else { Ok(n) }
+    if digits == 0 { Err(ParseError) } else { Ok(n) }
 }
 
 /// Parses a byte size: an integer or decimal number with an optional unit.
@@ -140,9 +163,11 @@ pub fn parse_u64(value: &str) -> Result<u64, ()> {
 /// decimal units: `kB`/`KB`, `MB`, `GB`, `TB` (powers of 1000); `B` or nothing: bytes.
 /// Units are case-insensitive except that `KB`-style means decimal. The result is rounded to
 /// the nearest byte.
-pub fn parse_size(value: &str) -> Result<u64, ()> {
+pub fn parse_size(value: &str) -> Result<u64, ParseError> {
     let v = value.trim();
-    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(v.len());
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(v.len());
     let (number, unit) = v.split_at(split);
     let unit = unit.trim();
     let multiplier: u64 = match unit.to_ascii_lowercase().as_bytes() {
@@ -155,27 +180,28 @@ pub fn parse_size(value: &str) -> Result<u64, ()> {
         b"mb" => 1_000_000,
         b"gb" => 1_000_000_000,
         b"tb" => 1_000_000_000_000,
-        _ => return Err(()),
+        _ => return Err(ParseError),
     };
     if number.is_empty() {
-        return Err(());
+        return Err(ParseError);
     }
     if let Ok(n) = parse_u64(number) {
-        return n.checked_mul(multiplier).ok_or(());
+        return n.checked_mul(multiplier).ok_or(ParseError);
     }
     let mut parts = number.split('.');
     let (Some(int), Some(frac), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(());
+        return Err(ParseError);
     };
     let int = if int.is_empty() { 0 } else { parse_u64(int)? };
     if frac.is_empty() || frac.len() > 9 {
-        return Err(());
+        return Err(ParseError);
     }
     let frac_digits = parse_u64(frac)?;
     let scale = 10u64.pow(frac.len() as u32);
-    let whole = int.checked_mul(multiplier).ok_or(())?;
-    let part = (u128::from(frac_digits) * u128::from(multiplier) + u128::from(scale) / 2) / u128::from(scale);
-    whole.checked_add(part as u64).ok_or(())
+    let whole = int.checked_mul(multiplier).ok_or(ParseError)?;
+    let part = (u128::from(frac_digits) * u128::from(multiplier) + u128::from(scale) / 2)
+        / u128::from(scale);
+    whole.checked_add(part as u64).ok_or(ParseError)
 }
 
 /// A byte count printed with a binary unit (`512 KiB`, `4.0 MiB`).
@@ -234,8 +260,18 @@ mod tests {
         assert_eq!(parse_size("1.5MiB"), Ok(3 << 19));
         assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
         assert_eq!(parse_size("1_000"), Ok(1000));
-        for bad in ["", "MiB", "-1", "1.2.3", "12QB", "1e6", "18446744073709551616", "99999999999TiB", "."] {
-            assert_eq!(parse_size(bad), Err(()), "{bad:?}");
+        for bad in [
+            "",
+            "MiB",
+            "-1",
+            "1.2.3",
+            "12QB",
+            "1e6",
+            "18446744073709551616",
+            "99999999999TiB",
+            ".",
+        ] {
+            assert_eq!(parse_size(bad), Err(ParseError), "{bad:?}");
         }
     }
 
@@ -245,15 +281,15 @@ mod tests {
         assert_eq!(parse_sampling("OFF"), Ok(Sampling::Off));
         assert_eq!(parse_sampling("1"), Ok(Sampling::Exact));
         assert_eq!(parse_sampling("512KiB"), Ok(Sampling::MeanBytes(524288)));
-        assert_eq!(parse_sampling("0"), Err(()));
-        assert_eq!(parse_sampling("often"), Err(()));
+        assert_eq!(parse_sampling("0"), Err(ParseError));
+        assert_eq!(parse_sampling("often"), Err(ParseError));
     }
 
     #[test]
     fn depth() {
         assert_eq!(parse_depth("32"), Ok(32));
-        assert_eq!(parse_depth("0"), Err(()));
-        assert_eq!(parse_depth("65"), Err(()));
+        assert_eq!(parse_depth("0"), Err(ParseError));
+        assert_eq!(parse_depth("65"), Err(ParseError));
     }
 
     #[test]

@@ -89,7 +89,11 @@
 //! numbers in release builds, build with `debug = "line-tables-only"`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs, missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::undocumented_unsafe_blocks
+)]
 
 mod backend;
 mod buffer;

@@ -14,7 +14,13 @@ pub(crate) unsafe fn read<T: Copy>(name: &CStr) -> Option<T> {
     // SAFETY: `oldp`/`oldlenp` describe a buffer of exactly `size_of::<T>()` bytes, and the
     // caller guarantees `T` is the type jemalloc writes for `name`; no new value is written.
     let rc = unsafe {
-        ffi::mallctl(name.as_ptr(), value.as_mut_ptr().cast(), &mut len, std::ptr::null_mut(), 0)
+        ffi::mallctl(
+            name.as_ptr(),
+            value.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
     };
     if rc == 0 && len == size_of::<T>() {
         // SAFETY: jemalloc filled all `len == size_of::<T>()` bytes.

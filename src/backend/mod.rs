@@ -64,7 +64,8 @@ pub(crate) mod plain {
 pub(crate) unsafe fn raw_alloc(layout: Layout) -> *mut u8 {
     #[cfg(not(any(loom, miri)))]
     {
-        let flags = tikv_jemalloc_sys::MALLOCX_ALIGN(layout.align()) | tikv_jemalloc_sys::MALLOCX_ZERO;
+        let flags =
+            tikv_jemalloc_sys::MALLOCX_ALIGN(layout.align()) | tikv_jemalloc_sys::MALLOCX_ZERO;
         // SAFETY: non-zero size per the caller; the flags name a power-of-two alignment.
         unsafe { tikv_jemalloc_sys::mallocx(layout.size(), flags).cast() }
     }

@@ -94,7 +94,8 @@ static RANGE: Range = Range {
 /// the thread that allocated it, which had itself seen the initialised range.
 #[inline(always)]
 pub(crate) fn contains(ptr: *const u8) -> bool {
-    (ptr as usize).wrapping_sub(RANGE.base.load(Ordering::Relaxed)) < RANGE.len.load(Ordering::Relaxed)
+    (ptr as usize).wrapping_sub(RANGE.base.load(Ordering::Relaxed))
+        < RANGE.len.load(Ordering::Relaxed)
 }
 
 /// Bytes reserved (0 when the arena could not be set up).
@@ -104,7 +105,10 @@ pub(crate) fn reserved_bytes() -> usize {
 
 /// Bytes of the reservation jemalloc has asked for so far (committed read-write).
 pub(crate) fn committed_bytes() -> usize {
-    RANGE.cursor.load(Ordering::Relaxed).saturating_sub(RANGE.base.load(Ordering::Relaxed))
+    RANGE
+        .cursor
+        .load(Ordering::Relaxed)
+        .saturating_sub(RANGE.base.load(Ordering::Relaxed))
 }
 
 /// Why the sampled arena could not be created.
@@ -257,7 +261,13 @@ pub(crate) unsafe fn header(user: *mut u8, align: usize) -> *mut Header {
 pub(crate) unsafe fn free(header: *mut Header, size: usize, align: usize) {
     // SAFETY: per the caller, a live block of exactly this total size, from our arena with
     // these flags (tcache off, so the address cannot leak to an ordinary allocation).
-    unsafe { ffi::sdallocx(header.cast::<c_void>(), size + header_offset(align), flags(align)) }
+    unsafe {
+        ffi::sdallocx(
+            header.cast::<c_void>(),
+            size + header_offset(align),
+            flags(align),
+        )
+    }
 }
 
 /// Frees a sampled block whose size is no longer known to the caller (deferred frees).
@@ -287,7 +297,13 @@ pub(crate) enum Resized {
 ///
 /// # Safety
 /// `user` is a live sampled block of `old_size` bytes allocated with `align`; `new_size > 0`.
-pub(crate) unsafe fn realloc(user: *mut u8, old_size: usize, align: usize, new_size: usize, id: u64) -> Resized {
+pub(crate) unsafe fn realloc(
+    user: *mut u8,
+    old_size: usize,
+    align: usize,
+    new_size: usize,
+    id: u64,
+) -> Resized {
     let offset = header_offset(align);
     let Some(total) = new_size.checked_add(offset) else {
         return Resized::Null;
@@ -309,7 +325,11 @@ pub(crate) unsafe fn realloc(user: *mut u8, old_size: usize, align: usize, new_s
                 ptr::copy_nonoverlapping(new_base.add(offset), p, old_size.min(new_size));
             }
             ffi::dallocx(new_base.cast(), ffi::MALLOCX_TCACHE_NONE);
-            return if p.is_null() { Resized::Null } else { Resized::LeftRange(p) };
+            return if p.is_null() {
+                Resized::Null
+            } else {
+                Resized::LeftRange(p)
+            };
         }
     }
     // SAFETY: `new_base` is the live resized block with the header moved along at its start.
@@ -368,14 +388,23 @@ unsafe extern "C" fn hook_alloc(
         if end > end_of_range {
             return ptr::null_mut();
         }
-        match RANGE.cursor.compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
+        match RANGE
+            .cursor
+            .compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed)
+        {
             Ok(_) => break start,
             Err(now) => cur = now,
         }
     };
     // SAFETY: [start, start+size) lies inside our own PROT_NONE reservation and was claimed by
     // this call alone (the CAS above); making it read-write affects no other mapping.
-    let rc = unsafe { libc::mprotect(start as *mut c_void, size, libc::PROT_READ | libc::PROT_WRITE) };
+    let rc = unsafe {
+        libc::mprotect(
+            start as *mut c_void,
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    };
     if rc != 0 {
         return ptr::null_mut();
     }
@@ -443,7 +472,13 @@ unsafe extern "C" fn hook_purge_lazy(
     _: libc::c_uint,
 ) -> CBool {
     // SAFETY: [addr+offset, +length) is part of an extent of ours that jemalloc holds unused.
-    unsafe { libc::madvise(addr.cast::<u8>().add(offset).cast(), length, libc::MADV_FREE) != 0 }
+    unsafe {
+        libc::madvise(
+            addr.cast::<u8>().add(offset).cast(),
+            length,
+            libc::MADV_FREE,
+        ) != 0
+    }
 }
 
 unsafe extern "C" fn hook_purge_forced(
@@ -455,7 +490,13 @@ unsafe extern "C" fn hook_purge_forced(
     _: libc::c_uint,
 ) -> CBool {
     // SAFETY: as in `hook_purge_lazy`; DONTNEED makes the pages read back as zero.
-    unsafe { libc::madvise(addr.cast::<u8>().add(offset).cast(), length, libc::MADV_DONTNEED) != 0 }
+    unsafe {
+        libc::madvise(
+            addr.cast::<u8>().add(offset).cast(),
+            length,
+            libc::MADV_DONTNEED,
+        ) != 0
+    }
 }
 
 /// Extents inside one reservation can always be split: nothing to do, success.

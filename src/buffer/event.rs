@@ -37,7 +37,14 @@ pub(crate) struct Event {
 impl Event {
     /// A free event (no stack).
     pub(crate) fn free(id: u64, time_ns: u64) -> Self {
-        Self { kind: Kind::Free, depth: 0, id, size: 0, time_ns, frames: [0; FRAME_SLOTS] }
+        Self {
+            kind: Kind::Free,
+            depth: 0,
+            id,
+            size: 0,
+            time_ns,
+            frames: [0; FRAME_SLOTS],
+        }
     }
 }
 

@@ -41,7 +41,9 @@ pub(crate) struct Slot<T: Copy> {
 
 impl<T: Copy> std::fmt::Debug for Slot<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slot").field("index", &self.index).finish_non_exhaustive()
+        f.debug_struct("Slot")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,7 +88,9 @@ unsafe impl<T: Copy + Send> Send for Registry<T> {}
 
 impl<T: Copy> std::fmt::Debug for Registry<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("slots", &self.slots()).finish_non_exhaustive()
+        f.debug_struct("Registry")
+            .field("slots", &self.slots())
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,13 +98,21 @@ impl<T: Copy> Registry<T> {
     /// An empty registry whose rings will hold `ring_capacity` events each.
     #[cfg(not(loom))]
     pub(crate) const fn new(ring_capacity: usize) -> Self {
-        Self { head: AtomicPtr::new(std::ptr::null_mut()), count: AtomicUsize::new(0), ring_capacity }
+        Self {
+            head: AtomicPtr::new(std::ptr::null_mut()),
+            count: AtomicUsize::new(0),
+            ring_capacity,
+        }
     }
 
     /// An empty registry whose rings will hold `ring_capacity` events each.
     #[cfg(loom)]
     pub(crate) fn new(ring_capacity: usize) -> Self {
-        Self { head: AtomicPtr::new(std::ptr::null_mut()), count: AtomicUsize::new(0), ring_capacity }
+        Self {
+            head: AtomicPtr::new(std::ptr::null_mut()),
+            count: AtomicUsize::new(0),
+            ring_capacity,
+        }
     }
 
     /// Slots created so far (in use, retired or free).
@@ -111,7 +123,9 @@ impl<T: Copy> Registry<T> {
     /// Memory held by all slots and their rings.
     pub(crate) fn memory_bytes(&self) -> usize {
         let mut total = 0;
-        self.for_each(|slot| total += size_of::<Slot<T>>() + slot.ring.memory_bytes() - size_of::<Ring<T>>());
+        self.for_each(|slot| {
+            total += size_of::<Slot<T>>() + slot.ring.memory_bytes() - size_of::<Ring<T>>()
+        });
         total
     }
 
@@ -133,7 +147,10 @@ impl<T: Copy> Registry<T> {
         let mut found = None;
         self.for_each(|slot| {
             if found.is_none()
-                && slot.state.compare_exchange(FREE, IN_USE, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                && slot
+                    .state
+                    .compare_exchange(FREE, IN_USE, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
             {
                 found = Some(slot as *const Slot<T>);
             }
@@ -172,7 +189,10 @@ impl<T: Copy> Registry<T> {
         loop {
             // SAFETY: the slot is not yet shared; only this thread writes it.
             unsafe { (*slot).next.store(head, Ordering::Relaxed) };
-            match self.head.compare_exchange_weak(head, slot, Ordering::Release, Ordering::Relaxed) {
+            match self
+                .head
+                .compare_exchange_weak(head, slot, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => break,
                 Err(now) => head = now,
             }
@@ -205,7 +225,6 @@ impl<T: Copy> Registry<T> {
             }
         });
     }
-
 }
 
 impl<T: Copy> Drop for Registry<T> {
@@ -237,7 +256,11 @@ mod tests {
         let id_before = unsafe { a.next_id() };
         reg.release(a);
         let b = reg.acquire().unwrap();
-        assert_ne!(a.index(), b.index(), "a retired slot is not reused before it is drained");
+        assert_ne!(
+            a.index(),
+            b.index(),
+            "a retired slot is not reused before it is drained"
+        );
         let mut seen = vec![];
         // SAFETY: single consumer.
         unsafe { reg.drain(|v| seen.push(v)) };
@@ -245,7 +268,10 @@ mod tests {
         let c = reg.acquire().unwrap();
         assert_eq!(c.index(), a.index(), "a drained slot is reused");
         // SAFETY: this test owns `c`.
-        assert!(unsafe { c.next_id() } > id_before, "ids continue across owners");
+        assert!(
+            unsafe { c.next_id() } > id_before,
+            "ids continue across owners"
+        );
         assert_eq!(reg.slots(), 2);
     }
 }

@@ -40,7 +40,9 @@ unsafe impl<T: Copy + Send> Sync for Ring<T> {}
 
 impl<T: Copy> std::fmt::Debug for Ring<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ring").field("capacity", &self.capacity()).finish_non_exhaustive()
+        f.debug_struct("Ring")
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,7 +53,8 @@ impl<T: Copy> Ring<T> {
         let capacity = capacity.max(2).next_power_of_two();
         let layout = Self::slots_layout(capacity);
         // SAFETY: the layout has a non-zero size (capacity >= 2 slots of at least one byte).
-        let slots = unsafe { crate::backend::raw_alloc(layout) }.cast::<UnsafeCell<MaybeUninit<T>>>();
+        let slots =
+            unsafe { crate::backend::raw_alloc(layout) }.cast::<UnsafeCell<MaybeUninit<T>>>();
         if slots.is_null() {
             return None;
         }
@@ -149,7 +152,8 @@ impl<T: Copy> Ring<T> {
         // SAFETY: `head < tail` and the Acquire load of `tail` (now or earlier, by this same
         // consumer) makes the producer's write of slot `head` visible; the producer will not
         // touch the slot again until `head + 1` is published below.
-        let value = unsafe { (*self.slots.add(head & self.mask)).with(|slot| (*slot).assume_init()) };
+        let value =
+            unsafe { (*self.slots.add(head & self.mask)).with(|slot| (*slot).assume_init()) };
         self.head.store(head.wrapping_add(1), Ordering::Release);
         Some(value)
     }

@@ -35,7 +35,9 @@ pub(crate) struct Stack<N: Node> {
 
 impl<N: Node> std::fmt::Debug for Stack<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack").field("empty", &self.head.load(Ordering::Relaxed).is_null()).finish()
+        f.debug_struct("Stack")
+            .field("empty", &self.head.load(Ordering::Relaxed).is_null())
+            .finish()
     }
 }
 
@@ -43,13 +45,17 @@ impl<N: Node> Stack<N> {
     /// An empty stack.
     #[cfg(not(loom))]
     pub(crate) const fn new() -> Self {
-        Self { head: AtomicPtr::new(std::ptr::null_mut()) }
+        Self {
+            head: AtomicPtr::new(std::ptr::null_mut()),
+        }
     }
 
     /// An empty stack.
     #[cfg(loom)]
     pub(crate) fn new() -> Self {
-        Self { head: AtomicPtr::new(std::ptr::null_mut()) }
+        Self {
+            head: AtomicPtr::new(std::ptr::null_mut()),
+        }
     }
 
     /// Pushes `node`. Never blocks; retries only when another push won the race.
@@ -61,7 +67,10 @@ impl<N: Node> Stack<N> {
         loop {
             // SAFETY: the caller owns `node` until the CAS below publishes it.
             unsafe { N::set_next(node, head) };
-            match self.head.compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed) {
+            match self
+                .head
+                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(now) => head = now,
             }
@@ -70,7 +79,9 @@ impl<N: Node> Stack<N> {
 
     /// Takes every node pushed so far, newest first.
     pub(crate) fn take_all(&self) -> Taken<N> {
-        Taken { cur: self.head.swap(std::ptr::null_mut(), Ordering::Acquire) }
+        Taken {
+            cur: self.head.swap(std::ptr::null_mut(), Ordering::Acquire),
+        }
     }
 }
 

@@ -78,7 +78,13 @@ impl Aggregate {
                     s.first_ns = event.time_ns;
                 }
                 s.last_ns = s.last_ns.max(event.time_ns);
-                let sample = LiveSample { site, size: event.size, count_weight, bytes_weight, born_ns: event.time_ns };
+                let sample = LiveSample {
+                    site,
+                    size: event.size,
+                    count_weight,
+                    bytes_weight,
+                    born_ns: event.time_ns,
+                };
                 if let Settled::Died(sample, freed_ns) = self.ledger.alloc(event.id, sample) {
                     self.retire(sample, freed_ns);
                 }
@@ -131,7 +137,10 @@ impl Aggregate {
     /// versus reallocation path) have the same user stack.
     pub(crate) fn user_frames(&mut self, site: usize) -> &[usize] {
         let frames = &self.sites[site].frames;
-        let own = frames.iter().take_while(|&&ip| self.symbols.is_own(ip)).count();
+        let own = frames
+            .iter()
+            .take_while(|&&ip| self.symbols.is_own(ip))
+            .count();
         let user = &frames[own..];
         &user[..user.len().min(self.depth)]
     }

@@ -84,7 +84,13 @@ mod tests {
     use super::*;
 
     fn s(site: u32) -> LiveSample {
-        LiveSample { site, size: 8, count_weight: 1.0, bytes_weight: 8.0, born_ns: 0 }
+        LiveSample {
+            site,
+            size: 8,
+            count_weight: 1.0,
+            bytes_weight: 8.0,
+            born_ns: 0,
+        }
     }
 
     /// Every interleaving of a set of alloc/free pairs (any order across ids, and free before
@@ -111,7 +117,11 @@ mod tests {
             let mut ledger = Ledger::default();
             let mut died = 0;
             for (is_alloc, id) in events {
-                let r = if is_alloc { ledger.alloc(id, s(id as u32)) } else { ledger.free(id, 1) };
+                let r = if is_alloc {
+                    ledger.alloc(id, s(id as u32))
+                } else {
+                    ledger.free(id, 1)
+                };
                 if let Settled::Died(..) = r {
                     died += 1;
                 }

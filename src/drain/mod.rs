@@ -65,10 +65,15 @@ pub(crate) fn ensure_started() {
     if STATUS.load(Ordering::Relaxed) != NOT_STARTED {
         return;
     }
-    if STATUS.compare_exchange(NOT_STARTED, STARTING, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    if STATUS
+        .compare_exchange(NOT_STARTED, STARTING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         return;
     }
-    let spawned = std::thread::Builder::new().name("heaptide-drain".into()).spawn(run);
+    let spawned = std::thread::Builder::new()
+        .name("heaptide-drain".into())
+        .spawn(run);
     match spawned {
         Ok(handle) => {
             let t = Box::into_raw(Box::new(handle.thread().clone()));
@@ -94,7 +99,9 @@ fn run() {
 fn lock() -> MutexGuard<'static, Option<Aggregate>> {
     // A panic inside a pass would be a bug, but must not take the host down with it later:
     // keep using the state.
-    STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    STATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Drains everything pushed so far into the aggregate, then runs `f` on it, inside the
@@ -191,7 +198,13 @@ static FORK_GUARD: ForkGuard = ForkGuard(std::cell::UnsafeCell::new(None));
 /// the child; their events are drained there too.
 pub(crate) fn install_fork_handlers() {
     // SAFETY: registering handlers that are valid `extern "C" fn()` for the life of the process.
-    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
+    unsafe {
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_parent),
+            Some(after_fork_child),
+        )
+    };
 }
 
 extern "C" fn before_fork() {

@@ -55,7 +55,11 @@ fn resolve(ip: usize) -> Arc<[Frame]> {
         });
     });
     if out.is_empty() {
-        out.push(Frame { function: format!("{ip:#x}"), file: None, line: None });
+        out.push(Frame {
+            function: format!("{ip:#x}"),
+            file: None,
+            line: None,
+        });
     }
     out.into()
 }
@@ -65,13 +69,29 @@ fn resolve(ip: usize) -> Arc<[Frame]> {
 fn is_own_frame(frame: &Frame) -> bool {
     const OWN_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
     is_own_function(&frame.function)
-        || frame.file.as_deref().is_some_and(|f| f.starts_with(OWN_SRC) || f.contains("/backtrace-0."))
+        || frame
+            .file
+            .as_deref()
+            .is_some_and(|f| f.starts_with(OWN_SRC) || f.contains("/backtrace-0."))
 }
 
 /// Functions that belong to the sampling machinery rather than to the program.
 pub(crate) fn is_own_function(name: &str) -> bool {
-    const PREFIXES: [&str; 6] = ["heaptide::", "<heaptide::", "backtrace::", "<backtrace::", "_Unwind_", "__rg_"];
-    const SHIMS: [&str; 5] = ["__rust_alloc", "__rust_alloc_zeroed", "__rust_realloc", "__rust_dealloc", "__rdl_"];
+    const PREFIXES: [&str; 6] = [
+        "heaptide::",
+        "<heaptide::",
+        "backtrace::",
+        "<backtrace::",
+        "_Unwind_",
+        "__rg_",
+    ];
+    const SHIMS: [&str; 5] = [
+        "__rust_alloc",
+        "__rust_alloc_zeroed",
+        "__rust_realloc",
+        "__rust_dealloc",
+        "__rdl_",
+    ];
     PREFIXES.iter().any(|p| name.starts_with(p)) || SHIMS.iter().any(|s| name.contains(s))
 }
 
@@ -85,13 +105,18 @@ pub(crate) fn is_plumbing(name: &str) -> bool {
     if STD.iter().any(|p| name.starts_with(p)) || is_own_function(name) {
         return true;
     }
-    let Some(qualified) = name.strip_prefix('<') else { return false };
+    let Some(qualified) = name.strip_prefix('<') else {
+        return false;
+    };
     // `<Type as Trait>::method` or `<Type>::method`
     let (ty, tr) = match qualified.split_once(" as ") {
         Some((ty, rest)) => (ty, Some(rest)),
         None => (qualified.split('>').next().unwrap_or(qualified), None),
     };
-    let ty = ty.trim_start_matches(['<', '&', '*', '[']).trim_start_matches("mut ").trim_start_matches("const ");
+    let ty = ty
+        .trim_start_matches(['<', '&', '*', '['])
+        .trim_start_matches("mut ")
+        .trim_start_matches("const ");
     if STD.iter().any(|p| ty.starts_with(p)) {
         return true;
     }
@@ -114,11 +139,19 @@ mod tests {
         assert!(is_own_function("__rustc::__rust_alloc"));
         assert!(!is_own_function("alloc::raw_vec::RawVec<T>::grow_one"));
         assert!(is_plumbing("alloc::raw_vec::RawVec<T>::grow_one"));
-        assert!(is_plumbing("<alloc::vec::Vec<T> as core::clone::Clone>::clone"));
+        assert!(is_plumbing(
+            "<alloc::vec::Vec<T> as core::clone::Clone>::clone"
+        ));
         assert!(!is_plumbing("demo::leak_slowly"));
-        assert!(is_plumbing("<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem"));
-        assert!(is_plumbing("<alloc::boxed::Box<str> as core::convert::From<&str>>::from"));
-        assert!(is_plumbing("<T as alloc::vec::spec_from_elem::SpecFromElem>::from_elem"));
+        assert!(is_plumbing(
+            "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem"
+        ));
+        assert!(is_plumbing(
+            "<alloc::boxed::Box<str> as core::convert::From<&str>>::from"
+        ));
+        assert!(is_plumbing(
+            "<T as alloc::vec::spec_from_elem::SpecFromElem>::from_elem"
+        ));
         assert!(is_plumbing("<[u8]>::to_vec"));
         assert!(!is_plumbing("<demo::Cache as core::clone::Clone>::clone"));
         assert!(!is_plumbing("<demo::Cache>::insert"));

@@ -139,7 +139,7 @@ impl Report {
     /// Sites ranked by live bytes, largest first (at most `n`, only sites with live bytes).
     pub fn top_by_live(&self, n: usize) -> Vec<&Site> {
         let mut sites: Vec<&Site> = self.sites.iter().filter(|s| s.live_bytes > 0).collect();
-        sites.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes));
+        sites.sort_by_key(|s| std::cmp::Reverse(s.live_bytes));
         sites.truncate(n);
         sites
     }
@@ -147,7 +147,7 @@ impl Report {
     /// Sites ranked by allocated bytes, largest first (at most `n`).
     pub fn top_by_alloc(&self, n: usize) -> Vec<&Site> {
         let mut sites: Vec<&Site> = self.sites.iter().collect();
-        sites.sort_by(|a, b| b.alloc_bytes.cmp(&a.alloc_bytes));
+        sites.sort_by_key(|s| std::cmp::Reverse(s.alloc_bytes));
         sites.truncate(n);
         sites
     }
@@ -197,7 +197,11 @@ struct Merged {
 
 fn build(agg: &mut Aggregate) -> Report {
     let config = crate::alloc::config();
-    let sampling = if crate::alloc::is_on() { config.sampling } else { Sampling::Off };
+    let sampling = if crate::alloc::is_on() {
+        config.sampling
+    } else {
+        Sampling::Off
+    };
 
     // Raw sites differ by heaptide's own top frames (alloc vs realloc path): merge them by
     // the user's part of the stack.
@@ -210,7 +214,11 @@ fn build(agg: &mut Aggregate) -> Report {
             Some(&m) => &mut merged[m],
             None => {
                 by_stack.insert(key.clone(), merged.len());
-                merged.push(Merged { id: i as u64, frames: key, ..Merged::default() });
+                merged.push(Merged {
+                    id: i as u64,
+                    frames: key,
+                    ..Merged::default()
+                });
                 merged.last_mut().expect("just pushed")
             }
         };
@@ -234,7 +242,9 @@ fn build(agg: &mut Aggregate) -> Report {
     totals.live_count = lc.round() as u64;
     totals.live_bytes = lb.round() as u64;
 
-    let mut by_live: Vec<usize> = (0..merged.len()).filter(|&i| merged[i].live_bytes > 0.0).collect();
+    let mut by_live: Vec<usize> = (0..merged.len())
+        .filter(|&i| merged[i].live_bytes > 0.0)
+        .collect();
     by_live.sort_by(|&a, &b| merged[b].live_bytes.total_cmp(&merged[a].live_bytes));
     let mut by_alloc: Vec<usize> = (0..merged.len()).collect();
     by_alloc.sort_by(|&a, &b| merged[b].alloc_bytes.total_cmp(&merged[a].alloc_bytes));
@@ -262,7 +272,11 @@ fn build(agg: &mut Aggregate) -> Report {
             samples: m.samples,
         });
     }
-    sites.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then(b.alloc_bytes.cmp(&a.alloc_bytes)));
+    sites.sort_by(|a, b| {
+        b.live_bytes
+            .cmp(&a.live_bytes)
+            .then(b.alloc_bytes.cmp(&a.alloc_bytes))
+    });
 
     let (live_samples, pending_frees) = agg.ledger_sizes();
     let header_bytes = live_samples as u64 * crate::backend::sampled_arena::HEADER_BYTES as u64;

@@ -17,7 +17,10 @@ impl fmt::Display for Report {
         } else if self.sample_interval == 0 {
             "profiling off".to_string()
         } else {
-            format!("estimated from samples, one per {} on average", ByteSize(self.sample_interval))
+            format!(
+                "estimated from samples, one per {} on average",
+                ByteSize(self.sample_interval)
+            )
         };
         writeln!(f, "heaptide report: pid {}, {kind}", self.pid)?;
         let t = &self.totals;
@@ -53,20 +56,39 @@ impl fmt::Display for Report {
         }
         writeln!(f)?;
         writeln!(f, "Top sites by allocated bytes:")?;
-        table(f, &self.top_by_alloc(ROWS), t.alloc_bytes, |s| (s.alloc_bytes, s.alloc_count))?;
+        table(f, &self.top_by_alloc(ROWS), t.alloc_bytes, |s| {
+            (s.alloc_bytes, s.alloc_count)
+        })?;
         Ok(())
     }
 }
 
-fn table(f: &mut fmt::Formatter<'_>, sites: &[&Site], total: u64, figures: impl Fn(&Site) -> (u64, u64)) -> fmt::Result {
+fn table(
+    f: &mut fmt::Formatter<'_>,
+    sites: &[&Site],
+    total: u64,
+    figures: impl Fn(&Site) -> (u64, u64),
+) -> fmt::Result {
     writeln!(f, "  {:>12} {:>6} {:>12}  site", "bytes", "share", "count")?;
     for site in sites {
         let (bytes, count) = figures(site);
-        let share = if total == 0 { 0.0 } else { 100.0 * bytes as f64 / total as f64 };
+        let share = if total == 0 {
+            0.0
+        } else {
+            100.0 * bytes as f64 / total as f64
+        };
         let blamed = site.blamed_frame();
         let head = blamed.map_or_else(|| "<unknown>".to_string(), |fr| fr.to_string());
-        writeln!(f, "  {:>12} {:>5.1}% {:>12}  {head}", ByteSize(bytes).to_string(), share, group(count))?;
-        let start = blamed.and_then(|b| site.frames.iter().position(|x| std::ptr::eq(x, b))).map_or(0, |i| i + 1);
+        writeln!(
+            f,
+            "  {:>12} {:>5.1}% {:>12}  {head}",
+            ByteSize(bytes).to_string(),
+            share,
+            group(count)
+        )?;
+        let start = blamed
+            .and_then(|b| site.frames.iter().position(|x| std::ptr::eq(x, b)))
+            .map_or(0, |i| i + 1);
         for caller in site.frames.iter().skip(start).take(CALLERS) {
             writeln!(f, "  {:>33}  <- {caller}", "")?;
         }

@@ -122,7 +122,9 @@ pub(crate) fn rearm_countdown(mean: u64, seed: Option<u64>, size: usize) -> bool
 fn thread_seed(seed: Option<u64>) -> u64 {
     static THREADS: AtomicU64 = AtomicU64::new(0);
     let n = THREADS.fetch_add(1, Ordering::Relaxed);
-    let base = seed.unwrap_or_else(|| crate::sample::capture::now_ns() ^ THREAD.with(|t| t as *const ThreadState as u64));
+    let base = seed.unwrap_or_else(|| {
+        crate::sample::capture::now_ns() ^ THREAD.with(|t| t as *const ThreadState as u64)
+    });
     base ^ crate::sample::weight::splitmix64(n)
 }
 
@@ -164,7 +166,10 @@ pub(crate) struct Overhead {
     pub(crate) freed: AtomicU64,
 }
 
-pub(crate) static OVERHEAD: Overhead = Overhead { allocated: AtomicU64::new(0), freed: AtomicU64::new(0) };
+pub(crate) static OVERHEAD: Overhead = Overhead {
+    allocated: AtomicU64::new(0),
+    freed: AtomicU64::new(0),
+};
 
 impl Overhead {
     /// Bytes heaptide's own code holds right now (allocated minus freed, never negative).
@@ -188,9 +193,15 @@ impl ProfilerScope {
     pub(crate) fn enter() -> Self {
         THREAD.with(|t| {
             if t.in_profiler.replace(true) {
-                return ProfilerScope { outermost: false, start: (0, 0) };
+                return ProfilerScope {
+                    outermost: false,
+                    start: (0, 0),
+                };
             }
-            ProfilerScope { outermost: true, start: read_counters(t) }
+            ProfilerScope {
+                outermost: true,
+                start: read_counters(t),
+            }
         })
     }
 }
@@ -218,8 +229,12 @@ impl Drop for ProfilerScope {
         THREAD.with(|t| {
             let (a, d) = read_counters(t);
             if !t.counters.get().0.is_null() {
-                OVERHEAD.allocated.fetch_add(a.wrapping_sub(self.start.0), Ordering::Relaxed);
-                OVERHEAD.freed.fetch_add(d.wrapping_sub(self.start.1), Ordering::Relaxed);
+                OVERHEAD
+                    .allocated
+                    .fetch_add(a.wrapping_sub(self.start.0), Ordering::Relaxed);
+                OVERHEAD
+                    .freed
+                    .fetch_add(d.wrapping_sub(self.start.1), Ordering::Relaxed);
             }
             t.in_profiler.set(false);
         });

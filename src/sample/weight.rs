@@ -74,7 +74,10 @@ mod tests {
         let sum: f64 = (0..n).map(|_| rng.next_countdown(mean) as f64).sum();
         let got = sum / n as f64;
         // Exponential: sd = mean, so the sample mean has sd mean/sqrt(n) ~ 0.22%; allow 5 sd.
-        assert!((got / mean as f64 - 1.0).abs() < 0.012, "mean countdown {got}");
+        assert!(
+            (got / mean as f64 - 1.0).abs() < 0.012,
+            "mean countdown {got}"
+        );
     }
 
     #[test]
