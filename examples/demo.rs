@@ -27,7 +27,10 @@ const REQUESTS_PER_WORKER: u64 = 150_000;
 
 static SESSIONS: Mutex<Vec<Session>> = Mutex::new(Vec::new());
 
-#[allow(dead_code, reason = "kept only to hold memory, as a real session record would")]
+#[allow(
+    dead_code,
+    reason = "kept only to hold memory, as a real session record would"
+)]
 struct Session {
     user: String,
     history: Vec<u64>,
@@ -66,7 +69,10 @@ fn remember_session(request: u64) {
     if request % 16 != 0 {
         return;
     }
-    let session = Session { user: format!("user-{request:08}"), history: vec![request; 64] };
+    let session = Session {
+        user: format!("user-{request:08}"),
+        history: vec![request; 64],
+    };
     SESSIONS.lock().unwrap().push(session);
 }
 
@@ -77,14 +83,19 @@ fn handle_request(cache: &Cache, request: u64) -> usize {
     body.extend((0..(256 + request % 768)).map(|i| (i ^ request) as u8));
     let key = request % 10_000;
     let page = cache.lookup_or_render(key);
-    let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", page + body.len());
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+        page + body.len()
+    );
     remember_session(request);
     response.len() + body.len()
 }
 
 fn main() {
     let started = Instant::now();
-    let cache = Cache { entries: Mutex::new(HashMap::new()) };
+    let cache = Cache {
+        entries: Mutex::new(HashMap::new()),
+    };
     let served: u64 = std::thread::scope(|s| {
         let workers: Vec<_> = (0..2u64)
             .map(|w| {
