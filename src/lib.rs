@@ -88,6 +88,9 @@
 //! the event; symbols are resolved on the drain side and cached by address. For file and line
 //! numbers in release builds, build with `debug = "line-tables-only"`.
 
+// Under loom only the lock-free structures are compiled (to be model-checked); the rest of the
+// crate that uses them is not, so much of their API looks unused there.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,

@@ -168,11 +168,15 @@ impl<T: Copy> Registry<T> {
             self.count.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        let ring = Ring::new(self.ring_capacity)?;
+        let Some(ring) = Ring::new(self.ring_capacity) else {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        };
         let layout = Layout::new::<Slot<T>>();
         // SAFETY: `Slot` has a non-zero size.
         let slot = unsafe { crate::backend::raw_alloc(layout) }.cast::<Slot<T>>();
         if slot.is_null() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
         // SAFETY: `slot` is fresh memory of the right layout, written once before publishing.
@@ -229,7 +233,9 @@ impl<T: Copy> Registry<T> {
 
 impl<T: Copy> Drop for Registry<T> {
     fn drop(&mut self) {
-        let mut cur = *self.head.get_mut();
+        // `&mut self`: no other user, so a plain load sees the last push (loom's `AtomicPtr`
+        // has no `get_mut`).
+        let mut cur = self.head.load(Ordering::Relaxed);
         while !cur.is_null() {
             // SAFETY: `&mut self`: no other user; each slot came from `raw_alloc` with this
             // layout and is dropped (its ring freed) exactly once.
