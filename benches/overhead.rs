@@ -1,0 +1,421 @@
+//! The overhead comparison driver: runs the same workloads built three ways (`alloc_bare`,
+//! `alloc_default`, `alloc_exact`) interleaved in one run, and prints Markdown tables of time
+//! per op and ratio against bare jemalloc.
+//!
+//! ```text
+//! cargo bench --bench overhead                 # finds the alloc_* binaries next to itself
+//! overhead --bare P --default P --exact P      # or be told where they are (bin/bench.sh)
+//!          [--rounds N] [--reps N] [--warmup N] [--scale F] [--only churn,json]
+//! ```
+//!
+//! With no argument at all (`cargo test --benches`) it does a one-round smoke pass at 1/1000
+//! of the ops, which checks the pipeline and measures nothing.
+//!
+//! Each round runs every workload in every mode, one child process per (workload, mode), the
+//! order of the modes rotating from round to round; a child does `--warmup` untimed and `--reps`
+//! timed repetitions. Times are medians over all rounds and repetitions; the spread column is
+//! the 25th..75th percentile of the per-round paired ratios (this round's median against bare's
+//! median of the same round), which shows how much the shared machine's noise moves the ratio.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+#[path = "workloads/mod.rs"]
+mod workloads;
+
+use workloads::{Kind, Mode, WORKLOADS, Workload};
+
+struct Options {
+    bins: [Option<PathBuf>; 3],
+    rounds: usize,
+    reps: u32,
+    warmup: u32,
+    scale: f64,
+    only: Option<Vec<String>>,
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        bins: [None, None, None],
+        rounds: 7,
+        reps: 3,
+        warmup: 1,
+        scale: 1.0,
+        only: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = || -> &String {
+            args.get(i + 1)
+                .unwrap_or_else(|| fail(&format!("{} needs a value", args[i])))
+        };
+        let mut took = true;
+        match args[i].as_str() {
+            "--bare" => o.bins[0] = Some(value().into()),
+            "--default" => o.bins[1] = Some(value().into()),
+            "--exact" => o.bins[2] = Some(value().into()),
+            "--rounds" => {
+                o.rounds = value()
+                    .parse()
+                    .unwrap_or_else(|_| fail("--rounds: integer"))
+            }
+            "--reps" => o.reps = value().parse().unwrap_or_else(|_| fail("--reps: integer")),
+            "--warmup" => {
+                o.warmup = value()
+                    .parse()
+                    .unwrap_or_else(|_| fail("--warmup: integer"))
+            }
+            "--scale" => o.scale = value().parse().unwrap_or_else(|_| fail("--scale: number")),
+            "--only" => o.only = Some(value().split(',').map(str::to_owned).collect()),
+            // `cargo bench` passes `--bench`.
+            _ => took = false,
+        }
+        i += if took { 2 } else { 1 };
+    }
+    // Neither `cargo bench` (which passes `--bench`) nor options: `cargo test --benches` runs
+    // us; a smoke pass (one tiny round) checks the pipeline without measuring anything.
+    if args.is_empty() {
+        eprintln!(
+            "overhead: no arguments: smoke pass only (measure with `cargo bench --bench overhead` or bin/bench.sh)"
+        );
+        o.rounds = 1;
+        o.reps = 1;
+        o.warmup = 0;
+        o.scale = 0.001;
+    }
+    o.rounds = o.rounds.max(1);
+    o.reps = o.reps.max(1);
+    o
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("overhead: {msg}");
+    std::process::exit(2)
+}
+
+/// The newest executable named `<stem>-<hash>` next to this one (cargo's `deps/` directory).
+fn sibling(stem: &str) -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
+    let dir = me.parent().unwrap_or(Path::new("."));
+    let prefix = format!("{stem}-");
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())))
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(hash) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if hash.contains('.') {
+            continue; // .d files and the like
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        use std::os::unix::fs::PermissionsExt;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            continue;
+        }
+        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        if best.as_ref().is_none_or(|(t, _)| mtime > *t) {
+            best = Some((mtime, entry.path()));
+        }
+    }
+    best.map(|(_, p)| p).unwrap_or_else(|| {
+        fail(&format!(
+            "no {stem} binary next to {}; build with `cargo bench --no-run` or pass --{}",
+            me.display(),
+            stem.trim_start_matches("alloc_")
+        ))
+    })
+}
+
+struct Rep {
+    ops: u64,
+    ns: u128,
+    cpu_ns: u128,
+}
+
+impl Rep {
+    fn ns_per_op(&self) -> f64 {
+        self.ns as f64 / self.ops as f64
+    }
+
+    fn cpu_ns_per_op(&self) -> f64 {
+        self.cpu_ns as f64 / self.ops as f64
+    }
+}
+
+struct Child {
+    reps: Vec<Rep>,
+    stats: Option<(u64, u64, u64)>,
+}
+
+fn run_child(bin: &Path, mode: Mode, w: &Workload, o: &Options) -> Child {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--workload", w.name])
+        .args(["--reps", &o.reps.to_string()])
+        .args(["--warmup", &o.warmup.to_string()])
+        .args(["--scale", &o.scale.to_string()]);
+    // The handle's settings are what is compared; an operator's environment must not change them.
+    for var in ["HEAPTIDE_SAMPLE", "HEAPTIDE_DEPTH", "HEAPTIDE_SEED"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", bin.display())));
+    if !out.status.success() {
+        fail(&format!(
+            "{} --workload {} failed ({}):\n{}",
+            bin.display(),
+            w.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        eprintln!("[{} {}] {}", mode.name(), w.name, stderr.trim());
+    }
+    let mut child = Child {
+        reps: Vec::new(),
+        stats: None,
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.as_slice() {
+            ["RESULT", m, name, ops, ns, cpu] if *m == mode.name() && *name == w.name => {
+                child.reps.push(Rep {
+                    ops: ops.parse().unwrap(),
+                    ns: ns.parse().unwrap(),
+                    cpu_ns: cpu.parse().unwrap(),
+                });
+            }
+            ["STATS", _, _, samples, dropped, overhead] => {
+                child.stats = Some((
+                    samples.parse().unwrap(),
+                    dropped.parse().unwrap(),
+                    overhead.parse().unwrap(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if child.reps.len() != o.reps as usize {
+        fail(&format!(
+            "{} --workload {}: expected {} RESULT lines",
+            bin.display(),
+            w.name,
+            o.reps
+        ));
+    }
+    child
+}
+
+fn median(v: &[f64]) -> f64 {
+    quantile(v, 0.5)
+}
+
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (s.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
+}
+
+fn fmt_time(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e4 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn fmt_bytes(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    } else if b >= 1 << 10 {
+        format!("{:.0} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+type PerMode = [Vec<f64>; 3];
+
+/// One Markdown table: time per op per mode and ratios against bare.
+fn table(workloads: &[&Workload], samples: &[PerMode], rounds: &[PerMode], verdict: bool) {
+    println!(
+        "| workload | kind | bare jemalloc | heaptide default | default / bare (spread) |{} heaptide exact | exact / bare (spread) |",
+        if verdict { " target |" } else { "" }
+    );
+    println!(
+        "|---|---|---:|---:|---:|{}---:|---:|",
+        if verdict { ":---:|" } else { "" }
+    );
+    for (wi, w) in workloads.iter().enumerate() {
+        let med = |m: usize| median(&samples[wi][m]);
+        // Paired per-round ratios: this round's median against bare's median of the same round.
+        let ratio = |m: usize| {
+            let paired: Vec<f64> = rounds[wi][m]
+                .iter()
+                .zip(&rounds[wi][0])
+                .map(|(x, b)| x / b)
+                .collect();
+            (
+                median(&paired),
+                quantile(&paired, 0.25),
+                quantile(&paired, 0.75),
+            )
+        };
+        let (d, d_lo, d_hi) = ratio(1);
+        let (e, e_lo, e_hi) = ratio(2);
+        let limit = match w.kind {
+            Kind::Micro => 1.05,
+            Kind::Real => 1.02,
+        };
+        let target = if verdict {
+            format!(
+                " ≤ {:.0}%: {} |",
+                (limit - 1.0) * 100.0,
+                if d <= limit { "met" } else { "missed" }
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "| {} | {} | {} | {} | {:.3} ({:.3}..{:.3}) |{} {} | {:.1} ({:.1}..{:.1}) |",
+            w.name,
+            match w.kind {
+                Kind::Micro => "malloc-bound",
+                Kind::Real => "real",
+            },
+            fmt_time(med(0)),
+            fmt_time(med(1)),
+            d,
+            d_lo,
+            d_hi,
+            target,
+            fmt_time(med(2)),
+            e,
+            e_lo,
+            e_hi,
+        );
+    }
+}
+
+fn main() {
+    let o = parse_args();
+    let bins: Vec<PathBuf> = Mode::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            o.bins[i]
+                .clone()
+                .unwrap_or_else(|| sibling(&format!("alloc_{}", m.name())))
+        })
+        .collect();
+    let workloads: Vec<&Workload> = WORKLOADS
+        .iter()
+        .filter(|w| {
+            o.only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|n| n == w.name))
+        })
+        .collect();
+    if workloads.is_empty() {
+        fail("no workload selected");
+    }
+
+    // samples[w][m] = ns/op of every timed repetition; rounds[w][m][r] = that round's median.
+    let nw = workloads.len();
+    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new()]; nw];
+    let mut rounds = vec![[Vec::new(), Vec::new(), Vec::new()]; nw];
+    // The same for process CPU time (all threads).
+    let mut cpu_samples = vec![[Vec::new(), Vec::new(), Vec::new()]; nw];
+    let mut cpu_rounds = vec![[Vec::new(), Vec::new(), Vec::new()]; nw];
+    let mut stats = vec![[None, None, None]; nw];
+    let started = Instant::now();
+    for r in 0..o.rounds {
+        for (wi, w) in workloads.iter().enumerate() {
+            for k in 0..3 {
+                let mi = (k + r) % 3;
+                let child = run_child(&bins[mi], Mode::ALL[mi], w, &o);
+                let per_op: Vec<f64> = child.reps.iter().map(Rep::ns_per_op).collect();
+                rounds[wi][mi].push(median(&per_op));
+                samples[wi][mi].extend(per_op);
+                let cpu_per_op: Vec<f64> = child.reps.iter().map(Rep::cpu_ns_per_op).collect();
+                cpu_rounds[wi][mi].push(median(&cpu_per_op));
+                cpu_samples[wi][mi].extend(cpu_per_op);
+                if child.stats.is_some() {
+                    stats[wi][mi] = child.stats;
+                }
+            }
+        }
+        eprintln!(
+            "overhead: round {}/{} done, {:.0} s",
+            r + 1,
+            o.rounds,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    println!(
+        "Time per op: median of {} rounds x {} timed reps (each child process: {} untimed warm-up rep first), the three modes run \
+         interleaved in one run (order rotating each round). Ratio: median over rounds of (this round's median / bare's median of the \
+         same round); spread: 25th..75th percentile of those per-round ratios. Total {:.0} s.\n",
+        o.rounds,
+        o.reps,
+        o.warmup,
+        started.elapsed().as_secs_f64()
+    );
+    println!("#### Wall time\n");
+    table(&workloads, &samples, &rounds, true);
+    println!(
+        "\n#### CPU time of the process (all threads, heaptide's drain thread included; less sensitive than wall time to \
+         other processes taking the CPU)\n"
+    );
+    table(&workloads, &cpu_samples, &cpu_rounds, false);
+
+    println!(
+        "\nWorkloads (one op is the same unit in every mode; exact mode runs fewer ops per repetition):\n"
+    );
+    println!("| workload | what | one op | ops per rep (bare, default / exact) |");
+    println!("|---|---|---|---:|");
+    for w in &workloads {
+        let ops = |n: u64| ((n as f64 * o.scale).round() as u64).max(1);
+        println!(
+            "| {} | {} | {} | {} / {} |",
+            w.name,
+            w.what,
+            w.op,
+            ops(w.ops),
+            ops(w.exact_ops)
+        );
+    }
+
+    println!(
+        "\nProfiler figures from `heaptide::report()` at the end of one child process (warm-up + timed reps), last round; \
+         dropped = samples not taken because the thread's ring was full:\n"
+    );
+    println!(
+        "| workload | default: samples | default: dropped | default: overhead | exact: samples | exact: dropped | exact: overhead |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (wi, w) in workloads.iter().enumerate() {
+        let cell = |m: usize| match stats[wi][m] {
+            Some((s, d, b)) => format!("{s} | {d} | {}", fmt_bytes(b)),
+            None => "- | - | -".to_owned(),
+        };
+        println!("| {} | {} | {} |", w.name, cell(1), cell(2));
+    }
+}

@@ -1,0 +1,609 @@
+//! Workloads shared by the allocator comparison benches.
+//!
+//! The global allocator is chosen per binary, so the same workloads are built three times:
+//! `alloc_bare` (tikv-jemallocator), `alloc_default` (`Heaptide::new()`) and `alloc_exact`
+//! (`Heaptide::new().exact()`). Each of them includes this file with `#[path]` and calls
+//! [`child_main`]. The driver (`benches/overhead.rs`) runs them interleaved and compares.
+//!
+//! Child command line (what the driver uses):
+//!
+//! ```text
+//! alloc_<mode> --workload NAME [--reps N] [--warmup N] [--scale F] [--no-stats]
+//! ```
+//!
+//! prints one `RESULT` line per timed repetition (ops, wall ns, process CPU ns: all threads,
+//! heaptide's drain thread included) and one `STATS` line with the profiler's own
+//! figures (heaptide modes). Run with only `--bench` (as `cargo bench --bench alloc_bare` does)
+//! it runs every workload once and prints a human-readable line each; with no argument at all
+//! (`cargo test --benches`) it runs a tiny smoke pass.
+//!
+//! An "op" is workload-specific and the same in every mode, so time per op compares across
+//! modes even though exact mode runs fewer ops (its stack capture per allocation is slow).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Which allocator a binary was built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `tikv_jemallocator::Jemalloc`.
+    Bare,
+    /// `heaptide::Heaptide::new()`: one sample per 512 KiB on average.
+    Default,
+    /// `heaptide::Heaptide::new().exact()`: every allocation recorded with its stack.
+    Exact,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Bare, Mode::Default, Mode::Exact];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Bare => "bare",
+            Mode::Default => "default",
+            Mode::Exact => "exact",
+        }
+    }
+}
+
+/// Whether a workload is a malloc-bound microbenchmark (<= 5% target) or a "real" one (<= 2%).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Micro,
+    Real,
+}
+
+/// One workload.
+pub struct Workload {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub kind: Kind,
+    /// What one op is.
+    pub op: &'static str,
+    /// Ops per timed repetition in bare and default mode (about 100 ms on the reference box).
+    pub ops: u64,
+    /// Ops per timed repetition in exact mode.
+    pub exact_ops: u64,
+    /// Runs `ops` ops; returns a checksum (kept alive with `black_box`).
+    pub run: fn(u64) -> u64,
+}
+
+pub const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "churn",
+        what: "2 threads, each allocs/frees Vec<u8> of 8..512 B in a window of 64 live blocks",
+        kind: Kind::Micro,
+        op: "alloc+free pair",
+        ops: 6_000_000,
+        exact_ops: 40_000,
+        run: churn,
+    },
+    Workload {
+        name: "prodcons",
+        what: "producer thread allocs 16..1024 B blocks, sends them in batches of 64 over a sync_channel, consumer frees",
+        kind: Kind::Micro,
+        op: "block allocated on one thread and freed on the other",
+        ops: 1_200_000,
+        exact_ops: 25_000,
+        run: prodcons,
+    },
+    Workload {
+        name: "realloc",
+        what: "Vec<u64> grown by push from empty to 64 B..64 KiB (log-uniform), repeatedly",
+        kind: Kind::Micro,
+        op: "one Vec grown and dropped",
+        ops: 30_000,
+        exact_ops: 2_500,
+        run: realloc_growth,
+    },
+    Workload {
+        name: "json",
+        what: "serde_json: parse 500 records (200 KB), index tags and words in HashMap<String, Vec<u32>>, 200 queries, serialize a summary",
+        kind: Kind::Real,
+        op: "one document processed",
+        ops: 24,
+        exact_ops: 1,
+        run: json_index,
+    },
+    Workload {
+        name: "words",
+        what: "word index: tokenize 20,000 words into HashMap<String, Vec<u32>> postings, 1,000 two-word queries, top 100 by frequency",
+        kind: Kind::Real,
+        op: "one text indexed and queried",
+        ops: 24,
+        exact_ops: 1,
+        run: word_index,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Workload> {
+    WORKLOADS.iter().find(|w| w.name == name)
+}
+
+// === the child side ===
+
+/// Entry point of `alloc_bare`, `alloc_default`, `alloc_exact`.
+///
+/// `settle` runs at the end of every timed repetition, inside the timed region
+/// (`heaptide::flush` for the heaptide modes, so the drain's backlog is charged to the workload
+/// that made it); `stats` returns the profiler's figures after the run, as
+/// `(samples, dropped, overhead_bytes)`.
+pub fn child_main(mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64, u64)>) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut workload = None;
+    let mut reps = 3u32;
+    let mut warmup = 1u32;
+    let mut scale = 1.0f64;
+    let mut want_stats = true;
+    let mut i = 0;
+    while i < args.len() {
+        let value = |i: usize| {
+            args.get(i + 1)
+                .unwrap_or_else(|| die(&format!("{} needs a value", args[i])))
+        };
+        match args[i].as_str() {
+            "--workload" => {
+                workload = Some(value(i).clone());
+                i += 1;
+            }
+            "--reps" => {
+                reps = value(i).parse().unwrap_or_else(|_| die("--reps: integer"));
+                i += 1;
+            }
+            "--warmup" => {
+                warmup = value(i)
+                    .parse()
+                    .unwrap_or_else(|_| die("--warmup: integer"));
+                i += 1;
+            }
+            "--scale" => {
+                scale = value(i).parse().unwrap_or_else(|_| die("--scale: number"));
+                i += 1;
+            }
+            // No `heaptide::report()` at the end (it symbolizes: noise for instruction counts).
+            "--no-stats" => want_stats = false,
+            // `cargo bench` passes `--bench`; filters and the like are ignored.
+            _ => {}
+        }
+        i += 1;
+    }
+
+    let ops_for = |w: &Workload| {
+        let base = if mode == Mode::Exact {
+            w.exact_ops
+        } else {
+            w.ops
+        };
+        ((base as f64 * scale).round() as u64).max(1)
+    };
+
+    match workload {
+        Some(name) => {
+            let w = find(&name).unwrap_or_else(|| die(&format!("unknown workload {name}")));
+            let ops = ops_for(w);
+            prepare(w);
+            for _ in 0..warmup {
+                black_box((w.run)(ops));
+                settle();
+            }
+            for _ in 0..reps {
+                let cpu = cpu_ns();
+                let t = Instant::now();
+                black_box((w.run)(ops));
+                settle();
+                let ns = t.elapsed().as_nanos();
+                let cpu = cpu_ns() - cpu;
+                println!(
+                    "RESULT\t{}\t{}\t{}\t{}\t{}",
+                    mode.name(),
+                    w.name,
+                    ops,
+                    ns,
+                    cpu
+                );
+            }
+            if let Some((samples, dropped, overhead)) = want_stats.then(stats).flatten() {
+                println!(
+                    "STATS\t{}\t{}\t{}\t{}\t{}",
+                    mode.name(),
+                    w.name,
+                    samples,
+                    dropped,
+                    overhead
+                );
+            }
+        }
+        None => {
+            // Standalone (`cargo bench --bench alloc_<mode>`), or a smoke pass under `cargo test`.
+            let standalone = args.iter().any(|a| a == "--bench");
+            for w in WORKLOADS {
+                let ops = if standalone {
+                    ops_for(w)
+                } else {
+                    (ops_for(w) / 1000).max(1)
+                };
+                prepare(w);
+                black_box((w.run)(ops));
+                settle();
+                let t = Instant::now();
+                black_box((w.run)(ops));
+                settle();
+                let ns = t.elapsed().as_nanos() as f64;
+                println!(
+                    "{:>8} {:<9} {:>12.1} ns/op  ({} ops: {})",
+                    mode.name(),
+                    w.name,
+                    ns / ops as f64,
+                    ops,
+                    w.op
+                );
+            }
+            if let Some((samples, dropped, overhead)) = stats() {
+                println!(
+                    "{:>8} profiler: {samples} samples, {dropped} dropped, {overhead} bytes overhead",
+                    mode.name()
+                );
+            }
+        }
+    }
+}
+
+/// CPU time of the whole process (every thread, the drain thread included), in nanoseconds.
+fn cpu_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("alloc bench: {msg}");
+    std::process::exit(2)
+}
+
+/// Builds a workload's input outside the timed region.
+fn prepare(w: &Workload) {
+    match w.name {
+        "json" => {
+            black_box(json_doc().len());
+        }
+        "words" => {
+            black_box(word_text().len());
+        }
+        _ => {}
+    }
+}
+
+// === helpers ===
+
+/// xorshift64*: cheap, allocation-free, deterministic.
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    #[inline(always)]
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() >> 32) * n) >> 32
+    }
+}
+
+// === (a) malloc-bound small-object churn, two threads ===
+
+fn churn(ops: u64) -> u64 {
+    let per_thread = ops / 2;
+    std::thread::scope(|s| {
+        let a = s.spawn(move || churn_thread(per_thread, 1));
+        let b = s.spawn(move || churn_thread(ops - per_thread, 2));
+        a.join().unwrap() ^ b.join().unwrap()
+    })
+}
+
+#[inline(never)]
+fn churn_thread(ops: u64, seed: u64) -> u64 {
+    const WINDOW: usize = 64;
+    let mut slots: Vec<Vec<u8>> = (0..WINDOW).map(|_| Vec::new()).collect();
+    let mut rng = Rng::new(seed);
+    let mut sum = 0u64;
+    for _ in 0..ops {
+        let r = rng.next();
+        let idx = (r as usize) % WINDOW;
+        let size = 8 + ((r >> 32) % 505) as usize;
+        let mut v = Vec::with_capacity(size);
+        v.push(r as u8);
+        // Frees the block that was in the slot.
+        let old = std::mem::replace(&mut slots[idx], v);
+        sum = sum.wrapping_add(old.capacity() as u64);
+    }
+    black_box(&slots);
+    sum
+}
+
+// === (b) cross-thread producer/consumer ===
+
+fn prodcons(ops: u64) -> u64 {
+    const BATCH: u64 = 64;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(16);
+    std::thread::scope(|s| {
+        let consumer = s.spawn(move || {
+            let mut sum = 0u64;
+            for batch in rx {
+                for block in batch {
+                    sum = sum.wrapping_add(block[0] as u64 + block.capacity() as u64);
+                    drop(block);
+                }
+            }
+            sum
+        });
+        let mut rng = Rng::new(3);
+        let mut left = ops;
+        while left > 0 {
+            let n = left.min(BATCH);
+            left -= n;
+            let mut batch = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let r = rng.next();
+                let size = 16 + ((r >> 32) % 1009) as usize;
+                let mut v = Vec::with_capacity(size);
+                v.push(r as u8);
+                batch.push(v);
+            }
+            tx.send(batch).unwrap();
+        }
+        drop(tx);
+        consumer.join().unwrap()
+    })
+}
+
+// === (c) realloc-heavy growth ===
+
+#[inline(never)]
+fn realloc_growth(ops: u64) -> u64 {
+    let mut rng = Rng::new(4);
+    let mut sum = 0u64;
+    for _ in 0..ops {
+        // 2^6 .. 2^16 bytes, i.e. 8 .. 8192 u64s.
+        let target = (64usize << rng.below(11)) / 8;
+        let mut v: Vec<u64> = Vec::new();
+        for i in 0..target {
+            v.push(i as u64);
+        }
+        let v = black_box(v);
+        sum = sum.wrapping_add(v[v.len() / 2] + v.capacity() as u64);
+    }
+    sum
+}
+
+// === (d) "real" workloads: not purely malloc-bound ===
+
+const WORDS: [&str; 32] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
+    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "heap", "tide", "sample", "arena",
+    "drain", "stack",
+];
+
+/// A word from a vocabulary of about 32 x 200 forms, skewed towards the first ones (Zipf-like).
+fn word(rng: &mut Rng, out: &mut String) {
+    use std::fmt::Write;
+    let a = rng.below(32) as usize;
+    let b = rng.below(32) as usize;
+    let base = WORDS[a.min(b)];
+    let suffix = rng.below(200).min(rng.below(200));
+    let _ = write!(out, "{base}{suffix}");
+}
+
+#[derive(serde::Deserialize)]
+struct Record {
+    id: u32,
+    user: String,
+    score: f64,
+    tags: Vec<String>,
+    text: String,
+    #[allow(dead_code)]
+    meta: HashMap<String, serde_json::Value>,
+}
+
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    records: usize,
+    distinct_tags: usize,
+    distinct_words: usize,
+    hits: u64,
+    best_users: Vec<(&'a str, f64)>,
+    top_tags: Vec<(&'a str, usize)>,
+}
+
+static JSON_DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// 500 records of about 400 bytes (about 200 KB of JSON), built once per process.
+fn json_doc() -> &'static str {
+    JSON_DOC.get_or_init(|| {
+        use std::fmt::Write;
+        let mut rng = Rng::new(5);
+        let mut s = String::from("[");
+        for id in 0..500u32 {
+            if id > 0 {
+                s.push(',');
+            }
+            let _ = write!(s, r#"{{"id":{id},"user":"user_{}","score":{:.3},"tags":["#, rng.below(300), rng.below(100_000) as f64 / 1000.0);
+            for t in 0..1 + rng.below(5) {
+                if t > 0 {
+                    s.push(',');
+                }
+                s.push('"');
+                word(&mut rng, &mut s);
+                s.push('"');
+            }
+            s.push_str(r#"],"text":""#);
+            for w in 0..20 + rng.below(30) {
+                if w > 0 {
+                    s.push(' ');
+                }
+                word(&mut rng, &mut s);
+            }
+            let _ = write!(s, r#"","meta":{{"lang":"en","version":{},"flags":[true,false,null],"ratio":{:.4}}}}}"#, rng.below(9), rng.below(10_000) as f64 / 7.0);
+        }
+        s.push(']');
+        s
+    })
+}
+
+#[inline(never)]
+fn json_index(ops: u64) -> u64 {
+    let doc = json_doc();
+    let mut checksum = 0u64;
+    for op in 0..ops {
+        let records: Vec<Record> = serde_json::from_str(doc).expect("valid JSON");
+        let mut by_tag: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut by_word: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut by_user: HashMap<&str, f64> = HashMap::new();
+        for r in &records {
+            for t in &r.tags {
+                by_tag.entry(t.clone()).or_default().push(r.id);
+            }
+            for w in r.text.split(' ') {
+                let postings = by_word.entry(w.to_string()).or_default();
+                if postings.last() != Some(&r.id) {
+                    postings.push(r.id);
+                }
+            }
+            *by_user.entry(r.user.as_str()).or_default() += r.score;
+        }
+        // Queries: records having tag X and word Y (sorted-merge intersection).
+        let mut rng = Rng::new(6 + op);
+        let mut hits = 0u64;
+        let mut q = String::new();
+        for _ in 0..200 {
+            q.clear();
+            word(&mut rng, &mut q);
+            let tag = by_tag.get(&q).map(Vec::as_slice).unwrap_or(&[]);
+            q.clear();
+            word(&mut rng, &mut q);
+            let words = by_word.get(&q).map(Vec::as_slice).unwrap_or(&[]);
+            hits += intersect(tag, words);
+        }
+        let mut best_users: Vec<(&str, f64)> = by_user.into_iter().collect();
+        best_users.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        best_users.truncate(10);
+        let mut top_tags: Vec<(&str, usize)> =
+            by_tag.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+        top_tags.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        top_tags.truncate(20);
+        let summary = Summary {
+            records: records.len(),
+            distinct_tags: by_tag.len(),
+            distinct_words: by_word.len(),
+            hits,
+            best_users,
+            top_tags,
+        };
+        let out = serde_json::to_string(&summary).expect("serializable");
+        checksum = checksum.wrapping_add(out.len() as u64 + hits);
+    }
+    checksum
+}
+
+fn intersect(a: &[u32], b: &[u32]) -> u64 {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+static WORD_TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// 20,000 words with punctuation and capitals, built once per process.
+fn word_text() -> &'static str {
+    WORD_TEXT.get_or_init(|| {
+        let mut rng = Rng::new(7);
+        let mut s = String::new();
+        for i in 0..20_000u32 {
+            let start = s.len();
+            word(&mut rng, &mut s);
+            if rng.below(8) == 0 {
+                // Capitalise the first letter.
+                let first = s[start..start + 1].to_ascii_uppercase();
+                s.replace_range(start..start + 1, &first);
+            }
+            s.push_str(match rng.below(16) {
+                0 => ", ",
+                1 => ". ",
+                _ if i % 97 == 96 => "\n",
+                _ => " ",
+            });
+        }
+        s
+    })
+}
+
+#[inline(never)]
+fn word_index(ops: u64) -> u64 {
+    let text = word_text();
+    let mut checksum = 0u64;
+    for op in 0..ops {
+        let mut postings: HashMap<String, Vec<u32>> = HashMap::new();
+        for (pos, token) in text
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+            .filter(|t| !t.is_empty())
+            .enumerate()
+        {
+            postings
+                .entry(token.to_lowercase())
+                .or_default()
+                .push(pos as u32);
+        }
+        let mut rng = Rng::new(8 + op);
+        let mut hits = 0u64;
+        let (mut a, mut b) = (String::new(), String::new());
+        for _ in 0..1000 {
+            a.clear();
+            b.clear();
+            word(&mut rng, &mut a);
+            word(&mut rng, &mut b);
+            // Occurrences of "a b" as a phrase: positions p in a with p + 1 in b.
+            if let (Some(pa), Some(pb)) = (postings.get(&a), postings.get(&b)) {
+                let shifted: Vec<u32> = pa.iter().map(|p| p + 1).collect();
+                hits += intersect(&shifted, pb);
+            }
+        }
+        let mut freq: Vec<(&String, usize)> = postings.iter().map(|(k, v)| (k, v.len())).collect();
+        freq.sort_unstable_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(y.0)));
+        freq.truncate(100);
+        let report: Vec<String> = freq.iter().map(|(w, n)| format!("{w}:{n}")).collect();
+        checksum =
+            checksum.wrapping_add(hits + report.join(",").len() as u64 + postings.len() as u64);
+    }
+    checksum
+}
