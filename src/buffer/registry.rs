@@ -259,6 +259,7 @@ mod tests {
         let a = reg.acquire().unwrap();
         // SAFETY: this test owns `a`.
         unsafe { a.ring().push(7).unwrap() };
+        // SAFETY: this test owns `a`.
         let id_before = unsafe { a.next_id() };
         reg.release(a);
         let b = reg.acquire().unwrap();
@@ -274,10 +275,8 @@ mod tests {
         let c = reg.acquire().unwrap();
         assert_eq!(c.index(), a.index(), "a drained slot is reused");
         // SAFETY: this test owns `c`.
-        assert!(
-            unsafe { c.next_id() } > id_before,
-            "ids continue across owners"
-        );
+        let id_after = unsafe { c.next_id() };
+        assert!(id_after > id_before, "ids continue across owners");
         assert_eq!(reg.slots(), 2);
     }
 }
