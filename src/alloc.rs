@@ -365,8 +365,9 @@ struct Room<'a> {
 }
 
 impl<'a> Room<'a> {
-    /// Secures room for `n` (1 or 2) events: ring slots, or in exact mode overflow nodes.
-    /// `None` counts a dropped sample. Runs inside a profiler scope.
+    /// Secures room for `n` (1 or 2) events: ring slots (after helping the drain if the lock
+    /// is free), else overflow nodes (always in exact mode; within a fixed budget in sampled
+    /// mode). `None` counts a dropped sample. Runs inside a profiler scope.
     fn secure(slot: &'a Slot<Event>, n: usize, exact: bool) -> Option<Self> {
         let mut room = Room {
             slot,
@@ -377,7 +378,9 @@ impl<'a> Room<'a> {
         if room_now(slot) || (drain::try_help() && room_now(slot)) {
             return Some(room);
         }
-        if exact {
+        let budget_left =
+            || drain::OVERFLOW_NODES.load(Ordering::Relaxed) + n <= drain::SAMPLED_OVERFLOW_BUDGET;
+        if exact || budget_left() {
             for node in room.nodes.iter_mut().take(n) {
                 // SAFETY: non-zero size.
                 *node = unsafe { crate::backend::raw_alloc(OverflowNode::LAYOUT) }.cast();
@@ -385,6 +388,7 @@ impl<'a> Room<'a> {
                     room.release();
                     break;
                 }
+                drain::OVERFLOW_NODES.fetch_add(1, Ordering::Relaxed);
             }
             if !room.nodes[n - 1].is_null() {
                 return Some(room);
@@ -421,6 +425,7 @@ impl<'a> Room<'a> {
             if !node.is_null() {
                 // SAFETY: made by `raw_alloc` with this layout, never published.
                 unsafe { crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT) };
+                drain::OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
                 *node = ptr::null_mut();
             }
         }

@@ -17,7 +17,7 @@ use crate::buffer::event::{Event, OverflowNode};
 use crate::buffer::registry::Registry;
 use crate::buffer::stack::{Node, Stack};
 use crate::sample::thread::ProfilerScope;
-use crate::sync::{AtomicPtr, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use aggregate::Aggregate;
 
@@ -34,6 +34,12 @@ pub(crate) static DEFERRED: Stack<Header> = Stack::new();
 pub(crate) static OVERFLOW: Stack<OverflowNode> = Stack::new();
 /// Samples not taken because a ring was full (sampled mode) or memory was short.
 pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Overflow nodes not yet consumed by the drain. In sampled mode a full ring may spill into at
+/// most [`SAMPLED_OVERFLOW_BUDGET`] of them (about 600 KiB) before samples are dropped; this
+/// covers a drain thread that was preempted while holding the drain lock.
+pub(crate) static OVERFLOW_NODES: AtomicUsize = AtomicUsize::new(0);
+/// See [`OVERFLOW_NODES`].
+pub(crate) const SAMPLED_OVERFLOW_BUDGET: usize = 1024;
 
 static STATE: Mutex<Option<Aggregate>> = Mutex::new(None);
 
@@ -169,6 +175,7 @@ fn drain_rings(agg: &mut Aggregate) {
         unsafe {
             agg.apply(&(*node).event);
             crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT);
+            OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -93,7 +93,7 @@ pub struct Frame {
 }
 
 /// The profiler's own figures.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProfilerStats {
     /// Allocation samples taken.
     pub samples: u64,
@@ -117,6 +117,9 @@ pub struct ProfilerStats {
     pub reserved_bytes: u64,
     /// Part of the reservation jemalloc has taken for sampled blocks so far.
     pub sampled_arena_bytes: u64,
+    /// How stacks are captured: "frame pointers" (built with `-C force-frame-pointers=yes`)
+    /// or "DWARF unwinding".
+    pub stack_walker: String,
 }
 
 impl Site {
@@ -302,6 +305,7 @@ fn build(agg: &mut Aggregate) -> Report {
             ring_bytes: drain::registry().memory_bytes() as u64,
             reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
             sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
+            stack_walker: crate::sample::capture::WALKER.to_string(),
         },
     }
 }

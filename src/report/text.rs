@@ -39,11 +39,12 @@ impl fmt::Display for Report {
         let p = &self.profiler;
         writeln!(
             f,
-            "  profiler:  {} samples, {} dropped, {} own memory, {} threads sampled",
+            "  profiler:  {} samples, {} dropped, {} own memory, {} threads sampled, stacks by {}",
             group(p.samples),
             group(p.dropped),
             ByteSize(p.overhead_bytes),
-            p.thread_slots
+            p.thread_slots,
+            p.stack_walker
         )?;
 
         let live = self.top_by_live(ROWS);

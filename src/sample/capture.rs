@@ -1,10 +1,17 @@
 //! Stack capture on the sampling path: raw return addresses only, into a fixed array.
 //!
-//! Symbols are resolved later, on the drain side, and cached by address. The capture runs
-//! inside the profiler scope (see [`super::thread`]), so anything the unwinder might allocate is
-//! neither sampled nor counted as the user's. `trace_unsynchronized` takes no lock of the
-//! `backtrace` crate; the unwinder underneath (libgcc, with glibc's lock-free
-//! `_dl_find_object`) takes none on the common path.
+//! Symbols are resolved later, on the drain side, and cached by address. Two ways to walk:
+//!
+//! - **Frame pointers** (when the program is built with `-C force-frame-pointers=yes`, detected
+//!   by `build.rs`; x86_64 and aarch64): follow the chain of saved frame pointers, each record
+//!   checked to lie inside this thread's stack and to move towards its base. About a
+//!   nanosecond per frame; no lock, no allocation, no table lookup.
+//! - **DWARF unwinding** (`backtrace::trace_unsynchronized`, libgcc's unwinder over
+//!   `.eh_frame`): works for any build, about 1-2 µs per frame. Also the fallback when the
+//!   frame-pointer walk finds fewer than two frames (an allocation on a signal stack, say).
+//!
+//! The capture runs inside the profiler scope (see [`super::thread`]), so anything the unwinder
+//! might allocate is neither sampled nor counted as the user's.
 
 use crate::buffer::event::FRAME_SLOTS;
 
@@ -16,6 +23,24 @@ use crate::buffer::event::FRAME_SLOTS;
 #[inline(never)]
 pub(crate) fn capture(frames: &mut [usize; FRAME_SLOTS], max: usize) -> usize {
     let max = max.min(FRAME_SLOTS);
+    #[cfg(heaptide_frame_pointers)]
+    {
+        let n = frame_pointers::walk(frames, max);
+        if n >= 2 {
+            return n;
+        }
+    }
+    dwarf(frames, max)
+}
+
+/// Which walker [`capture`] uses first, for reports and docs.
+pub(crate) const WALKER: &str = if cfg!(heaptide_frame_pointers) {
+    "frame pointers"
+} else {
+    "DWARF unwinding"
+};
+
+fn dwarf(frames: &mut [usize; FRAME_SLOTS], max: usize) -> usize {
     let mut n = 0;
     // SAFETY: `trace_unsynchronized` requires that no other thread's unsynchronized trace runs
     // code that is not thread-safe; on this platform the libgcc unwinder it uses is
@@ -28,6 +53,62 @@ pub(crate) fn capture(frames: &mut [usize; FRAME_SLOTS], max: usize) -> usize {
         });
     }
     n
+}
+
+#[cfg(heaptide_frame_pointers)]
+mod frame_pointers {
+    use crate::buffer::event::FRAME_SLOTS;
+
+    /// The caller's frame pointer register (the frame record of the function this is inlined
+    /// into).
+    #[inline(always)]
+    fn frame_pointer() -> usize {
+        let fp: usize;
+        // SAFETY: reads a register; no memory access, no side effect.
+        unsafe {
+            #[cfg(target_arch = "x86_64")]
+            std::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags));
+            #[cfg(target_arch = "aarch64")]
+            std::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags));
+        }
+        fp
+    }
+
+    /// Walks the frame records `[saved frame pointer, return address]` from the current frame
+    /// towards the stack's base. Every record read lies inside this thread's stack (bounds
+    /// from `pthread_getattr_np`), each step moves strictly towards the base, so the walk
+    /// reads only mapped memory and ends. A function built without frame pointers (C code in
+    /// the middle of the stack) ends the walk early or makes it skip a caller; with the whole
+    /// Rust program built with frame pointers, that is only libc's frames at the root.
+    #[inline(always)]
+    pub(super) fn walk(frames: &mut [usize; FRAME_SLOTS], max: usize) -> usize {
+        let Some((low, high)) = crate::sample::thread::stack_bounds() else {
+            return 0;
+        };
+        let mut fp = frame_pointer();
+        let mut n = 0;
+        while n < max {
+            if fp < low || fp > high - 2 * size_of::<usize>() || fp % align_of::<usize>() != 0 {
+                break;
+            }
+            // SAFETY: [fp, fp + 16) lies inside this thread's stack mapping (checked above),
+            // which is readable; the values are plain words.
+            let (next, ret) = unsafe {
+                let record = fp as *const usize;
+                (record.read_volatile(), record.add(1).read_volatile())
+            };
+            if ret == 0 {
+                break;
+            }
+            frames[n] = ret;
+            n += 1;
+            if next <= fp {
+                break;
+            }
+            fp = next;
+        }
+        n
+    }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds (vDSO, no syscall on Linux).

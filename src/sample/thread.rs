@@ -37,6 +37,8 @@ struct ThreadState {
     slot_status: Cell<SlotStatus>,
     /// jemalloc's per-thread allocated/deallocated counters (null until looked up).
     counters: Cell<(*const u64, *const u64)>,
+    /// This thread's stack, `(lowest, highest)` address; `(0, 0)` until the thread samples.
+    stack: Cell<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,7 @@ impl ThreadState {
             slot: Cell::new(std::ptr::null()),
             slot_status: Cell::new(SlotStatus::None),
             counters: Cell::new((std::ptr::null(), std::ptr::null())),
+            stack: Cell::new((0, 0)),
         }
     }
 }
@@ -145,6 +148,7 @@ pub(crate) fn slot() -> Option<&'static Slot<Event>> {
             }
             match crate::drain::registry().acquire() {
                 Some(slot) => {
+                    t.stack.set(current_stack().unwrap_or((0, 0)));
                     t.slot.set(slot);
                     t.slot_status.set(SlotStatus::Owned);
                     Some(slot)
@@ -156,6 +160,31 @@ pub(crate) fn slot() -> Option<&'static Slot<Event>> {
             }
         }
     })
+}
+
+/// This thread's stack bounds, known once the thread has a slot (for the frame-pointer walk).
+#[cfg_attr(not(heaptide_frame_pointers), allow(dead_code))]
+pub(crate) fn stack_bounds() -> Option<(usize, usize)> {
+    let (low, high) = THREAD.with(|t| t.stack.get());
+    (high > low).then_some((low, high))
+}
+
+/// Asks the thread library where this thread's stack is. Runs once per sampling thread, in
+/// the profiler scope (glibc may read /proc/self/maps for the main thread, with libc's malloc).
+fn current_stack() -> Option<(usize, usize)> {
+    // SAFETY: `attr` is initialised by pthread_getattr_np before use and destroyed after;
+    // the out-pointers are valid locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let rc = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        (rc == 0 && !addr.is_null()).then(|| (addr as usize, addr as usize + size))
+    }
 }
 
 /// Bytes allocated and freed by heaptide's own code, measured with jemalloc's per-thread
