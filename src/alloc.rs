@@ -359,27 +359,34 @@ enum Outcome {
 
 /// Room for `n` events, secured before anything irreversible happens.
 struct Room<'a> {
-    slot: &'a Slot<Event>,
-    /// Overflow nodes (exact mode, ring full), one per event that will not fit.
+    /// The thread's ring slot; `None` for a thread that has none (exiting, or no slot could
+    /// be had): its events all go to overflow nodes.
+    slot: Option<&'a Slot<Event>>,
+    /// Overflow nodes (ring full or no ring), one per event that will not fit.
     nodes: [*mut OverflowNode; 2],
 }
 
 impl<'a> Room<'a> {
     /// Secures room for `n` (1 or 2) events: ring slots (after helping the drain if the lock
-    /// is free), else overflow nodes (always in exact mode; within a fixed budget in sampled
-    /// mode). `None` counts a dropped sample. Runs inside a profiler scope.
-    fn secure(slot: &'a Slot<Event>, n: usize, exact: bool) -> Option<Self> {
+    /// is free), else overflow nodes (always in exact mode, after backpressure; within a fixed
+    /// budget in sampled mode). `None` counts a dropped sample. Runs inside a profiler scope.
+    fn secure(slot: Option<&'a Slot<Event>>, n: usize, exact: bool) -> Option<Self> {
         let mut room = Room {
             slot,
             nodes: [ptr::null_mut(); 2],
         };
-        // SAFETY: this thread owns `slot` (it is the ring's producer).
-        let room_now = |slot: &Slot<Event>| unsafe { slot.ring().has_room(n) };
-        if room_now(slot) || (drain::try_help() && room_now(slot)) {
-            return Some(room);
+        if let Some(slot) = slot {
+            // SAFETY: this thread owns `slot` (it is the ring's producer).
+            let room_now = |slot: &Slot<Event>| unsafe { slot.ring().has_room(n) };
+            if room_now(slot) || (drain::try_help() && room_now(slot)) {
+                return Some(room);
+            }
         }
         let budget_left =
             || drain::OVERFLOW_NODES.load(Ordering::Relaxed) + n <= drain::SAMPLED_OVERFLOW_BUDGET;
+        if exact {
+            drain::backpressure();
+        }
         if exact || budget_left() {
             for node in room.nodes.iter_mut().take(n) {
                 // SAFETY: non-zero size.
@@ -399,6 +406,15 @@ impl<'a> Room<'a> {
         None
     }
 
+    /// A sample id from the thread's slot, or from the shared space of slotless threads.
+    fn next_id(&self) -> u64 {
+        match self.slot {
+            // SAFETY: this thread owns the slot.
+            Some(slot) => unsafe { slot.next_id() },
+            None => crate::buffer::registry::orphan_id(),
+        }
+    }
+
     /// Pushes an event into the secured room.
     fn push(&mut self, event: Event) {
         if let Some(node) = self.nodes.iter_mut().find(|n| !n.is_null()) {
@@ -411,10 +427,14 @@ impl<'a> Room<'a> {
             drain::wake();
             return;
         }
+        let Some(slot) = self.slot else {
+            debug_assert!(false, "a slotless room always has nodes");
+            return;
+        };
         // SAFETY: this thread is the producer; `secure` saw room, and only we push.
-        let pushed = unsafe { self.slot.ring().push(event) };
+        let pushed = unsafe { slot.ring().push(event) };
         debug_assert!(pushed.is_ok(), "secured ring room vanished");
-        if self.slot.ring().len() * 2 >= self.slot.ring().capacity() {
+        if slot.ring().len() * 2 >= slot.ring().capacity() {
             drain::wake();
         }
     }
@@ -464,14 +484,10 @@ fn alloc_event(id: u64, size: usize, depth: usize) -> Event {
 unsafe fn sample_alloc(config: &Config, layout: Layout, zeroed: bool) -> Outcome {
     let (mut room, mut event) = {
         let _scope = ProfilerScope::enter();
-        let Some(slot) = thread::slot() else {
+        let Some(room) = Room::secure(thread::slot(), 1, config.sampling == Sampling::Exact) else {
             return Outcome::Plain;
         };
-        let Some(room) = Room::secure(slot, 1, config.sampling == Sampling::Exact) else {
-            return Outcome::Plain;
-        };
-        // SAFETY: this thread owns the slot.
-        let id = unsafe { slot.next_id() };
+        let id = room.next_id();
         drain::ensure_started();
         (room, alloc_event(id, layout.size(), config.depth))
     };
@@ -501,14 +517,10 @@ unsafe fn resample_realloc(
 ) -> Outcome {
     let (mut room, mut event) = {
         let _scope = ProfilerScope::enter();
-        let Some(slot) = thread::slot() else {
+        let Some(room) = Room::secure(thread::slot(), 2, config.sampling == Sampling::Exact) else {
             return Outcome::Plain;
         };
-        let Some(room) = Room::secure(slot, 2, config.sampling == Sampling::Exact) else {
-            return Outcome::Plain;
-        };
-        // SAFETY: this thread owns the slot.
-        let id = unsafe { slot.next_id() };
+        let id = room.next_id();
         (room, alloc_event(id, new_size, config.depth))
     };
     // SAFETY: `ptr` is a live sampled block allocated with this alignment.

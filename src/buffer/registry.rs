@@ -25,9 +25,19 @@ const FREE: u8 = 0;
 const IN_USE: u8 = 1;
 const RETIRED: u8 = 2;
 
-/// Slots are numbered in 16 bits: the top bits of a sample id.
-pub(crate) const MAX_SLOTS: usize = 1 << 16;
+/// Slots are numbered in 16 bits: the top bits of a sample id. The last number is kept for
+/// samples taken by threads that have no slot ([`orphan_id`]).
+pub(crate) const MAX_SLOTS: usize = (1 << 16) - 1;
 const COUNTER_BITS: u32 = 48;
+
+/// A sample id for a thread without a slot (exiting, or none could be had): slot number
+/// `MAX_SLOTS`, counter from a shared atomic. Rare, so the shared counter costs nothing.
+#[cfg(not(loom))]
+pub(crate) fn orphan_id() -> u64 {
+    static COUNTER: crate::sync::AtomicU64 = crate::sync::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+    ((MAX_SLOTS as u64) << COUNTER_BITS) | (n & ((1u64 << COUNTER_BITS) - 1))
+}
 
 /// One thread's ring plus its hand-over state.
 pub(crate) struct Slot<T: Copy> {
@@ -210,8 +220,9 @@ impl<T: Copy> Registry<T> {
         slot.state.store(RETIRED, Ordering::Release);
     }
 
-    /// Pops every queued event of every slot into `f`, and frees the slots whose owners have
-    /// left once they are empty.
+    /// Pops the events queued in every slot when the pass reaches it (not those pushed while
+    /// it runs, so a pass always ends) into `f`, and frees the slots whose owners have left
+    /// once they are empty.
     ///
     /// # Safety
     /// The caller is the only consumer of every ring (it holds the drain lock).
@@ -220,9 +231,12 @@ impl<T: Copy> Registry<T> {
             // Read the state first: if it is RETIRED, every push the owner made is visible to
             // the pops below (Acquire pairs with the owner's Release in `release`).
             let state = slot.state.load(Ordering::Acquire);
-            // SAFETY: the caller is the single consumer.
-            while let Some(event) = unsafe { slot.ring.pop() } {
-                f(event);
+            for _ in 0..slot.ring.len() {
+                // SAFETY: the caller is the single consumer.
+                match unsafe { slot.ring.pop() } {
+                    Some(event) => f(event),
+                    None => break,
+                }
             }
             if state == RETIRED {
                 slot.state.store(FREE, Ordering::Release);

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 
 use super::ledger::{Ledger, LiveSample, Settled};
-use super::symbolize::Symbols;
 use crate::buffer::event::{Event, Kind};
 use crate::sample::weight::weight;
 
@@ -33,9 +32,7 @@ pub(crate) struct SiteStats {
 #[derive(Debug)]
 pub(crate) struct Aggregate {
     mean: u64,
-    depth: usize,
     ledger: Ledger,
-    pub(crate) symbols: Symbols,
     index: HashMap<Box<[usize]>, u32>,
     pub(crate) sites: Vec<SiteStats>,
     /// Allocation events seen (samples taken).
@@ -45,13 +42,11 @@ pub(crate) struct Aggregate {
 }
 
 impl Aggregate {
-    /// An empty aggregate for sampling with mean `mean` bytes (1: exact) and stacks of `depth`.
-    pub(crate) fn new(mean: u64, depth: usize) -> Self {
+    /// An empty aggregate for sampling with mean `mean` bytes (1: exact).
+    pub(crate) fn new(mean: u64) -> Self {
         Self {
             mean,
-            depth,
             ledger: Ledger::default(),
-            symbols: Symbols::default(),
             index: HashMap::new(),
             sites: Vec::new(),
             samples: 0,
@@ -130,19 +125,6 @@ impl Aggregate {
             last_ns: 0,
         });
         id
-    }
-
-    /// The user's part of a site's stack: heaptide's own frames trimmed off the top, then at
-    /// most `depth` frames. Sites whose stacks differ only in heaptide's frames (allocation
-    /// versus reallocation path) have the same user stack.
-    pub(crate) fn user_frames(&mut self, site: usize) -> &[usize] {
-        let frames = &self.sites[site].frames;
-        let own = frames
-            .iter()
-            .take_while(|&&ip| self.symbols.is_own(ip))
-            .count();
-        let user = &frames[own..];
-        &user[..user.len().min(self.depth)]
     }
 
     /// Live samples and frees still waiting for their allocation.

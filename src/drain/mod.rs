@@ -40,6 +40,22 @@ pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static OVERFLOW_NODES: AtomicUsize = AtomicUsize::new(0);
 /// See [`OVERFLOW_NODES`].
 pub(crate) const SAMPLED_OVERFLOW_BUDGET: usize = 1024;
+/// Exact mode drops nothing, so it needs backpressure instead: a thread that finds this many
+/// overflow nodes waiting (about 40 MiB) helps the drain, yielding until the backlog is under
+/// the mark. See [`backpressure`].
+pub(crate) const EXACT_BACKLOG_MARK: usize = 1 << 16;
+
+/// Exact mode's backpressure (see [`EXACT_BACKLOG_MARK`]). Never takes the drain lock
+/// blocking: it runs a pass when the lock is free, otherwise yields the CPU to whoever holds
+/// it. Runs in the profiler scope of an allocating thread.
+pub(crate) fn backpressure() {
+    while OVERFLOW_NODES.load(Ordering::Relaxed) > EXACT_BACKLOG_MARK {
+        wake();
+        if !try_help() {
+            std::thread::yield_now();
+        }
+    }
+}
 
 static STATE: Mutex<Option<Aggregate>> = Mutex::new(None);
 
@@ -102,12 +118,19 @@ fn run() {
     }
 }
 
+/// Threads waiting in [`lock`]; allocating threads do not `try_help` while there are any, so
+/// `flush`, `report` and the drain thread cannot be starved by a stream of helpers.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
 fn lock() -> MutexGuard<'static, Option<Aggregate>> {
+    WAITING.fetch_add(1, Ordering::Relaxed);
     // A panic inside a pass would be a bug, but must not take the host down with it later:
     // keep using the state.
-    STATE
+    let guard = STATE
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    WAITING.fetch_sub(1, Ordering::Relaxed);
+    guard
 }
 
 /// Drains everything pushed so far into the aggregate, then runs `f` on it, inside the
@@ -129,7 +152,7 @@ pub(crate) fn with_flushed<R>(f: impl FnOnce(&mut Aggregate) -> R) -> R {
 
 fn new_aggregate() -> Aggregate {
     let config = crate::alloc::config();
-    Aggregate::new(config.sampling.mean_bytes(), config.depth)
+    Aggregate::new(config.sampling.mean_bytes())
 }
 
 /// Called by a sampling thread whose ring is full (inside its profiler scope): if nobody holds
@@ -137,6 +160,9 @@ fn new_aggregate() -> Aggregate {
 /// Returns whether a pass ran. (On a busy machine the drain thread may not get a core for a
 /// while; the threads that fill rings do.)
 pub(crate) fn try_help() -> bool {
+    if WAITING.load(Ordering::Relaxed) > 0 {
+        return false;
+    }
     let mut state = match STATE.try_lock() {
         Ok(state) => state,
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),

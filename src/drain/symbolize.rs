@@ -1,46 +1,76 @@
 //! Symbols for return addresses, resolved on the drain side only and cached by address.
 //!
 //! One address can stand for several frames when functions were inlined; they come out
-//! innermost first. Addresses are also classified as heaptide's own (the allocator shim, the
-//! sampling path, the unwinder): the leading run of such frames is trimmed off every stack.
+//! innermost first. Frames are interned, and classified as heaptide's own (the allocator shim,
+//! the sampling path, the unwinder): reports trim the leading run of such frames off every
+//! stack, frame by frame (in release builds heaptide's code is inlined into the caller's
+//! return address), and merge sites whose remaining frames are the same.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::report::Frame;
+use crate::sync::{Mutex, MutexGuard};
 
-/// The cache.
+/// The cache, behind its own lock: reports symbolize without holding the drain lock, so rings
+/// keep draining while debug info loads (the first lookup can take a second).
+static SYMBOLS: Mutex<Option<Symbols>> = Mutex::new(None);
+
+/// Locks the symbol cache (`None` until first used). Call inside a profiler scope.
+pub(crate) fn lock() -> MutexGuard<'static, Option<Symbols>> {
+    SYMBOLS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Frames interned: each distinct (function, file, line) once, with its "own frame" verdict.
 #[derive(Debug, Default)]
 pub(crate) struct Symbols {
-    frames: HashMap<usize, Arc<[Frame]>>,
-    own: HashMap<usize, bool>,
+    by_ip: HashMap<usize, Box<[u32]>>,
+    frames: Vec<Frame>,
+    own: Vec<bool>,
+    ids: HashMap<Frame, u32>,
 }
 
 impl Symbols {
-    /// The frames at `ip`, innermost first (at least one: the raw address if nothing is known).
-    pub(crate) fn frames(&mut self, ip: usize) -> Arc<[Frame]> {
-        self.frames.entry(ip).or_insert_with(|| resolve(ip)).clone()
+    /// The frames at `ip`, innermost first, as interned ids (at least one: the raw address if
+    /// nothing is known).
+    pub(crate) fn frame_ids(&mut self, ip: usize) -> &[u32] {
+        if !self.by_ip.contains_key(&ip) {
+            let ids: Box<[u32]> = resolve(ip).into_iter().map(|f| self.intern(f)).collect();
+            self.by_ip.insert(ip, ids);
+        }
+        &self.by_ip[&ip]
     }
 
-    /// Whether `ip` lies in heaptide's own sampling path (or the allocator shim and unwinder
-    /// that lead to it), so that it is trimmed from the top of stacks.
-    pub(crate) fn is_own(&mut self, ip: usize) -> bool {
-        if let Some(&own) = self.own.get(&ip) {
-            return own;
+    fn intern(&mut self, frame: Frame) -> u32 {
+        if let Some(&id) = self.ids.get(&frame) {
+            return id;
         }
-        let frames = self.frames(ip);
-        let own = frames.iter().all(is_own_frame);
-        self.own.insert(ip, own);
-        own
+        let id = self.frames.len() as u32;
+        self.own.push(is_own_frame(&frame));
+        self.frames.push(frame.clone());
+        self.ids.insert(frame, id);
+        id
+    }
+
+    /// An interned frame.
+    pub(crate) fn frame(&self, id: u32) -> &Frame {
+        &self.frames[id as usize]
+    }
+
+    /// Whether an interned frame belongs to heaptide's sampling path (the allocator shim,
+    /// the sampling code, the unwinder): such frames are trimmed off the top of stacks.
+    pub(crate) fn is_own(&self, id: u32) -> bool {
+        self.own[id as usize]
     }
 
     /// Addresses cached.
     pub(crate) fn len(&self) -> usize {
-        self.frames.len()
+        self.by_ip.len()
     }
 }
 
-fn resolve(ip: usize) -> Arc<[Frame]> {
+fn resolve(ip: usize) -> Vec<Frame> {
     let mut out = Vec::new();
     // `resolve` looks up `ip - 1` itself (a return address points after the call).
     backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
@@ -61,7 +91,7 @@ fn resolve(ip: usize) -> Arc<[Frame]> {
             line: None,
         });
     }
-    out.into()
+    out
 }
 
 /// A frame of the sampling machinery: by name, or by source file (with

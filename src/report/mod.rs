@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Sampling;
-use crate::drain::{self, aggregate::Aggregate};
+use crate::drain;
+use crate::drain::aggregate::{Aggregate, SiteStats};
+use crate::drain::symbolize::{self, Symbols};
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
 
 /// Version of the report's structure (bumped when a field changes meaning or goes away).
@@ -174,7 +176,18 @@ impl std::fmt::Display for Frame {
 
 /// Takes a report now. See [`crate::report()`].
 pub(crate) fn take() -> Report {
-    let inner = drain::with_flushed(build);
+    // Under the drain lock: drain everything, copy the raw figures out. Symbolizing happens
+    // after, under the symbol cache's own lock, so rings keep draining meanwhile.
+    let snapshot = drain::with_flushed(|agg| Snapshot::of(agg));
+    let inner = {
+        let _scope = ProfilerScope::enter();
+        let report = build(
+            &snapshot,
+            symbolize::lock().get_or_insert_with(Symbols::default),
+        );
+        drop(snapshot);
+        report
+    };
     // `inner` was allocated inside the profiler scope; hand the caller a copy allocated outside
     // it (the caller's memory, as any value it asks for), and free `inner` inside the scope, so
     // the overhead figure stays balanced.
@@ -186,11 +199,34 @@ pub(crate) fn take() -> Report {
     report
 }
 
-/// A call site's figures after merging the raw sites that share its user stack.
+/// The aggregate's figures, copied out under the drain lock.
+#[derive(Debug)]
+struct Snapshot {
+    sites: Vec<SiteStats>,
+    samples: u64,
+    live_samples: usize,
+    pending_frees: usize,
+}
+
+impl Snapshot {
+    fn of(agg: &Aggregate) -> Self {
+        let (live_samples, pending_frees) = agg.ledger_sizes();
+        Snapshot {
+            sites: agg.sites.clone(),
+            samples: agg.samples,
+            live_samples,
+            pending_frees,
+        }
+    }
+}
+
+/// A call site's figures after merging the raw sites that share its symbolized user stack
+/// (raw stacks can differ only in heaptide's frames, or in compiler-cloned copies of a
+/// function).
 #[derive(Debug, Default)]
 struct Merged {
     id: u64,
-    frames: Vec<usize>,
+    frames: Vec<u32>,
     alloc_count: f64,
     alloc_bytes: f64,
     live_count: f64,
@@ -198,7 +234,7 @@ struct Merged {
     samples: u64,
 }
 
-fn build(agg: &mut Aggregate) -> Report {
+fn build(snapshot: &Snapshot, symbols: &mut Symbols) -> Report {
     let config = crate::alloc::config();
     let sampling = if crate::alloc::is_on() {
         config.sampling
@@ -206,13 +242,16 @@ fn build(agg: &mut Aggregate) -> Report {
         Sampling::Off
     };
 
-    // Raw sites differ by heaptide's own top frames (alloc vs realloc path): merge them by
-    // the user's part of the stack.
-    let mut by_stack: HashMap<Vec<usize>, usize> = HashMap::new();
+    let mut by_stack: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut merged: Vec<Merged> = Vec::new();
-    for i in 0..agg.sites.len() {
-        let key = agg.user_frames(i).to_vec();
-        let s = &agg.sites[i];
+    for (i, s) in snapshot.sites.iter().enumerate() {
+        let mut key: Vec<u32> = Vec::new();
+        for &ip in s.frames.iter() {
+            key.extend_from_slice(symbols.frame_ids(ip));
+        }
+        let own = key.iter().take_while(|&&id| symbols.is_own(id)).count();
+        key.drain(..own);
+        key.truncate(config.depth);
         let m = match by_stack.get(&key) {
             Some(&m) => &mut merged[m],
             None => {
@@ -261,13 +300,13 @@ fn build(agg: &mut Aggregate) -> Report {
     let mut sites = Vec::with_capacity(chosen.len());
     for i in chosen {
         let m = &merged[i];
-        let mut frames = Vec::new();
-        for &ip in &m.frames {
-            frames.extend(agg.symbols.frames(ip).iter().cloned());
-        }
         sites.push(Site {
             id: m.id,
-            frames,
+            frames: m
+                .frames
+                .iter()
+                .map(|&id| symbols.frame(id).clone())
+                .collect(),
             alloc_bytes: m.alloc_bytes.round() as u64,
             alloc_count: m.alloc_count.round() as u64,
             live_bytes: m.live_bytes.round() as u64,
@@ -281,7 +320,7 @@ fn build(agg: &mut Aggregate) -> Report {
             .then(b.alloc_bytes.cmp(&a.alloc_bytes))
     });
 
-    let (live_samples, pending_frees) = agg.ledger_sizes();
+    let (live_samples, pending_frees) = (snapshot.live_samples, snapshot.pending_frees);
     let header_bytes = live_samples as u64 * crate::backend::sampled_arena::HEADER_BYTES as u64;
     Report {
         version: REPORT_VERSION,
@@ -295,13 +334,13 @@ fn build(agg: &mut Aggregate) -> Report {
         sites,
         sites_seen: merged.len() as u64,
         profiler: ProfilerStats {
-            samples: agg.samples,
+            samples: snapshot.samples,
             dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
             overhead_bytes: OVERHEAD.live_bytes() + header_bytes,
             thread_slots: drain::registry().slots() as u64,
             live_samples: live_samples as u64,
             pending_frees: pending_frees as u64,
-            symbols_cached: agg.symbols.len() as u64,
+            symbols_cached: symbols.len() as u64,
             ring_bytes: drain::registry().memory_bytes() as u64,
             reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
             sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
