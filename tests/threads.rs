@@ -247,12 +247,11 @@ mod raw_thread {
         let mut t: c_ulong = 0;
         // SAFETY: valid out-pointer, default attributes, a start routine that does not unwind
         // (panics abort at the `extern "C"` boundary).
-        assert_eq!(
-            unsafe { pthread_create(&mut t, std::ptr::null(), f, arg as *mut c_void) },
-            0
-        );
+        let created = unsafe { pthread_create(&mut t, std::ptr::null(), f, arg as *mut c_void) };
+        assert_eq!(created, 0);
         // SAFETY: `t` is a joinable thread created above, joined once.
-        assert_eq!(unsafe { pthread_join(t, std::ptr::null_mut()) }, 0);
+        let joined = unsafe { pthread_join(t, std::ptr::null_mut()) };
+        assert_eq!(joined, 0);
     }
 }
 
