@@ -81,12 +81,25 @@
 //! lock, no hash probe and no shared write, while jemalloc still does size classes, in-place
 //! growth and reuse for sampled blocks. The alternatives (a page per sampled object, or a
 //! filter in front of a lock-free set) cost memory per sample or a memory load per free. If no
-//! range can be reserved, profiling switches off with one stderr line. Measured figures are in
-//! the README (`benches/`).
+//! range can be reserved, profiling switches off with one stderr line.
 //!
-//! Stacks are captured as raw return addresses (libgcc unwinder via `backtrace`, no lock) into
-//! the event; symbols are resolved on the drain side and cached by address. For file and line
-//! numbers in release builds, build with `debug = "line-tables-only"`.
+//! Measured (`bin/bench.sh`, `valgrind --tool=callgrind`): an unsampled malloc+free pair costs
+//! 11.5 instructions more than bare jemalloc (72.3 -> 83.8): 5 on allocation (countdown), 6 on
+//! free (range test). Whole workloads with default sampling run 2-11% more instructions than
+//! bare jemalloc, 2-4% on the two that are not pure allocation loops; the README has the table.
+//!
+//! Stacks are captured as raw return addresses into the event; symbols are resolved only when a
+//! report is built, and cached by address. With frame pointers
+//! (`-C force-frame-pointers=yes`, detected at build time) the capture is a walk of the frame
+//! records within the thread's stack bounds, about a nanosecond per frame; otherwise it uses
+//! DWARF unwinding (libgcc via `backtrace`, no lock), 1-2 µs per frame. For function names and
+//! file:line in release builds, give the release profile `debug = "limited"`.
+//!
+//! A thread whose ring fills runs a drain pass itself if the drain lock is free (never
+//! waiting), so a drain thread that gets no CPU does not cause drops; in sampled mode a full
+//! ring may also spill into a bounded number of overflow nodes. Exact mode drops nothing: when
+//! the backlog passes 64k events, allocating threads help the drain or yield until it shrinks
+//! (backpressure instead of unbounded memory).
 
 // Under loom only the lock-free structures are compiled (to be model-checked); the rest of the
 // crate that uses them is not, so much of their API looks unused there.
