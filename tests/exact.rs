@@ -6,80 +6,24 @@
 //! `Report::sites_mentioning`. Each leaf makes exactly one allocation, and `black_box` on the
 //! result keeps the call from becoming a tail call (which would drop the leaf's frame).
 
-use std::alloc::{Layout, alloc, dealloc};
+use std::alloc::alloc;
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().exact();
 
+mod common;
+
+use common::{Block, figures, layout, leaf, settled_report, truth};
+
 // === helpers ===
 
-/// The figures of every reported site whose stack mentions `name`, summed.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Figures {
-    alloc_count: u64,
-    alloc_bytes: u64,
-    live_count: u64,
-    live_bytes: u64,
-    samples: u64,
-}
-
-fn figures(report: &heaptide::Report, name: &str) -> Figures {
-    let mut f = Figures::default();
-    let mut sites = 0;
-    for s in report.sites_mentioning(name) {
-        sites += 1;
-        f.alloc_count += s.alloc_count;
-        f.alloc_bytes += s.alloc_bytes;
-        f.live_count += s.live_count;
-        f.live_bytes += s.live_bytes;
-        f.samples += s.samples;
-    }
-    assert!(
-        sites > 0,
-        "no site mentions {name}; reported sites: {}",
-        report.sites.len()
-    );
-    f
-}
-
-/// The figures a site must show, computed by the test from what it did.
-fn truth(alloc: &[usize], live: &[usize]) -> Figures {
-    Figures {
-        alloc_count: alloc.len() as u64,
-        alloc_bytes: alloc.iter().sum::<usize>() as u64,
-        live_count: live.len() as u64,
-        live_bytes: live.iter().sum::<usize>() as u64,
-        samples: alloc.len() as u64,
-    }
-}
-
-/// A report taken once no free is waiting for its allocation. Other tests of this binary run
-/// concurrently, so a report can catch a cross-thread free whose allocation was pushed after
-/// the drain read that thread's ring; the next pass settles it. A free that never settles is a
-/// bug, and fails here.
-fn settled_report() -> heaptide::Report {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = heaptide::report();
-        if r.profiler.pending_frees == 0 || Instant::now() > deadline {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Serializes the address-reuse tests with the ring-overflow test: that one keeps the drain
-/// busy on purpose, and while rings are full, frees wait on the deferred stack, so their
-/// addresses are not handed out again until the drain catches up.
-static NO_BURST: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn no_burst() -> std::sync::MutexGuard<'static, ()> {
-    NO_BURST.lock().unwrap_or_else(|e| e.into_inner())
-}
+// `common::serial()` serializes the address-reuse tests with the ring-overflow test: that one
+// keeps the drain busy on purpose, and while rings are full, frees wait on the deferred stack,
+// so their addresses are not handed out again until the drain catches up.
+use common::serial as no_burst;
 
 fn check_mode(report: &heaptide::Report) {
     assert!(
@@ -93,22 +37,6 @@ fn check_mode(report: &heaptide::Report) {
         "exact mode must drop nothing: {:?}",
         report.profiler
     );
-}
-
-fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, 8).unwrap()
-}
-
-/// A raw block that may cross threads.
-struct Block(*mut u8, usize);
-// SAFETY: the test hands each block to exactly one thread at a time.
-unsafe impl Send for Block {}
-
-impl Block {
-    fn free(self) {
-        // SAFETY: allocated by one of the leaves below with `layout(self.1)`, freed once.
-        unsafe { dealloc(self.0, layout(self.1)) }
-    }
 }
 
 /// Deterministic sizes: 1 to `max` bytes, spread out.
@@ -197,13 +125,7 @@ fn known_site_figures_equal_the_truth() {
 
 // === 2. frees on another thread ===
 
-#[inline(never)]
-fn ex_xthread_leaf(size: usize) -> Block {
-    // SAFETY: non-zero size.
-    let p = unsafe { alloc(layout(size)) };
-    assert!(!p.is_null());
-    Block(black_box(p), size)
-}
+leaf!(ex_xthread_leaf);
 
 #[test]
 fn frees_on_another_thread() {
@@ -260,21 +182,8 @@ fn frees_on_another_thread() {
 
 // === 3. address reuse ===
 
-#[inline(never)]
-fn ex_reuse_leaf(size: usize) -> Block {
-    // SAFETY: non-zero size.
-    let p = unsafe { alloc(layout(size)) };
-    assert!(!p.is_null());
-    Block(black_box(p), size)
-}
-
-#[inline(never)]
-fn ex_reuse_pingpong_leaf(size: usize) -> Block {
-    // SAFETY: non-zero size.
-    let p = unsafe { alloc(layout(size)) };
-    assert!(!p.is_null());
-    Block(black_box(p), size)
-}
+leaf!(ex_reuse_leaf);
+leaf!(ex_reuse_pingpong_leaf);
 
 #[test]
 fn address_reuse_keeps_live_figures_exact() {
@@ -377,13 +286,7 @@ fn address_reuse_across_threads_keeps_live_figures_exact() {
 
 // === 4. ring overflow ===
 
-#[inline(never)]
-fn ex_burst_leaf(size: usize) -> Block {
-    // SAFETY: non-zero size.
-    let p = unsafe { alloc(layout(size)) };
-    assert!(!p.is_null());
-    Block(black_box(p), size)
-}
+leaf!(ex_burst_leaf);
 
 #[test]
 fn ring_overflow_burst_drops_nothing() {

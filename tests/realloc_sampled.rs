@@ -7,53 +7,17 @@
 use std::alloc::{Layout, alloc, dealloc, realloc};
 use std::hint::black_box;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 const R: u64 = 4096;
 
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().sample_every(R).seed(1234);
 
-/// The tests of this binary run one at a time, so the process-wide dropped count is theirs.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Figures {
-    alloc_count: u64,
-    alloc_bytes: u64,
-    live_count: u64,
-    live_bytes: u64,
-    samples: u64,
-}
-
-fn figures(report: &heaptide::Report, name: &str) -> Figures {
-    let mut f = Figures::default();
-    for s in report.sites_mentioning(name) {
-        f.alloc_count += s.alloc_count;
-        f.alloc_bytes += s.alloc_bytes;
-        f.live_count += s.live_count;
-        f.live_bytes += s.live_bytes;
-        f.samples += s.samples;
-    }
-    f
-}
-
-/// A report once no free waits for its allocation (a free on another thread than the
-/// allocation can be seen first; the next pass settles it).
-fn settled_report() -> heaptide::Report {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = heaptide::report();
-        if r.profiler.pending_frees == 0 || Instant::now() > deadline {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+// The tests of this binary run one at a time (`serial()`), so the process-wide dropped count
+// is theirs.
+use common::{serial, settled_report, sum_figures as figures};
 
 fn pattern(len: usize, seed: usize) -> Vec<u8> {
     (0..len)

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().exact();
 
+mod common;
+
 const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Aborts the process, with a message on stderr, if not disarmed within `WATCHDOG`. The message
@@ -262,14 +264,7 @@ fn reports_while_four_threads_allocate_hard() {
     assert!(flushes.load(Ordering::Relaxed) > 0);
 
     // Everything the churn kept was freed when its threads ended: none of its sites is live.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let r = loop {
-        let r = heaptide::report();
-        if r.profiler.pending_frees == 0 || Instant::now() > deadline {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let r = common::settled_report();
     check(&r, prev.as_ref());
     assert_eq!(r.profiler.pending_frees, 0, "{:?}", r.profiler);
     for name in [

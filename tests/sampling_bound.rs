@@ -1,86 +1,26 @@
 //! Sampled mode (one sample per 64 KiB on average, seeded): estimates per call site are within
 //! a bound derived from the sampling variance, and freed samples never stay live.
 
-use std::alloc::{Layout, alloc, dealloc};
-use std::hint::black_box;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 const R: u64 = 64 * 1024;
 
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().sample_every(R).seed(42);
 
+mod common;
+
+use common::{Block, leaf, serial, settled_report, sum_figures as figures};
+
 // === helpers ===
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Figures {
-    alloc_count: u64,
-    alloc_bytes: u64,
-    live_count: u64,
-    live_bytes: u64,
-    samples: u64,
-}
+// The tests of this binary run one at a time (`serial()`). A report being built holds the
+// drain lock (symbolizing: the first one loads debug info, which takes a second); meanwhile
+// rings are not emptied and a thread that keeps sampling drops samples (see
+// `tests/sampling_during_report.rs`), which would bias the estimate this file checks.
 
-/// The figures of every reported site whose stack mentions `name`, summed.
-fn figures(report: &heaptide::Report, name: &str) -> Figures {
-    let mut f = Figures::default();
-    for s in report.sites_mentioning(name) {
-        f.alloc_count += s.alloc_count;
-        f.alloc_bytes += s.alloc_bytes;
-        f.live_count += s.live_count;
-        f.live_bytes += s.live_bytes;
-        f.samples += s.samples;
-    }
-    f
-}
-
-/// The tests of this binary run one at a time. A report being built holds the drain lock
-/// (symbolizing: the first one loads debug info, which takes a second); meanwhile rings are not
-/// emptied and a thread that keeps sampling drops samples (see
-/// `tests/sampling_during_report.rs`), which would bias the estimate this file checks.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, 8).unwrap()
-}
-
-/// A raw block that may cross threads.
-struct Block(*mut u8, usize);
-// SAFETY: each block is owned by one thread at a time.
-unsafe impl Send for Block {}
-
-impl Block {
-    fn free(self) {
-        // SAFETY: allocated by a leaf below with `layout(self.1)`, freed once.
-        unsafe { dealloc(self.0, layout(self.1)) }
-    }
-}
-
-/// One allocation per call. Each leaf's body names the leaf, so no two are identical (the
-/// optimizer may merge identical functions, which then symbolize under one name).
-macro_rules! leaf {
-    ($name:ident) => {
-        #[inline(never)]
-        fn $name(size: usize) -> Block {
-            black_box(stringify!($name));
-            // SAFETY: non-zero size.
-            let p = unsafe { alloc(layout(size)) };
-            assert!(!p.is_null());
-            // Touch the block, as a program would.
-            // SAFETY: `p` has at least one byte.
-            unsafe { p.write(size as u8) };
-            Block(black_box(p), size)
-        }
-    };
-}
-
-leaf!(sb_mixed_leaf);
-leaf!(sb_cycle_leaf);
+leaf!(sb_mixed_leaf, touch);
+leaf!(sb_cycle_leaf, touch);
 
 /// xorshift64*: the test's own deterministic sizes.
 struct Rng(u64);
@@ -321,14 +261,7 @@ fn no_phantom_leaks_after_cross_thread_cycles() {
 
     // Any free whose allocation the drain has not seen yet settles at the next pass; other
     // tests of this binary run concurrently, so allow a few passes for theirs.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let r = loop {
-        let r = heaptide::report();
-        if r.profiler.pending_frees == 0 || Instant::now() > deadline {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let r = settled_report();
     let f = figures(&r, "sb_cycle_leaf");
     // About 1.6 GB went through the site: tens of thousands of samples.
     assert!(

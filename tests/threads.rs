@@ -2,105 +2,35 @@
 //! is dropped; frees on other threads, after the allocating thread is gone, and from
 //! thread-local destructors at thread exit are all accounted.
 
-use std::alloc::{Layout, alloc, dealloc};
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::Mutex;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().exact();
 
+mod common;
+
+use common::{Block, Figures, leaf, serial, settled_report, sum_figures, truth};
+
 // === helpers ===
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Figures {
-    alloc_count: u64,
-    alloc_bytes: u64,
-    live_count: u64,
-    live_bytes: u64,
-}
-
-/// The figures of every reported site whose stack mentions `name`, summed.
+/// The figures of every reported site whose stack mentions `name`, summed; in exact mode each
+/// site has one sample per allocation.
 fn figures(report: &heaptide::Report, name: &str) -> Figures {
-    let mut f = Figures::default();
-    let mut sites = 0;
     for s in report.sites_mentioning(name) {
-        sites += 1;
-        f.alloc_count += s.alloc_count;
-        f.alloc_bytes += s.alloc_bytes;
-        f.live_count += s.live_count;
-        f.live_bytes += s.live_bytes;
         assert_eq!(
             s.samples, s.alloc_count,
             "exact mode: one sample per allocation"
         );
     }
-    assert!(sites > 0, "no site mentions {name}");
-    f
+    common::figures(report, name)
 }
 
-fn truth(alloc: &[usize], live: &[usize]) -> Figures {
-    Figures {
-        alloc_count: alloc.len() as u64,
-        alloc_bytes: alloc.iter().sum::<usize>() as u64,
-        live_count: live.len() as u64,
-        live_bytes: live.iter().sum::<usize>() as u64,
-    }
-}
-
-/// A report taken once no free is waiting for its allocation (other tests of this binary run
-/// concurrently and can leave one in flight); a free that never settles fails the caller.
-fn settled_report() -> heaptide::Report {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = heaptide::report();
-        if r.profiler.pending_frees == 0 || Instant::now() > deadline {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The tests of this binary run one at a time: the ring-slot bound below holds only while no
-/// report is being built concurrently (see `tests/threads_during_report.rs`).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, 8).unwrap()
-}
-
-/// A raw block that may cross threads.
-struct Block(*mut u8, usize);
-// SAFETY: each block is owned by one thread at a time.
-unsafe impl Send for Block {}
-
-impl Block {
-    fn free(self) {
-        // SAFETY: allocated by a leaf below with `layout(self.1)`, freed once.
-        unsafe { dealloc(self.0, layout(self.1)) }
-    }
-}
-
-/// One allocation per call. Each leaf's body names the leaf, so no two are identical (the
-/// optimizer may merge identical functions, which then symbolize under one name).
-macro_rules! leaf {
-    ($name:ident) => {
-        #[inline(never)]
-        fn $name(size: usize) -> Block {
-            black_box(stringify!($name));
-            // SAFETY: non-zero size.
-            let p = unsafe { alloc(layout(size)) };
-            assert!(!p.is_null());
-            Block(black_box(p), size)
-        }
-    };
-}
+// The tests of this binary run one at a time (`serial()`): the ring-slot bound below holds
+// only while no report is being built concurrently (see `tests/threads_during_report.rs`).
 
 leaf!(th_churn_leaf);
 leaf!(th_leak_leaf);
@@ -351,22 +281,14 @@ fn allocations_in_thread_local_destructors_are_recorded() {
     assert_eq!(blocks.len(), TLS_THREADS);
     let sizes: Vec<usize> = (0..TLS_THREADS).map(|i| 3_000 + i).collect();
     let r = settled_report();
-    let got = r
-        .sites_mentioning("th_tls_dtor_alloc_leaf")
-        .fold(Figures::default(), |mut f, s| {
-            f.alloc_count += s.alloc_count;
-            f.alloc_bytes += s.alloc_bytes;
-            f.live_count += s.live_count;
-            f.live_bytes += s.live_bytes;
-            f
-        });
+    let got = sum_figures(&r, "th_tls_dtor_alloc_leaf").without_samples();
     let dropped = r.profiler.dropped;
     for b in blocks {
         b.free();
     }
     assert_eq!(
         got,
-        truth(&sizes, &sizes),
+        truth(&sizes, &sizes).without_samples(),
         "allocations made by thread-local destructors at thread exit are missing from the exact \
          profile (profiler.dropped = {dropped})"
     );
