@@ -2,7 +2,7 @@
 //!
 //! Two worker threads handle "requests": each request reads into a fresh buffer and builds a
 //! response (short-lived churn), looks its key up in a cache that fills to a bound and then
-//! stops growing (long-lived, not a leak), and — the bug — remembers a little session state
+//! stops growing (long-lived, not a leak), and — the bug — remembers about 1 KiB of session state
 //! in a global list that nobody ever trims (`remember_session`, a slow leak).
 //!
 //! At the end it prints heaptide's report: the leak's call site is at the top of the live
@@ -71,7 +71,7 @@ fn remember_session(request: u64) {
     }
     let session = Session {
         user: format!("user-{request:08}"),
-        history: vec![request; 64],
+        history: vec![request; 128],
     };
     SESSIONS.lock().unwrap().push(session);
 }
