@@ -7,15 +7,10 @@ static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
 #[path = "workloads/mod.rs"]
 mod workloads;
 
-fn stats() -> Option<(u64, u64, u64)> {
-    let r = heaptide::report();
-    Some((
-        r.profiler.samples,
-        r.profiler.dropped,
-        r.profiler.overhead_bytes,
-    ))
-}
-
 fn main() {
-    workloads::child_main(workloads::Mode::Default, heaptide::flush, stats);
+    workloads::child_main(
+        workloads::Mode::Default,
+        heaptide::flush,
+        workloads::heaptide_stats,
+    );
 }

@@ -125,6 +125,21 @@ pub fn find(name: &str) -> Option<&'static Workload> {
 
 // === the child side ===
 
+/// The profiler's own figures for the run (samples, dropped, overhead bytes), for the heaptide
+/// builds; the bare build passes `|| None` instead.
+#[allow(
+    dead_code,
+    reason = "the bare jemalloc build includes this module too and does not use it"
+)]
+pub fn heaptide_stats() -> Option<(u64, u64, u64)> {
+    let r = heaptide::report();
+    Some((
+        r.profiler.samples,
+        r.profiler.dropped,
+        r.profiler.overhead_bytes,
+    ))
+}
+
 /// Entry point of `alloc_bare`, `alloc_default`, `alloc_exact`.
 ///
 /// `settle` runs at the end of every timed repetition, inside the timed region
