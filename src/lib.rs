@@ -103,7 +103,14 @@
 
 // Under loom only the lock-free structures are compiled (to be model-checked); the rest of the
 // crate that uses them is not, so much of their API looks unused there.
-#![cfg_attr(loom, allow(dead_code, unused_imports))]
+#![cfg_attr(
+    loom,
+    allow(
+        dead_code,
+        unused_imports,
+        reason = "loom builds only the lock-free structures"
+    )
+)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,

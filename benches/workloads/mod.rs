@@ -20,7 +20,10 @@
 //! An "op" is workload-specific and the same in every mode, so time per op compares across
 //! modes even though exact mode runs fewer ops (its stack capture per allocation is slow).
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "included by several bench binaries, each using a subset"
+)]
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -127,10 +130,6 @@ pub fn find(name: &str) -> Option<&'static Workload> {
 
 /// The profiler's own figures for the run (samples, dropped, overhead bytes), for the heaptide
 /// builds; the bare build passes `|| None` instead.
-#[allow(
-    dead_code,
-    reason = "the bare jemalloc build includes this module too and does not use it"
-)]
 pub fn heaptide_stats() -> Option<(u64, u64, u64)> {
     let r = heaptide::report();
     Some((
@@ -437,7 +436,7 @@ struct Record {
     score: f64,
     tags: Vec<String>,
     text: String,
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "parsed as part of the workload, never read back")]
     meta: HashMap<String, serde_json::Value>,
 }
 

@@ -163,7 +163,10 @@ pub(crate) fn slot() -> Option<&'static Slot<Event>> {
 }
 
 /// This thread's stack bounds, known once the thread has a slot (for the frame-pointer walk).
-#[cfg_attr(not(heaptide_frame_pointers), allow(dead_code))]
+#[cfg_attr(
+    not(heaptide_frame_pointers),
+    allow(dead_code, reason = "only the frame-pointer walk needs the bounds")
+)]
 pub(crate) fn stack_bounds() -> Option<(usize, usize)> {
     let (low, high) = THREAD.with(|t| t.stack.get());
     (high > low).then_some((low, high))
