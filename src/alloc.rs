@@ -431,12 +431,8 @@ impl<'a> Room<'a> {
             debug_assert!(false, "a slotless room always has nodes");
             return;
         };
-        // SAFETY: this thread is the producer; `secure` saw room, and only we push.
-        let pushed = unsafe { slot.ring().push(event) };
-        debug_assert!(pushed.is_ok(), "secured ring room vanished");
-        if slot.ring().len() * 2 >= slot.ring().capacity() {
-            drain::wake();
-        }
+        let pushed = push_to_ring(slot, event);
+        debug_assert!(pushed, "secured ring room vanished");
     }
 
     /// Gives back unused overflow nodes.
@@ -459,6 +455,17 @@ impl Drop for Room<'_> {
             self.release();
         }
     }
+}
+
+/// Pushes `event` to this thread's ring; wakes the drain once the ring is half full.
+/// `false` if the ring is full.
+fn push_to_ring(slot: &Slot<Event>, event: Event) -> bool {
+    // SAFETY: `slot` is this thread's own (from `thread::slot`), so it is the ring's producer.
+    let pushed = unsafe { slot.ring().push(event) }.is_ok();
+    if slot.ring().len() * 2 >= slot.ring().capacity() {
+        drain::wake();
+    }
+    pushed
 }
 
 /// An allocation event with the caller's stack.
@@ -557,17 +564,9 @@ unsafe fn free_sampled(ptr: *mut u8, layout: Layout) {
     // SAFETY: the header is ours and initialised.
     let id = unsafe { (*header).id };
     let now = now_ns();
-    let slot = {
-        let _scope = ProfilerScope::enter();
-        thread::slot()
-    };
-    if let Some(slot) = slot
-        // SAFETY: this thread owns `slot` (it is the ring's producer).
-        && unsafe { slot.ring().push(Event::free(id, now)) }.is_ok()
+    if let Some(slot) = thread::slot()
+        && push_to_ring(slot, Event::free(id, now))
     {
-        if slot.ring().len() * 2 >= slot.ring().capacity() {
-            drain::wake();
-        }
         // SAFETY: a live sampled block of this layout, not used after this.
         unsafe { sampled_arena::free(header, layout.size(), layout.align()) };
         return;

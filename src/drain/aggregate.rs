@@ -37,8 +37,6 @@ pub(crate) struct Aggregate {
     pub(crate) sites: Vec<SiteStats>,
     /// Allocation events seen (samples taken).
     pub(crate) samples: u64,
-    /// Free events seen.
-    pub(crate) frees: u64,
 }
 
 impl Aggregate {
@@ -50,7 +48,6 @@ impl Aggregate {
             index: HashMap::new(),
             sites: Vec::new(),
             samples: 0,
-            frees: 0,
         }
     }
 
@@ -85,7 +82,6 @@ impl Aggregate {
                 }
             }
             Kind::Free => {
-                self.frees += 1;
                 if let Settled::Died(sample, freed_ns) = self.ledger.free(event.id, event.time_ns) {
                     self.retire(sample, freed_ns);
                 }

@@ -132,14 +132,15 @@ fn thread_seed(seed: Option<u64>) -> u64 {
 }
 
 /// The thread's ring slot, taken from the registry on first use. `None` when the thread is
-/// exiting or no slot can be had. Must run inside a [`ProfilerScope`] (creating a slot may
-/// allocate the ring).
+/// exiting or no slot can be had. Taking a slot may allocate (ring, destructor registration,
+/// stack bounds), so that branch runs in a [`ProfilerScope`]; the common case is a cell read.
 pub(crate) fn slot() -> Option<&'static Slot<Event>> {
     THREAD.with(|t| match t.slot_status.get() {
         // SAFETY: registry slots live for the whole process.
         SlotStatus::Owned => Some(unsafe { &*t.slot.get() }),
         SlotStatus::Unavailable | SlotStatus::Gone => None,
         SlotStatus::None => {
+            let _scope = ProfilerScope::enter();
             // Register the destructor that will give the slot back; if the thread is already
             // tearing down its thread-locals this fails and we take no slot.
             if SLOT_OWNER.try_with(|_| ()).is_err() {
