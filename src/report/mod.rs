@@ -4,6 +4,8 @@
 //! allocation and free that happened before the call), then copies the top call sites out of
 //! the aggregate with their symbolized frames.
 
+mod folded;
+mod pprof;
 mod text;
 
 use std::collections::HashMap;
@@ -160,6 +162,19 @@ impl Report {
     /// Sites with a frame whose function name contains `needle`.
     pub fn sites_mentioning<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a Site> + 'a {
         self.sites.iter().filter(move |s| s.mentions(needle))
+    }
+}
+
+impl Report {
+    /// Writes the report as JSON (the schema is documented in `docs/report-schema.md`).
+    pub fn write_json(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    }
+
+    /// Writes the human-readable text report (the same as `Display`).
+    pub fn write_text(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        write!(w, "{self}")
     }
 }
 
