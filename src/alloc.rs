@@ -164,6 +164,10 @@ impl Heaptide {
             }
         };
         INIT.store(state, Ordering::Release);
+        if state == ON {
+            // Allocates (in a profiler scope): fine now that ON is published.
+            crate::dump::install();
+        }
     }
 }
 
@@ -251,9 +255,9 @@ impl Heaptide {
     #[cold]
     #[inline(never)]
     unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
-        if let Some(config) = self.should_sample(layout.size()) {
+        if let Some(decision) = self.should_sample(layout.size()) {
             // SAFETY: forwarded contract.
-            match unsafe { sample_alloc(&config, layout, zeroed) } {
+            match unsafe { sample_alloc(&decision, layout, zeroed) } {
                 Outcome::Block(p) => return p,
                 Outcome::Null => return ptr::null_mut(),
                 Outcome::Plain => {}
@@ -264,23 +268,25 @@ impl Heaptide {
     }
 
     /// Called when the countdown ran out for an allocation of `size` bytes: re-arms it, and
-    /// says whether to sample this one.
+    /// says whether (and for which tracking scope) to sample this one.
     #[inline]
-    fn should_sample(&self, size: usize) -> Option<Config> {
+    fn should_sample(&self, size: usize) -> Option<Decision> {
         let config = self.ready()?;
+        // The profiler's own allocations are never sampled; a sample point they cross is
+        // simply skipped (the process is memoryless, so the user's estimate stays unbiased).
+        // A thread tracked by `heaptide::testing` keeps its countdown at 0 and records all.
+        let scope = thread::tracking_scope();
+        if scope != 0 {
+            return (!thread::in_profiler()).then_some(Decision { config, scope });
+        }
         let crossed = match config.sampling {
             Sampling::MeanBytes(mean) => thread::rearm_countdown(mean, config.seed, size),
             Sampling::Exact | Sampling::Off => true,
         };
-        if !crossed {
-            return None;
-        }
-        // The profiler's own allocations are never sampled; the sample point they crossed is
-        // simply skipped (the process is memoryless, so the user's estimate stays unbiased).
-        if thread::in_profiler() {
+        if !crossed || thread::in_profiler() {
             None
         } else {
-            Some(config)
+            Some(Decision { config, scope: 0 })
         }
     }
 
@@ -295,7 +301,7 @@ impl Heaptide {
     ) -> *mut u8 {
         // An unsampled block already charged the countdown in `realloc`; a sampled one not yet.
         let fires = !old_sampled || !countdown_allows(new_size);
-        let config = if fires {
+        let decision = if fires {
             self.should_sample(new_size)
         } else {
             None
@@ -304,11 +310,11 @@ impl Heaptide {
         // SAFETY: for the whole match, `ptr` is a live block of `layout`, sampled iff `old_sampled`;
         // `new_size` is non-zero and fits `align` (GlobalAlloc::realloc's contract).
         unsafe {
-            match (old_sampled, config) {
+            match (old_sampled, decision) {
                 (false, None) => plain::realloc(ptr, layout, new_size),
-                (false, Some(config)) => {
+                (false, Some(decision)) => {
                     let new_layout = Layout::from_size_align_unchecked(new_size, align);
-                    match sample_alloc(&config, new_layout, false) {
+                    match sample_alloc(&decision, new_layout, false) {
                         Outcome::Block(p) => {
                             ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size));
                             plain::dealloc(ptr, layout);
@@ -319,11 +325,13 @@ impl Heaptide {
                     }
                 }
                 (true, None) => move_out_of_range(ptr, layout, new_size),
-                (true, Some(config)) => match resample_realloc(&config, ptr, layout, new_size) {
-                    Outcome::Block(p) => p,
-                    Outcome::Null => ptr::null_mut(),
-                    Outcome::Plain => move_out_of_range(ptr, layout, new_size),
-                },
+                (true, Some(decision)) => {
+                    match resample_realloc(&decision, ptr, layout, new_size) {
+                        Outcome::Block(p) => p,
+                        Outcome::Null => ptr::null_mut(),
+                        Outcome::Plain => move_out_of_range(ptr, layout, new_size),
+                    }
+                }
             }
         }
     }
@@ -344,6 +352,20 @@ unsafe fn move_out_of_range(ptr: *mut u8, layout: Layout, new_size: usize) -> *m
         ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size));
         free_sampled(ptr, layout);
         p
+    }
+}
+
+/// A sample to take: the settings, and the tracking scope it belongs to (0: none).
+#[derive(Clone, Copy)]
+struct Decision {
+    config: Config,
+    scope: u64,
+}
+
+impl Decision {
+    /// Exact accounting (never drop): exact mode, or a tracked allocation.
+    fn exact(&self) -> bool {
+        self.config.sampling == Sampling::Exact || self.scope != 0
     }
 }
 
@@ -470,16 +492,17 @@ fn push_to_ring(slot: &Slot<Event>, event: Event) -> bool {
 
 /// An allocation event with the caller's stack.
 #[inline(always)]
-fn alloc_event(id: u64, size: usize, depth: usize) -> Event {
+fn alloc_event(id: u64, size: usize, decision: &Decision) -> Event {
     let mut event = Event {
         kind: Kind::Alloc,
         depth: 0,
         id,
         size: size as u64,
         time_ns: 0,
+        scope: decision.scope,
         frames: [0; FRAME_SLOTS],
     };
-    event.depth = capture(&mut event.frames, depth + OWN_FRAMES) as u16;
+    event.depth = capture(&mut event.frames, decision.config.depth + OWN_FRAMES) as u16;
     event
 }
 
@@ -488,15 +511,15 @@ fn alloc_event(id: u64, size: usize, depth: usize) -> Event {
 /// # Safety
 /// As `GlobalAlloc::alloc`; sampling is on (the arena exists).
 #[inline(never)]
-unsafe fn sample_alloc(config: &Config, layout: Layout, zeroed: bool) -> Outcome {
+unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Outcome {
     let (mut room, mut event) = {
         let _scope = ProfilerScope::enter();
-        let Some(room) = Room::secure(thread::slot(), 1, config.sampling == Sampling::Exact) else {
+        let Some(room) = Room::secure(thread::slot(), 1, decision.exact()) else {
             return Outcome::Plain;
         };
         let id = room.next_id();
         drain::ensure_started();
-        (room, alloc_event(id, layout.size(), config.depth))
+        (room, alloc_event(id, layout.size(), decision))
     };
     // Outside the scope: the block is the user's memory, not the profiler's.
     // SAFETY: sampling is on, so the arena exists; the layout is valid and non-zero.
@@ -517,18 +540,18 @@ unsafe fn sample_alloc(config: &Config, layout: Layout, zeroed: bool) -> Outcome
 /// # Safety
 /// `ptr` is a live sampled block of `layout`; `new_size > 0`.
 unsafe fn resample_realloc(
-    config: &Config,
+    decision: &Decision,
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
 ) -> Outcome {
     let (mut room, mut event) = {
         let _scope = ProfilerScope::enter();
-        let Some(room) = Room::secure(thread::slot(), 2, config.sampling == Sampling::Exact) else {
+        let Some(room) = Room::secure(thread::slot(), 2, decision.exact()) else {
             return Outcome::Plain;
         };
         let id = room.next_id();
-        (room, alloc_event(id, new_size, config.depth))
+        (room, alloc_event(id, new_size, decision))
     };
     // SAFETY: `ptr` is a live sampled block allocated with this alignment.
     let old_id = unsafe { (*sampled_arena::header(ptr, layout.align())).id };

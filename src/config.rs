@@ -228,7 +228,7 @@ impl fmt::Display for ByteSize {
 }
 
 /// The value of an environment variable, without allocating. `None` if unset or not UTF-8.
-fn getenv(name: &std::ffi::CStr) -> Option<&'static str> {
+pub(crate) fn getenv(name: &std::ffi::CStr) -> Option<&'static str> {
     // SAFETY: `name` is NUL-terminated. The environment is read once, at start-up; a program
     // that calls `setenv` concurrently with its very first allocation races with libc itself.
     let p = unsafe { libc::getenv(name.as_ptr()) };
@@ -240,7 +240,7 @@ fn getenv(name: &std::ffi::CStr) -> Option<&'static str> {
 }
 
 /// One stderr line for a bad value.
-fn complain(var: &str, value: &str, forms: &str, default: &dyn fmt::Display) {
+pub(crate) fn complain(var: &str, value: &str, forms: &str, default: &dyn fmt::Display) {
     crate::diag::stderr_line(format_args!(
         "heaptide: ignoring {var}={value:?}: expected {forms}; using {default}"
     ));

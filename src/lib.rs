@@ -41,6 +41,54 @@
 //! Sizes accept `K`/`KiB`, `M`/`MiB`, `G`/`GiB` (powers of 1024) and `kB`, `MB`, `GB` (powers
 //! of 1000).
 //!
+//! # Dumps
+//!
+//! A dump is a report written to files, `heaptide-<pid>-<seq>.<ext>`, one per format, where
+//! `seq` counts dumps from 1 and `ext` is `json`, `pb.gz` (pprof), `txt` or `folded`:
+//!
+//! - **On a signal**: `kill -USR1 <pid>` makes the drain thread write a dump at once and print
+//!   each path on stderr (`heaptide: wrote <path>`). That takes milliseconds, plus, for the
+//!   first report of a process, the loading of the binary's debug info for symbols (about half
+//!   a second for a test binary). The handler only sets a flag and wakes the drain thread; a
+//!   handler the program installed before heaptide's is still called, and a burst of signals
+//!   gives one or a few dumps.
+//! - **At exit**, with `HEAPTIDE_DUMP_AT_EXIT=1` (normal exit: return from `main` or
+//!   `std::process::exit`).
+//! - **On demand**: [`dump()`] returns the paths.
+//!
+//! Files are written atomically (temporary file, `fsync`, rename), with mode 0600, and never
+//! through a symbolic link: a link at a file's name is replaced, and a dump directory that is
+//! itself a link is refused. If the directory cannot be written, a signal or exit dump prints
+//! one line (`heaptide: cannot write dump to <dir>: <error>`) and the program carries on.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `HEAPTIDE_SIGNAL` | `USR1`, `USR2` or `none` (no handler installed) | `USR1` |
+//! | `HEAPTIDE_FORMATS` | comma-separated: `json`, `pprof`, `text`, `folded` | `json,pprof,text` |
+//! | `HEAPTIDE_DIR` | directory of the dump files (a relative path is taken from the current directory at start-up) | `TMPDIR`, else `/tmp` |
+//! | `HEAPTIDE_DUMP_AT_EXIT` | `1`/`true`: dump at normal exit | `0` |
+//!
+//! They are read once, like the others (when profiling is off: at the first [`dump()`]; no
+//! signal handler is installed then).
+//!
+//! # What a report holds, and its formats
+//!
+//! A [`Report`] holds the memory snapshot (RSS and virtual size from `/proc/self/statm`;
+//! jemalloc's allocated, active, metadata, resident, mapped and retained bytes after an `epoch`
+//! refresh; fragmentation ratios), totals, the five size buckets, allocation rates, lifetime
+//! percentiles (hdrhistogram), and the top call sites by live and by allocated bytes with their
+//! symbolized stacks, size histograms and lifetimes; and the profiler's own figures (samples,
+//! dropped, its memory). Heap figures are estimates unless [`Report::exact`]; memory figures
+//! are measured. Writers: [`Report::write_json`] (versioned; schema in `docs/report-schema.md`),
+//! [`Report::write_text`] (what a person reads first), [`Report::write_pprof`] (gzipped
+//! `profile.proto` for `go tool pprof`, Pyroscope, Parca, Grafana) and
+//! [`Report::write_folded`] (flame graph input).
+//!
+//! # Leak checks in tests
+//!
+//! [`testing`] has `assert_no_leaks`, `assert_no_growth` (per-iteration growth after a
+//! warm-up) and `assert_peak_below`, exact and safe under the parallel test runner.
+//!
 //! # What the numbers mean
 //!
 //! Sampling is Poisson by bytes, as in jemalloc, tcmalloc and Go: each thread draws the
@@ -131,16 +179,23 @@ mod diag;
 #[cfg(not(loom))]
 mod drain;
 #[cfg(not(loom))]
+mod dump;
+#[cfg(not(loom))]
 mod report;
 #[cfg(not(loom))]
 mod sample;
+#[cfg(not(loom))]
+pub mod testing;
 
 #[cfg(not(loom))]
 pub use alloc::Heaptide;
 #[cfg(not(loom))]
 pub use config::{Config, Sampling};
 #[cfg(not(loom))]
-pub use report::{Frame, ProfilerStats, REPORT_VERSION, Report, Site, TOP_SITES, Totals};
+pub use report::{
+    Frame, Jemalloc, Lifetimes, Memory, ProfilerStats, REPORT_VERSION, Rate, Rates, Report, Site,
+    SizeBin, SizeBucket, TOP_SITES, Totals,
+};
 
 /// Takes a heap report now.
 ///
@@ -172,6 +227,34 @@ pub fn report() -> Report {
 #[cfg(not(loom))]
 pub fn flush() {
     drain::with_flushed(|_| ());
+}
+
+/// Writes a dump now: a [`report()`] in every format of `HEAPTIDE_FORMATS`, as
+/// `heaptide-<pid>-<seq>.<ext>` in `HEAPTIDE_DIR` (see [Dumps](crate#dumps)), and returns the
+/// paths of the files, in the order json, pprof, text, folded.
+///
+/// Works whatever `HEAPTIDE_SIGNAL` says, and also when profiling is off (the report is then
+/// empty). Prints nothing.
+///
+/// # Errors
+///
+/// If the directory cannot be used (missing, not a directory, not writable, a symbolic link)
+/// or a file cannot be written, the error says which directory and why; no file of this dump is
+/// left behind.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[global_allocator]
+/// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+/// match heaptide::dump() {
+///     Ok(paths) => println!("heap profile in {paths:?}"),
+///     Err(e) => eprintln!("no heap profile: {e}"),
+/// }
+/// ```
+#[cfg(not(loom))]
+pub fn dump() -> std::io::Result<Vec<std::path::PathBuf>> {
+    dump::dump()
 }
 
 /// The settings in force (defaults until the first allocation has read the environment).

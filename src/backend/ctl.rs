@@ -41,3 +41,41 @@ pub(crate) fn thread_counters() -> Option<(*const u64, *const u64)> {
         Some((a, d))
     }
 }
+
+/// jemalloc's global statistics, in bytes (see `man jemalloc`, `stats.*`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Stats {
+    pub(crate) allocated: u64,
+    pub(crate) active: u64,
+    pub(crate) metadata: u64,
+    pub(crate) resident: u64,
+    pub(crate) mapped: u64,
+    pub(crate) retained: u64,
+}
+
+/// Refreshes jemalloc's statistics (`epoch`) and reads them. `None` if jemalloc was built
+/// without statistics or is not the allocator (under miri).
+pub(crate) fn stats() -> Option<Stats> {
+    let mut epoch: u64 = 1;
+    let mut len = size_of::<u64>();
+    // SAFETY: `epoch` is documented as `uint64_t`, read-write; old and new values point at a
+    // valid u64 of the stated length. Writing any value refreshes the cached statistics.
+    let rc = unsafe {
+        let p: *mut u64 = &mut epoch;
+        ffi::mallctl(c"epoch".as_ptr(), p.cast(), &mut len, p.cast(), len)
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: every `stats.*` name below is documented as `size_t`.
+    unsafe {
+        Some(Stats {
+            allocated: read::<usize>(c"stats.allocated")? as u64,
+            active: read::<usize>(c"stats.active")? as u64,
+            metadata: read::<usize>(c"stats.metadata")? as u64,
+            resident: read::<usize>(c"stats.resident")? as u64,
+            mapped: read::<usize>(c"stats.mapped")? as u64,
+            retained: read::<usize>(c"stats.retained")? as u64,
+        })
+    }
+}

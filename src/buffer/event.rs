@@ -30,6 +30,9 @@ pub(crate) struct Event {
     pub(crate) size: u64,
     /// CLOCK_MONOTONIC nanoseconds.
     pub(crate) time_ns: u64,
+    /// The `heaptide::testing` scope that tracked this allocation (0: none). A tracked
+    /// allocation was recorded with certainty, so it weighs exactly itself (Alloc only).
+    pub(crate) scope: u64,
     /// Return addresses, innermost first (Alloc only).
     pub(crate) frames: [usize; FRAME_SLOTS],
 }
@@ -43,6 +46,7 @@ impl Event {
             id,
             size: 0,
             time_ns,
+            scope: 0,
             frames: [0; FRAME_SLOTS],
         }
     }

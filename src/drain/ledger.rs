@@ -19,6 +19,8 @@ pub(crate) struct LiveSample {
     /// Estimated bytes this sample stands for.
     pub(crate) bytes_weight: f64,
     pub(crate) born_ns: u64,
+    /// The `heaptide::testing` scope that tracked it (0: none).
+    pub(crate) scope: u64,
 }
 
 /// Live samples by id, plus frees that arrived before their allocation.
@@ -90,6 +92,7 @@ mod tests {
             count_weight: 1.0,
             bytes_weight: 8.0,
             born_ns: 0,
+            scope: 0,
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub(crate) mod aggregate;
 pub(crate) mod ledger;
+pub(crate) mod scope;
 pub(crate) mod symbolize;
 
 use std::time::Duration;
@@ -115,6 +116,8 @@ fn run() {
     loop {
         std::thread::park_timeout(PASS_INTERVAL);
         with_flushed(|_| ());
+        // Outside the drain lock: a dump takes a report, which takes the lock itself.
+        crate::dump::service_signal();
     }
 }
 
@@ -144,6 +147,7 @@ pub(crate) fn with_flushed<R>(f: impl FnOnce(&mut Aggregate) -> R) -> R {
         let mut state = lock();
         let agg = state.get_or_insert_with(new_aggregate);
         deferred = pass(agg);
+        agg.tick(crate::sample::capture::now_ns());
         result = f(agg);
     }
     release_deferred(deferred);

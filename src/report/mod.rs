@@ -5,21 +5,25 @@
 //! the aggregate with their symbolized frames.
 
 mod folded;
+pub(crate) mod memory;
 mod pprof;
 mod text;
 
 use std::collections::HashMap;
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Sampling;
 use crate::drain;
-use crate::drain::aggregate::{Aggregate, SiteStats};
+use crate::drain::aggregate::{self, Aggregate, BucketStats, RatePoint, SIZE_BINS, SiteStats};
 use crate::drain::symbolize::{self, Symbols};
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
 
+pub use memory::{Jemalloc, Memory};
+
 /// Version of the report's structure (bumped when a field changes meaning or goes away).
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 /// How many sites a report lists by each ranking (live bytes, allocated bytes).
 pub const TOP_SITES: usize = 100;
@@ -41,8 +45,18 @@ pub struct Report {
     pub sample_interval: u64,
     /// Whether the figures are exact (every allocation recorded) rather than estimated.
     pub exact: bool,
+    /// The process's memory as the kernel and jemalloc count it (measured).
+    pub memory: Memory,
     /// Totals over all call sites.
     pub totals: Totals,
+    /// Allocations by size: tiny < 64 B, small < 1 KiB, medium < 64 KiB, large < 1 MiB,
+    /// huge >= 1 MiB.
+    pub size_buckets: Vec<SizeBucket>,
+    /// How fast the program allocates.
+    pub rate: Rates,
+    /// How long allocations live, over all sites (from the samples that died; `None` before any
+    /// did).
+    pub lifetime_ns: Option<Lifetimes>,
     /// The top call sites by live bytes and by allocated bytes (up to [`TOP_SITES`] each),
     /// ordered by live bytes, then allocated bytes.
     pub sites: Vec<Site>,
@@ -65,6 +79,73 @@ pub struct Totals {
     pub live_count: u64,
 }
 
+/// One size bucket's figures (estimated unless [`Report::exact`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SizeBucket {
+    /// `tiny`, `small`, `medium`, `large` or `huge`.
+    pub name: String,
+    /// Smallest size in the bucket, bytes.
+    pub min_bytes: u64,
+    /// Largest size in the bucket, bytes, inclusive (`None` for `huge`: no bound).
+    pub max_bytes: Option<u64>,
+    /// Allocations of this size since start.
+    pub alloc_count: u64,
+    /// Bytes allocated in this bucket since start.
+    pub alloc_bytes: u64,
+    /// Blocks of this size still live.
+    pub live_count: u64,
+    /// Live bytes in this bucket.
+    pub live_bytes: u64,
+}
+
+/// Allocation rates (estimated unless [`Report::exact`]).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Rates {
+    /// Averaged since the profiler started.
+    pub since_start: Rate,
+    /// Over about the last 10 seconds (shorter right after start).
+    pub recent: Rate,
+}
+
+/// Allocations per second over a window.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Rate {
+    /// Length of the window, seconds.
+    pub seconds: f64,
+    /// Bytes allocated per second.
+    pub alloc_bytes_per_sec: f64,
+    /// Allocations per second.
+    pub alloc_count_per_sec: f64,
+}
+
+/// Lifetime percentiles of freed allocations, nanoseconds, weighted by the allocations each
+/// sample stands for. Values are histogram bins: within 1% for the process-wide figures,
+/// within 6.25% per site.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Freed allocations these figures describe (estimated).
+    pub count: u64,
+    /// Median lifetime.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Longest (clamped at about 13 days).
+    pub max: u64,
+}
+
+/// A bin of a site's size histogram (estimated allocations).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SizeBin {
+    /// Smallest size in the bin, bytes (a power of two, or 0).
+    pub min_bytes: u64,
+    /// Largest size in the bin, bytes, inclusive.
+    pub max_bytes: u64,
+    /// Allocations of a size in the bin since start.
+    pub alloc_count: u64,
+}
+
 /// One call site: a deduplicated stack and its figures.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Site {
@@ -83,6 +164,14 @@ pub struct Site {
     pub live_count: u64,
     /// Samples taken here (equals `alloc_count` in exact mode).
     pub samples: u64,
+    /// How long this site's allocations live (from its dead samples; `None` if none died).
+    pub lifetime_ns: Option<Lifetimes>,
+    /// Its allocations by size (power-of-two bins, empty bins left out).
+    pub size_histogram: Vec<SizeBin>,
+    /// First and last allocation sampled here, milliseconds since the Unix epoch.
+    pub first_seen_ms: u64,
+    /// See `first_seen_ms`.
+    pub last_seen_ms: u64,
 }
 
 /// One stack frame.
@@ -196,8 +285,10 @@ pub(crate) fn take() -> Report {
     let snapshot = drain::with_flushed(|agg| Snapshot::of(agg));
     let inner = {
         let _scope = ProfilerScope::enter();
+        let memory = memory::snapshot();
         let report = build(
             &snapshot,
+            memory,
             symbolize::lock().get_or_insert_with(Symbols::default),
         );
         drop(snapshot);
@@ -221,6 +312,13 @@ struct Snapshot {
     samples: u64,
     live_samples: usize,
     pending_frees: usize,
+    buckets: [BucketStats; 5],
+    lifetimes: Histogram<u64>,
+    alloc_count: f64,
+    alloc_bytes: f64,
+    started_ns: u64,
+    oldest_rate_point: Option<RatePoint>,
+    now_ns: u64,
 }
 
 impl Snapshot {
@@ -231,6 +329,13 @@ impl Snapshot {
             samples: agg.samples,
             live_samples,
             pending_frees,
+            buckets: agg.buckets,
+            lifetimes: agg.lifetimes.clone(),
+            alloc_count: agg.alloc_count,
+            alloc_bytes: agg.alloc_bytes,
+            started_ns: agg.started_ns,
+            oldest_rate_point: agg.rate_points.front().copied(),
+            now_ns: crate::sample::capture::now_ns(),
         }
     }
 }
@@ -247,26 +352,64 @@ struct Merged {
     live_count: f64,
     live_bytes: f64,
     samples: u64,
+    sizes: Vec<f64>,
+    lifetimes: Option<Histogram<u64>>,
+    first_ns: u64,
+    last_ns: u64,
 }
 
-fn build(snapshot: &Snapshot, symbols: &mut Symbols) -> Report {
+/// The symbolized user stack of a raw one: frame ids, heaptide's own frames trimmed, at most
+/// `depth` frames.
+pub(crate) fn user_stack(symbols: &mut Symbols, raw: &[usize], depth: usize) -> Vec<u32> {
+    let mut key: Vec<u32> = Vec::new();
+    for &ip in raw {
+        key.extend_from_slice(symbols.frame_ids(ip));
+    }
+    let own = key.iter().take_while(|&&id| symbols.is_own(id)).count();
+    key.drain(..own);
+    key.truncate(depth);
+    key
+}
+
+/// Percentiles of a lifetime histogram.
+fn lifetimes(h: &Histogram<u64>) -> Option<Lifetimes> {
+    (!h.is_empty()).then(|| Lifetimes {
+        count: h.len(),
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
+    })
+}
+
+fn rate(seconds: f64, count: f64, bytes: f64) -> Rate {
+    if seconds <= 0.0 {
+        return Rate::default();
+    }
+    Rate {
+        seconds,
+        alloc_bytes_per_sec: bytes / seconds,
+        alloc_count_per_sec: count / seconds,
+    }
+}
+
+fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> Report {
     let config = crate::alloc::config();
     let sampling = if crate::alloc::is_on() {
         config.sampling
     } else {
         Sampling::Off
     };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let wall_ms =
+        |mono_ns: u64| now_ms.saturating_sub(snapshot.now_ns.saturating_sub(mono_ns) / 1_000_000);
 
     let mut by_stack: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut merged: Vec<Merged> = Vec::new();
     for (i, s) in snapshot.sites.iter().enumerate() {
-        let mut key: Vec<u32> = Vec::new();
-        for &ip in s.frames.iter() {
-            key.extend_from_slice(symbols.frame_ids(ip));
-        }
-        let own = key.iter().take_while(|&&id| symbols.is_own(id)).count();
-        key.drain(..own);
-        key.truncate(config.depth);
+        let key = user_stack(symbols, &s.frames, config.depth);
         let m = match by_stack.get(&key) {
             Some(&m) => &mut merged[m],
             None => {
@@ -274,6 +417,8 @@ fn build(snapshot: &Snapshot, symbols: &mut Symbols) -> Report {
                 merged.push(Merged {
                     id: i as u64,
                     frames: key,
+                    sizes: vec![0.0; SIZE_BINS],
+                    first_ns: u64::MAX,
                     ..Merged::default()
                 });
                 merged.last_mut().expect("just pushed")
@@ -284,6 +429,21 @@ fn build(snapshot: &Snapshot, symbols: &mut Symbols) -> Report {
         m.live_count += s.live_count;
         m.live_bytes += s.live_bytes;
         m.samples += s.samples;
+        for (a, b) in m.sizes.iter_mut().zip(s.sizes.iter()) {
+            *a += b;
+        }
+        if let Some(h) = &s.lifetimes {
+            match &mut m.lifetimes {
+                Some(mh) => {
+                    let _ = mh.add(&**h);
+                }
+                None => m.lifetimes = Some((**h).clone()),
+            }
+        }
+        if s.samples > 0 {
+            m.first_ns = m.first_ns.min(s.first_ns);
+            m.last_ns = m.last_ns.max(s.last_ns);
+        }
     }
 
     let mut totals = Totals::default();
@@ -315,6 +475,21 @@ fn build(snapshot: &Snapshot, symbols: &mut Symbols) -> Report {
     let mut sites = Vec::with_capacity(chosen.len());
     for i in chosen {
         let m = &merged[i];
+        let size_histogram = m
+            .sizes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.round() >= 1.0)
+            .map(|(bin, c)| SizeBin {
+                min_bytes: if bin == 0 { 0 } else { 1 << bin },
+                max_bytes: if bin == SIZE_BINS - 1 {
+                    u64::MAX
+                } else {
+                    (1 << (bin + 1)) - 1
+                },
+                alloc_count: c.round() as u64,
+            })
+            .collect();
         sites.push(Site {
             id: m.id,
             frames: m
@@ -327,6 +502,14 @@ fn build(snapshot: &Snapshot, symbols: &mut Symbols) -> Report {
             live_bytes: m.live_bytes.round() as u64,
             live_count: m.live_count.round() as u64,
             samples: m.samples,
+            lifetime_ns: m.lifetimes.as_ref().and_then(lifetimes),
+            size_histogram,
+            first_seen_ms: if m.samples > 0 {
+                wall_ms(m.first_ns)
+            } else {
+                0
+            },
+            last_seen_ms: if m.samples > 0 { wall_ms(m.last_ns) } else { 0 },
         });
     }
     sites.sort_by(|a, b| {
@@ -335,17 +518,55 @@ fn build(snapshot: &Snapshot, symbols: &mut Symbols) -> Report {
             .then(b.alloc_bytes.cmp(&a.alloc_bytes))
     });
 
+    let size_buckets = aggregate::BUCKETS
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, min))| {
+            let b = &snapshot.buckets[i];
+            SizeBucket {
+                name: name.to_string(),
+                min_bytes: min,
+                max_bytes: aggregate::BUCKETS.get(i + 1).map(|&(_, next)| next - 1),
+                alloc_count: b.alloc_count.round() as u64,
+                alloc_bytes: b.alloc_bytes.round() as u64,
+                live_count: b.live_count.round() as u64,
+                live_bytes: b.live_bytes.round() as u64,
+            }
+        })
+        .collect();
+
+    let secs = |from_ns: u64| snapshot.now_ns.saturating_sub(from_ns) as f64 / 1e9;
+    let since_start = rate(
+        secs(snapshot.started_ns),
+        snapshot.alloc_count,
+        snapshot.alloc_bytes,
+    );
+    // A window under a second (right after start) says less than the average since start.
+    let recent = match snapshot.oldest_rate_point {
+        Some(p) if secs(p.time_ns) >= 1.0 => rate(
+            secs(p.time_ns),
+            snapshot.alloc_count - p.alloc_count,
+            snapshot.alloc_bytes - p.alloc_bytes,
+        ),
+        _ => since_start,
+    };
+
     let (live_samples, pending_frees) = (snapshot.live_samples, snapshot.pending_frees);
     let header_bytes = live_samples as u64 * crate::backend::sampled_arena::HEADER_BYTES as u64;
     Report {
         version: REPORT_VERSION,
         pid: std::process::id(),
-        timestamp: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
+        timestamp: now_ms,
         sample_interval: sampling.mean_bytes(),
         exact: sampling == Sampling::Exact,
+        memory,
         totals,
+        size_buckets,
+        rate: Rates {
+            since_start,
+            recent,
+        },
+        lifetime_ns: lifetimes(&snapshot.lifetimes),
         sites,
         sites_seen: merged.len() as u64,
         profiler: ProfilerStats {

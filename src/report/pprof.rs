@@ -1,10 +1,601 @@
-//! pprof writer (being written: see issue 3).
+//! pprof writer: the report as a gzipped `profile.proto` (`perftools.profiles.Profile`), the
+//! format `go tool pprof`, Pyroscope, Parca and Grafana read.
+//!
+//! - Sample types, in this order: `alloc_objects/count`, `alloc_space/bytes`,
+//!   `inuse_objects/count`, `inuse_space/bytes`; the default is `inuse_space`.
+//! - One sample per site, with the site's figures as they are: estimates are already unbiased,
+//!   so nothing is left for a tool to rescale (`period` is informational, as in Go's own heap
+//!   profiles).
+//! - One location per distinct frame (function, file, line), holding one line: the report
+//!   lists inlined functions as frames of their own. Functions are deduplicated by (name,
+//!   file). Locations have no address. They belong to one mapping that says symbols are
+//!   resolved: without it `go tool pprof` makes up a mapping and tries to symbolize (and
+//!   complains that the main binary's name is not available).
+//! - `system_name` is left empty: the report has no mangled names, and pprof takes a function
+//!   whose `system_name` equals its `name` for one still to demangle, and would strip every
+//!   `<...>` from it (`<alloc::alloc::Global>::alloc_impl` would read `::alloc_impl`).
+//! - Each stack starts at the innermost frame that is not the standard library's allocation
+//!   plumbing (`alloc::`, `core::`, `std::`, `hashbrown::` and their trait impls on standard
+//!   types, [`Site::blamed_frame`](super::Site::blamed_frame)), as in the text report: `-top`
+//!   then charges each allocation's bytes ("flat") to the function that asked for them, not to
+//!   `Vec::with_capacity_in`. The JSON report keeps the full stacks.
+//! - `drop_frames` also names the allocator's entry points in the standard library (`alloc::alloc`,
+//!   `alloc::raw_vec`). They never call back into the program, so hiding them in pprof's views
+//!   loses nothing and charges each allocation's bytes ("flat") to the function that asked for
+//!   them, as Go's heap profiles do with the runtime's malloc frames.
 
-use super::Report;
+use std::collections::HashMap;
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use prost::Message;
+
+use super::{Frame, Report};
+
+/// The sample types, in the order of each sample's values: (type, unit).
+const SAMPLE_TYPES: [(&str, &str); 4] = [
+    ("alloc_objects", "count"),
+    ("alloc_space", "bytes"),
+    ("inuse_objects", "count"),
+    ("inuse_space", "bytes"),
+];
+
+/// Index in [`SAMPLE_TYPES`] of the default sample type (`inuse_space`).
+const DEFAULT_SAMPLE_TYPE: usize = 3;
+
+/// The function name of the one location of a site without frames.
+const UNKNOWN: &str = "<unknown>";
+
+/// pprof's `drop_frames`: a regular expression (RE2, matched against whole function names) for
+/// the standard library's allocation entry points, which only ever call the global allocator.
+const DROP_FRAMES: &str =
+    r"alloc::alloc::.*|<alloc::alloc::Global.*|alloc::raw_vec::.*|<alloc::raw_vec::.*";
 
 impl Report {
-    /// Writes the report as a gzipped pprof `profile.proto`.
-    pub fn write_pprof(&self, _w: &mut impl std::io::Write) -> std::io::Result<()> {
-        Err(std::io::Error::other("pprof writer not written yet"))
+    /// Writes the report as a gzipped pprof `profile.proto` (see the module documentation for
+    /// what it holds).
+    pub fn write_pprof(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let bytes = self.to_profile().encode_to_vec();
+        let mut gz = GzEncoder::new(&mut *w, Compression::default());
+        gz.write_all(&bytes)?;
+        gz.finish()?;
+        Ok(())
+    }
+
+    /// The report as a pprof message.
+    fn to_profile(&self) -> Profile {
+        let unknown = Frame {
+            function: UNKNOWN.to_string(),
+            file: None,
+            line: None,
+        };
+        let mut b = Builder::default();
+        let sample_type = SAMPLE_TYPES
+            .iter()
+            .map(|&(ty, unit)| ValueType {
+                r#type: b.string(ty),
+                unit: b.string(unit),
+            })
+            .collect::<Vec<_>>();
+        let default_sample_type = sample_type[DEFAULT_SAMPLE_TYPE].r#type;
+
+        let mut sample = Vec::with_capacity(self.sites.len());
+        for site in &self.sites {
+            // Start at the frame a person would blame (see the module docs).
+            let start = site
+                .frames
+                .iter()
+                .position(|f| !crate::drain::symbolize::is_plumbing(&f.function))
+                .unwrap_or(0);
+            let location_id = if site.frames.is_empty() {
+                vec![b.location(&unknown)]
+            } else {
+                site.frames[start..].iter().map(|f| b.location(f)).collect()
+            };
+            sample.push(Sample {
+                location_id,
+                value: [
+                    site.alloc_count,
+                    site.alloc_bytes,
+                    site.live_count,
+                    site.live_bytes,
+                ]
+                .into_iter()
+                .map(to_i64)
+                .collect(),
+            });
+        }
+
+        let kind = if self.exact {
+            "figures exact: every allocation recorded".to_string()
+        } else if self.sample_interval == 0 {
+            "profiling off: no figures".to_string()
+        } else {
+            format!(
+                "figures estimated from samples, one per {} bytes on average (already unbiased, \
+                 not to be rescaled)",
+                self.sample_interval
+            )
+        };
+        let comment = vec![
+            b.string(&format!(
+                "heaptide {} heap profile of pid {}",
+                env!("CARGO_PKG_VERSION"),
+                self.pid
+            )),
+            b.string(&kind),
+            b.string(&format!(
+                "{} of {} call sites (the top by live and by allocated bytes)",
+                self.sites.len(),
+                self.sites_seen
+            )),
+        ];
+        let period_type = Some(ValueType {
+            r#type: b.string("space"),
+            unit: b.string("bytes"),
+        });
+        let mapping = vec![Mapping {
+            id: MAPPING_ID,
+            has_functions: true,
+            has_filenames: true,
+            has_line_numbers: true,
+            has_inline_frames: true,
+            ..Mapping::default()
+        }];
+        let drop_frames = b.string(DROP_FRAMES);
+
+        Profile {
+            sample_type,
+            sample,
+            mapping,
+            location: b.locations,
+            function: b.functions,
+            string_table: b.strings,
+            drop_frames,
+            keep_frames: 0,
+            time_nanos: to_i64(self.timestamp).saturating_mul(1_000_000),
+            duration_nanos: 0,
+            period_type,
+            period: to_i64(self.sample_interval.max(1)),
+            comment,
+            default_sample_type,
+        }
+    }
+}
+
+/// The id of the profile's one mapping.
+const MAPPING_ID: u64 = 1;
+
+/// A protobuf `int64` from a figure (figures beyond `i64::MAX` saturate).
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Interns strings, functions and locations, handing out their indices and ids.
+struct Builder<'a> {
+    strings: Vec<String>,
+    string_index: HashMap<String, i64>,
+    functions: Vec<Function>,
+    function_ids: HashMap<(i64, i64), u64>,
+    locations: Vec<Location>,
+    location_ids: HashMap<&'a Frame, u64>,
+}
+
+impl Default for Builder<'_> {
+    fn default() -> Self {
+        Builder {
+            // string_table[0] must be "".
+            strings: vec![String::new()],
+            string_index: HashMap::from([(String::new(), 0)]),
+            functions: Vec::new(),
+            function_ids: HashMap::new(),
+            locations: Vec::new(),
+            location_ids: HashMap::new(),
+        }
+    }
+}
+
+impl<'a> Builder<'a> {
+    /// The string table index of `s`.
+    fn string(&mut self, s: &str) -> i64 {
+        if let Some(&i) = self.string_index.get(s) {
+            return i;
+        }
+        let i = self.strings.len() as i64;
+        self.strings.push(s.to_string());
+        self.string_index.insert(s.to_string(), i);
+        i
+    }
+
+    /// The id of the location of `frame`.
+    fn location(&mut self, frame: &'a Frame) -> u64 {
+        if let Some(&id) = self.location_ids.get(frame) {
+            return id;
+        }
+        let name = self.string(&frame.function);
+        let filename = match &frame.file {
+            Some(file) => self.string(file),
+            None => 0,
+        };
+        let function_id = match self.function_ids.get(&(name, filename)) {
+            Some(&id) => id,
+            None => {
+                let id = self.functions.len() as u64 + 1;
+                self.functions.push(Function {
+                    id,
+                    name,
+                    // Empty: see the module documentation.
+                    system_name: 0,
+                    filename,
+                    start_line: 0,
+                });
+                self.function_ids.insert((name, filename), id);
+                id
+            }
+        };
+        let id = self.locations.len() as u64 + 1;
+        self.locations.push(Location {
+            id,
+            mapping_id: MAPPING_ID,
+            address: 0,
+            line: vec![Line {
+                function_id,
+                line: frame.line.map_or(0, i64::from),
+            }],
+            is_folded: false,
+        });
+        self.location_ids.insert(frame, id);
+        id
+    }
+}
+
+// The messages of `profile.proto` that heaptide writes (field numbers as in
+// github.com/google/pprof/proto/profile.proto; fields it never sets are left out).
+
+/// `perftools.profiles.Profile`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Profile {
+    #[prost(message, repeated, tag = "1")]
+    pub sample_type: Vec<ValueType>,
+    #[prost(message, repeated, tag = "2")]
+    pub sample: Vec<Sample>,
+    #[prost(message, repeated, tag = "3")]
+    pub mapping: Vec<Mapping>,
+    #[prost(message, repeated, tag = "4")]
+    pub location: Vec<Location>,
+    #[prost(message, repeated, tag = "5")]
+    pub function: Vec<Function>,
+    #[prost(string, repeated, tag = "6")]
+    pub string_table: Vec<String>,
+    #[prost(int64, tag = "7")]
+    pub drop_frames: i64,
+    #[prost(int64, tag = "8")]
+    pub keep_frames: i64,
+    #[prost(int64, tag = "9")]
+    pub time_nanos: i64,
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
+    #[prost(message, optional, tag = "11")]
+    pub period_type: Option<ValueType>,
+    #[prost(int64, tag = "12")]
+    pub period: i64,
+    #[prost(int64, repeated, tag = "13")]
+    pub comment: Vec<i64>,
+    #[prost(int64, tag = "14")]
+    pub default_sample_type: i64,
+}
+
+/// `perftools.profiles.ValueType`: string table indices.
+#[derive(Clone, Copy, PartialEq, Message)]
+pub(crate) struct ValueType {
+    #[prost(int64, tag = "1")]
+    pub r#type: i64,
+    #[prost(int64, tag = "2")]
+    pub unit: i64,
+}
+
+/// `perftools.profiles.Sample`: location ids leaf first, values as in `sample_type`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Sample {
+    #[prost(uint64, repeated, tag = "1")]
+    pub location_id: Vec<u64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub value: Vec<i64>,
+}
+
+/// `perftools.profiles.Mapping`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Mapping {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub memory_start: u64,
+    #[prost(uint64, tag = "3")]
+    pub memory_limit: u64,
+    #[prost(uint64, tag = "4")]
+    pub file_offset: u64,
+    #[prost(int64, tag = "5")]
+    pub filename: i64,
+    #[prost(int64, tag = "6")]
+    pub build_id: i64,
+    #[prost(bool, tag = "7")]
+    pub has_functions: bool,
+    #[prost(bool, tag = "8")]
+    pub has_filenames: bool,
+    #[prost(bool, tag = "9")]
+    pub has_line_numbers: bool,
+    #[prost(bool, tag = "10")]
+    pub has_inline_frames: bool,
+}
+
+/// `perftools.profiles.Location`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Location {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub mapping_id: u64,
+    #[prost(uint64, tag = "3")]
+    pub address: u64,
+    #[prost(message, repeated, tag = "4")]
+    pub line: Vec<Line>,
+    #[prost(bool, tag = "5")]
+    pub is_folded: bool,
+}
+
+/// `perftools.profiles.Line`.
+#[derive(Clone, Copy, PartialEq, Message)]
+pub(crate) struct Line {
+    #[prost(uint64, tag = "1")]
+    pub function_id: u64,
+    #[prost(int64, tag = "2")]
+    pub line: i64,
+}
+
+/// `perftools.profiles.Function`: string table indices, and the first line if known.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Function {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int64, tag = "2")]
+    pub name: i64,
+    #[prost(int64, tag = "3")]
+    pub system_name: i64,
+    #[prost(int64, tag = "4")]
+    pub filename: i64,
+    #[prost(int64, tag = "5")]
+    pub start_line: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::report::{ProfilerStats, Site, Totals};
+
+    fn frame(function: &str, file: Option<&str>, line: Option<u32>) -> Frame {
+        Frame {
+            function: function.to_string(),
+            file: file.map(str::to_string),
+            line,
+        }
+    }
+
+    fn site(id: u64, frames: Vec<Frame>, figures: [u64; 4]) -> Site {
+        let [alloc_count, alloc_bytes, live_count, live_bytes] = figures;
+        Site {
+            id,
+            frames,
+            alloc_bytes,
+            alloc_count,
+            live_bytes,
+            live_count,
+            samples: alloc_count,
+            lifetime_ns: None,
+            size_histogram: Vec::new(),
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+        }
+    }
+
+    fn report(sites: Vec<Site>, exact: bool, sample_interval: u64) -> Report {
+        Report {
+            version: crate::report::REPORT_VERSION,
+            pid: 4242,
+            timestamp: 1_700_000_000_123,
+            sample_interval,
+            exact,
+            memory: Default::default(),
+            totals: Totals::default(),
+            size_buckets: Vec::new(),
+            rate: Default::default(),
+            lifetime_ns: None,
+            sites_seen: sites.len() as u64,
+            sites,
+            profiler: ProfilerStats::default(),
+        }
+    }
+
+    /// Writes, gunzips and decodes.
+    fn roundtrip(r: &Report) -> Profile {
+        let mut gz = Vec::new();
+        r.write_pprof(&mut gz).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "not gzip");
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut raw)
+            .unwrap();
+        Profile::decode(&raw[..]).unwrap()
+    }
+
+    fn s(p: &Profile, i: i64) -> &str {
+        &p.string_table[usize::try_from(i).unwrap()]
+    }
+
+    /// The (function, file, line) of each location of a sample, leaf first.
+    fn stack(p: &Profile, sample: &Sample) -> Vec<(String, String, i64)> {
+        sample
+            .location_id
+            .iter()
+            .map(|&id| {
+                let loc = &p.location[usize::try_from(id - 1).unwrap()];
+                assert_eq!(loc.id, id);
+                assert_eq!(loc.line.len(), 1);
+                let f = &p.function[usize::try_from(loc.line[0].function_id - 1).unwrap()];
+                assert_eq!(f.id, loc.line[0].function_id);
+                assert_eq!(f.system_name, 0);
+                (
+                    s(p, f.name).to_string(),
+                    s(p, f.filename).to_string(),
+                    loc.line[0].line,
+                )
+            })
+            .collect()
+    }
+
+    fn two_sites() -> Report {
+        let leaf = frame("app::leaf", Some("src/app.rs"), Some(10));
+        let leaf_other_line = frame("app::leaf", Some("src/app.rs"), Some(12));
+        let main = frame("app::main", Some("src/main.rs"), Some(3));
+        report(
+            vec![
+                site(7, vec![leaf.clone(), main.clone()], [5, 500, 2, 200]),
+                site(9, vec![leaf_other_line, leaf, main], [1, 64, 0, 0]),
+                site(11, vec![], [3, 30, 3, 30]),
+            ],
+            true,
+            1,
+        )
+    }
+
+    #[test]
+    fn header_fields() {
+        let p = roundtrip(&two_sites());
+        assert_eq!(p.string_table[0], "");
+        let types: Vec<(&str, &str)> = p
+            .sample_type
+            .iter()
+            .map(|t| (s(&p, t.r#type), s(&p, t.unit)))
+            .collect();
+        assert_eq!(types, SAMPLE_TYPES);
+        assert_eq!(s(&p, p.default_sample_type), "inuse_space");
+        let period_type = p.period_type.unwrap();
+        assert_eq!(
+            (s(&p, period_type.r#type), s(&p, period_type.unit)),
+            ("space", "bytes")
+        );
+        assert_eq!(p.period, 1);
+        assert_eq!(p.time_nanos, 1_700_000_000_123_000_000);
+        let comments: Vec<&str> = p.comment.iter().map(|&c| s(&p, c)).collect();
+        assert!(comments[0].starts_with("heaptide "), "{comments:?}");
+        assert!(comments[0].contains("pid 4242"), "{comments:?}");
+        assert!(comments[1].contains("exact"), "{comments:?}");
+        assert_eq!(s(&p, p.drop_frames), DROP_FRAMES);
+        assert_eq!(p.mapping.len(), 1);
+        let m = &p.mapping[0];
+        assert!(m.has_functions && m.has_filenames && m.has_line_numbers);
+    }
+
+    #[test]
+    fn sampled_report_says_estimated_and_keeps_the_figures() {
+        let mut r = two_sites();
+        r.exact = false;
+        r.sample_interval = 524_288;
+        let p = roundtrip(&r);
+        assert_eq!(p.period, 524_288);
+        let comments: Vec<&str> = p.comment.iter().map(|&c| s(&p, c)).collect();
+        assert!(comments[1].contains("estimated"), "{comments:?}");
+        assert!(comments[1].contains("524288"), "{comments:?}");
+        assert_eq!(p.sample[0].value, [5, 500, 2, 200]);
+    }
+
+    #[test]
+    fn profiling_off_has_period_one() {
+        let p = roundtrip(&report(Vec::new(), false, 0));
+        assert_eq!(p.period, 1);
+        assert!(p.sample.is_empty());
+        assert!(p.location.is_empty());
+    }
+
+    #[test]
+    fn one_sample_per_site_leaf_first() {
+        let p = roundtrip(&two_sites());
+        assert_eq!(p.sample.len(), 3);
+        assert_eq!(p.sample[0].value, [5, 500, 2, 200]);
+        assert_eq!(p.sample[1].value, [1, 64, 0, 0]);
+        assert_eq!(p.sample[2].value, [3, 30, 3, 30]);
+        let leaf = ("app::leaf".to_string(), "src/app.rs".to_string(), 10);
+        let main = ("app::main".to_string(), "src/main.rs".to_string(), 3);
+        assert_eq!(stack(&p, &p.sample[0]), [leaf.clone(), main.clone()]);
+        assert_eq!(
+            stack(&p, &p.sample[1]),
+            [
+                ("app::leaf".to_string(), "src/app.rs".to_string(), 12),
+                leaf,
+                main
+            ]
+        );
+        assert_eq!(
+            stack(&p, &p.sample[2]),
+            [(UNKNOWN.to_string(), String::new(), 0)]
+        );
+    }
+
+    #[test]
+    fn frames_locations_and_functions_are_deduplicated() {
+        let p = roundtrip(&two_sites());
+        // Frames: leaf:10, main:3, leaf:12, <unknown>; functions: leaf, main, <unknown>.
+        assert_eq!(p.location.len(), 4);
+        assert_eq!(p.function.len(), 3);
+        assert_eq!(p.sample[0].location_id[0], p.sample[1].location_id[1]);
+        for (i, l) in p.location.iter().enumerate() {
+            assert_eq!(l.id, i as u64 + 1);
+            assert_eq!(l.mapping_id, 1);
+        }
+        for (i, f) in p.function.iter().enumerate() {
+            assert_eq!(f.id, i as u64 + 1);
+        }
+        // Each string once.
+        let mut seen = std::collections::HashSet::new();
+        assert!(p.string_table.iter().all(|s| seen.insert(s)));
+    }
+
+    #[test]
+    fn same_name_in_another_file_is_another_function() {
+        let r = report(
+            vec![site(
+                1,
+                vec![
+                    frame("new", Some("a.rs"), Some(1)),
+                    frame("new", Some("b.rs"), Some(1)),
+                    frame("new", None, None),
+                ],
+                [1, 8, 1, 8],
+            )],
+            true,
+            1,
+        );
+        let p = roundtrip(&r);
+        assert_eq!(p.function.len(), 3);
+        assert_eq!(
+            stack(&p, &p.sample[0]),
+            [
+                ("new".to_string(), "a.rs".to_string(), 1),
+                ("new".to_string(), "b.rs".to_string(), 1),
+                ("new".to_string(), String::new(), 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn huge_figures_saturate() {
+        let r = report(
+            vec![site(1, vec![frame("f", None, None)], [u64::MAX, 1, 2, 3])],
+            true,
+            1,
+        );
+        assert_eq!(roundtrip(&r).sample[0].value, [i64::MAX, 1, 2, 3]);
     }
 }

@@ -47,6 +47,37 @@ impl fmt::Display for Report {
             p.stack_walker
         )?;
 
+        let m = &self.memory;
+        let j = &m.jemalloc;
+        writeln!(
+            f,
+            "  memory:    rss {}, heap {} allocated / {} active / {} resident (x{:.2}), {} metadata, {} retained",
+            ByteSize(m.rss_bytes),
+            ByteSize(j.allocated),
+            ByteSize(j.active),
+            ByteSize(j.resident),
+            m.fragmentation_ratio,
+            ByteSize(j.metadata),
+            ByteSize(j.retained),
+        )?;
+        let r = &self.rate.recent;
+        write!(
+            f,
+            "  rate:      {}/s in {}/s allocations over the last {:.0} s",
+            ByteSize(r.alloc_bytes_per_sec.round() as u64),
+            group(r.alloc_count_per_sec.round() as u64),
+            r.seconds
+        )?;
+        if let Some(l) = &self.lifetime_ns {
+            write!(
+                f,
+                "; freed blocks lived {} median, {} p99",
+                Duration(l.p50),
+                Duration(l.p99)
+            )?;
+        }
+        writeln!(f)?;
+
         let live = self.top_by_live(ROWS);
         writeln!(f)?;
         if live.is_empty() {
@@ -60,7 +91,48 @@ impl fmt::Display for Report {
         table(f, &self.top_by_alloc(ROWS), t.alloc_bytes, |s| {
             (s.alloc_bytes, s.alloc_count)
         })?;
+
+        writeln!(f)?;
+        writeln!(f, "Size buckets:")?;
+        writeln!(
+            f,
+            "  {:<7} {:>17} {:>12} {:>14} {:>12}",
+            "bucket", "sizes", "live bytes", "allocations", "alloc bytes"
+        )?;
+        for b in &self.size_buckets {
+            let range = match b.max_bytes {
+                Some(max) => format!("{}-{}", ByteSize(b.min_bytes), ByteSize(max + 1)),
+                None => format!(">= {}", ByteSize(b.min_bytes)),
+            };
+            writeln!(
+                f,
+                "  {:<7} {:>17} {:>12} {:>14} {:>12}",
+                b.name,
+                range,
+                ByteSize(b.live_bytes).to_string(),
+                group(b.alloc_count),
+                ByteSize(b.alloc_bytes).to_string(),
+            )?;
+        }
         Ok(())
+    }
+}
+
+/// Nanoseconds, shown with a unit a person reads at a glance.
+struct Duration(u64);
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0 as f64;
+        if ns < 1e3 {
+            write!(f, "{ns:.0} ns")
+        } else if ns < 1e6 {
+            write!(f, "{:.1} us", ns / 1e3)
+        } else if ns < 1e9 {
+            write!(f, "{:.1} ms", ns / 1e6)
+        } else {
+            write!(f, "{:.1} s", ns / 1e9)
+        }
     }
 }
 

@@ -39,6 +39,8 @@ struct ThreadState {
     counters: Cell<(*const u64, *const u64)>,
     /// This thread's stack, `(lowest, highest)` address; `(0, 0)` until the thread samples.
     stack: Cell<(usize, usize)>,
+    /// The `heaptide::testing` scope tracking this thread's allocations (0: none).
+    scope: Cell<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,7 @@ impl ThreadState {
             slot_status: Cell::new(SlotStatus::None),
             counters: Cell::new((std::ptr::null(), std::ptr::null())),
             stack: Cell::new((0, 0)),
+            scope: Cell::new(0),
         }
     }
 }
@@ -119,6 +122,36 @@ pub(crate) fn rearm_countdown(mean: u64, seed: Option<u64>, size: usize) -> bool
         COUNTDOWN.with(|c| c.set(next));
         sampled
     })
+}
+
+/// The tracking scope of this thread (0: none). Read on the slow path only.
+#[inline]
+pub(crate) fn tracking_scope() -> u64 {
+    THREAD.with(|t| t.scope.get())
+}
+
+/// Makes `scope` (0: none) this thread's tracking scope and returns the previous one. While a
+/// scope is set the countdown stays at 0, so every allocation takes the slow path and is
+/// recorded; when it is cleared the thread resumes sampling with a fresh distance to its next
+/// sample point (the process is memoryless, so the estimate stays unbiased).
+pub(crate) fn set_tracking_scope(
+    scope: u64,
+    sampling: crate::config::Sampling,
+    seed: Option<u64>,
+) -> u64 {
+    let previous = THREAD.with(|t| t.scope.replace(scope));
+    let countdown = match (scope, sampling) {
+        (0, crate::config::Sampling::MeanBytes(mean)) => THREAD.with(|t| {
+            let mut rng = t.rng.get().unwrap_or_else(|| Rng::new(thread_seed(seed)));
+            let next = rng.next_countdown(mean);
+            t.rng.set(Some(rng));
+            next
+        }),
+        (0, crate::config::Sampling::Off) => i64::MAX,
+        _ => 0,
+    };
+    COUNTDOWN.with(|c| c.set(countdown));
+    previous
 }
 
 /// Seeds differ per thread: the configured seed (or the clock) mixed with a thread counter.

@@ -1,0 +1,367 @@
+//! [`track`]: run a closure with every allocation of its thread recorded; [`Tracking`]: what
+//! it left behind.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::config::ByteSize;
+use crate::drain;
+use crate::drain::scope::{Held, Scope};
+use crate::drain::symbolize::{self, Symbols};
+use crate::report::Frame;
+use crate::sample::thread::{self, ProfilerScope};
+use crate::sync::{AtomicU64, Ordering};
+
+/// Scope ids; 0 means "not tracked".
+static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
+
+/// What a tracked closure allocated, and what of it is still live.
+///
+/// Exact figures (every allocation of the tracked thread was recorded). Sites are symbolized
+/// user stacks, innermost frame first, with heaptide's own frames removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tracking {
+    /// Bytes allocated by the closure (including those freed since).
+    pub alloc_bytes: u64,
+    /// Allocations made by the closure.
+    pub alloc_count: u64,
+    /// Bytes the closure allocated that were still live when it returned.
+    pub leaked_bytes: u64,
+    /// Blocks the closure allocated that were still live when it returned.
+    pub leaked_blocks: u64,
+    /// The most bytes of the closure's allocations live at any one moment.
+    pub peak_bytes: u64,
+    /// Where the leaked blocks were allocated, most bytes first.
+    pub leaks: Vec<SiteBytes>,
+    /// What each site held at the moment of the peak, most bytes first.
+    pub at_peak: Vec<SiteBytes>,
+}
+
+/// Bytes and blocks held by one call site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteBytes {
+    /// The stack, innermost first.
+    pub frames: Vec<Frame>,
+    /// Bytes held.
+    pub bytes: u64,
+    /// Blocks held.
+    pub blocks: u64,
+}
+
+impl SiteBytes {
+    /// The innermost frame that is not allocation plumbing (`alloc::`, `core::`, `std::`, ...):
+    /// usually the function to blame.
+    pub fn blamed_frame(&self) -> Option<&Frame> {
+        self.frames
+            .iter()
+            .find(|f| !symbolize::is_plumbing(&f.function))
+            .or_else(|| self.frames.first())
+    }
+
+    /// The blamed frame and its callers (innermost useful frame first).
+    pub fn useful_frames(&self) -> &[Frame] {
+        let start = self
+            .frames
+            .iter()
+            .position(|f| !symbolize::is_plumbing(&f.function))
+            .unwrap_or(0);
+        &self.frames[start..]
+    }
+
+    /// Whether any frame's function name contains `needle`.
+    pub fn mentions(&self, needle: &str) -> bool {
+        self.frames.iter().any(|f| f.function.contains(needle))
+    }
+}
+
+impl Tracking {
+    /// Whether anything the closure allocated is still live.
+    pub fn leaked(&self) -> bool {
+        self.leaked_blocks > 0
+    }
+
+    /// The same tracking without the leak sites whose stack has a frame for which `ignore`
+    /// returns true (the leaked totals are recomputed). For allocations that are meant to
+    /// outlive the closure:
+    ///
+    /// ```no_run
+    /// # #[global_allocator]
+    /// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+    /// # fn fill_global_cache() {}
+    /// let t = heaptide::testing::track(fill_global_cache)
+    ///     .ignoring(|frame| frame.function.contains("fill_global_cache"));
+    /// assert!(!t.leaked(), "{t}");
+    /// ```
+    pub fn ignoring(mut self, ignore: impl Fn(&Frame) -> bool) -> Tracking {
+        self.leaks.retain(|s| !s.frames.iter().any(&ignore));
+        self.leaked_bytes = self.leaks.iter().map(|s| s.bytes).sum();
+        self.leaked_blocks = self.leaks.iter().map(|s| s.blocks).sum();
+        self
+    }
+}
+
+/// Sites shown in a message, and frames per site.
+const SHOWN_SITES: usize = 5;
+const SHOWN_FRAMES: usize = 5;
+
+/// Writes sites as a person reads them: the blamed frame, then its callers.
+pub(crate) fn write_sites(f: &mut impl fmt::Write, sites: &[SiteBytes]) -> fmt::Result {
+    for site in sites.iter().take(SHOWN_SITES) {
+        let blocks = if site.blocks == 1 { "block" } else { "blocks" };
+        // heaptide's own callers (the assertion running the closure) say nothing to the reader.
+        let frames: Vec<&Frame> = site
+            .useful_frames()
+            .iter()
+            .filter(|f| !f.function.starts_with("heaptide::testing::"))
+            .collect();
+        match frames.first() {
+            Some(top) => writeln!(
+                f,
+                "  {} in {} {blocks} allocated at {top}",
+                ByteSize(site.bytes),
+                site.blocks
+            )?,
+            None => writeln!(
+                f,
+                "  {} in {} {blocks} allocated at <unknown>",
+                ByteSize(site.bytes),
+                site.blocks
+            )?,
+        }
+        for caller in frames.iter().skip(1).take(SHOWN_FRAMES - 1) {
+            writeln!(f, "      <- {caller}")?;
+        }
+    }
+    if sites.len() > SHOWN_SITES {
+        writeln!(f, "  ... and {} more sites", sites.len() - SHOWN_SITES)?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Tracking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "tracked: {} allocated in {} allocations, peak {} live",
+            ByteSize(self.alloc_bytes),
+            self.alloc_count,
+            ByteSize(self.peak_bytes)
+        )?;
+        if self.leaked() {
+            writeln!(
+                f,
+                "leaked: {} in {} blocks still live, by site:",
+                ByteSize(self.leaked_bytes),
+                self.leaked_blocks
+            )?;
+            write_sites(f, &self.leaks)?;
+        } else {
+            writeln!(f, "leaked: nothing")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with every allocation of the calling thread tracked, drops what it returns, and
+/// reports what it allocated, its peak, and what it left live (with the call sites). See the
+/// [module docs](crate::testing) for threads, filters and limits.
+///
+/// # Panics
+/// If heaptide is not the global allocator or profiling is off, or if called inside another
+/// `track` on the same thread. A panic in `f` is passed on (after tracking ends).
+pub fn track<R>(f: impl FnOnce() -> R) -> Tracking {
+    let scope = begin();
+    {
+        let _end = EndScope(scope);
+        drop(f());
+    }
+    finish(scope, None).0
+}
+
+/// Runs `f` untracked inside a tracked closure: what it allocates is not recorded (its frees of
+/// tracked blocks still are). For allocations meant to outlive the tracked closure, like a
+/// global cache filled on purpose. Outside a tracked closure it simply runs `f`.
+///
+/// ```no_run
+/// # #[global_allocator]
+/// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+/// use std::sync::Mutex;
+/// static REGISTRY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+///
+/// heaptide::testing::assert_no_leaks(|| {
+///     let name = format!("worker-{}", 7); // tracked, freed below
+///     heaptide::testing::untracked(|| REGISTRY.lock().unwrap().push(name.clone()));
+/// });
+/// ```
+pub fn untracked<R>(f: impl FnOnce() -> R) -> R {
+    let scope = thread::tracking_scope();
+    if scope == 0 {
+        return f();
+    }
+    let config = crate::alloc::config();
+    thread::set_tracking_scope(0, config.sampling, config.seed);
+    struct Resume(u64);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let config = crate::alloc::config();
+            thread::set_tracking_scope(self.0, config.sampling, config.seed);
+        }
+    }
+    let _resume = Resume(scope);
+    f()
+}
+
+/// Starts a scope on this thread and returns its id.
+pub(crate) fn begin() -> u64 {
+    if !crate::alloc::is_on() {
+        panic!(
+            "heaptide::testing needs heaptide as the global allocator of this test binary, with \
+             profiling on: add `#[global_allocator] static ALLOC: heaptide::Heaptide = \
+             heaptide::Heaptide::new();` and do not set HEAPTIDE_SAMPLE=off"
+        );
+    }
+    let scope = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
+    let config = crate::alloc::config();
+    let previous = thread::set_tracking_scope(scope, config.sampling, config.seed);
+    if previous != 0 {
+        thread::set_tracking_scope(previous, config.sampling, config.seed);
+        panic!("heaptide::testing: track() cannot be nested on one thread");
+    }
+    scope
+}
+
+/// Ends this thread's scope when dropped. When the tracked closure panics, the scope's record
+/// is thrown away too (nobody will ask for it).
+pub(crate) struct EndScope(pub(crate) u64);
+
+impl Drop for EndScope {
+    fn drop(&mut self) {
+        let config = crate::alloc::config();
+        thread::set_tracking_scope(0, config.sampling, config.seed);
+        if std::thread::panicking() {
+            drop(drain::with_flushed(|agg| agg.take_scope(self.0)));
+        }
+    }
+}
+
+/// A scope's live figures now, by raw site, without ending it. The map is profiler memory
+/// (allocated in the profiler scope, so the tracked thread does not record it): drop it with
+/// [`drop_profiler_owned`].
+pub(crate) fn live_now(scope: u64) -> HashMap<u32, Held> {
+    drain::with_flushed(|agg| agg.scope(scope).map(|s| s.live.clone()).unwrap_or_default())
+}
+
+/// Drops a value that was allocated in the profiler scope, in the profiler scope (keeps the
+/// profiler's own-memory figure balanced).
+pub(crate) fn drop_profiler_owned<T>(value: T) {
+    let _inside = ProfilerScope::enter();
+    drop(value);
+}
+
+/// Ends the record of an ended scope and builds its [`Tracking`]. With `mid` (the scope's
+/// live figures at an earlier moment, from [`live_now`]), also the sites whose live bytes grew
+/// since then, with the growth.
+pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking, Vec<SiteBytes>) {
+    let (record, stacks) = drain::with_flushed(|agg| {
+        let record = agg.take_scope(scope);
+        let stacks: HashMap<u32, Box<[usize]>> = match &record {
+            Some(r) => r
+                .sites()
+                .into_iter()
+                .map(|site| (site, agg.sites[site as usize].frames.clone()))
+                .collect(),
+            None => HashMap::new(),
+        };
+        (record, stacks)
+    });
+    let inner = {
+        let _inside = ProfilerScope::enter();
+        let out = match record {
+            Some(mut record) => build(&mut record, &stacks, mid),
+            None => (Tracking::default(), Vec::new()),
+        };
+        drop(stacks);
+        out
+    };
+    // Hand the caller a copy allocated outside the profiler scope (see `report::take`).
+    let out = inner.clone();
+    let _inside = ProfilerScope::enter();
+    drop(inner);
+    out
+}
+
+/// Symbolizes a scope's record into a [`Tracking`] (and the growth since `mid`). Runs in the
+/// profiler scope.
+fn build(
+    record: &mut Scope,
+    stacks: &HashMap<u32, Box<[usize]>>,
+    mid: Option<&HashMap<u32, Held>>,
+) -> (Tracking, Vec<SiteBytes>) {
+    let depth = crate::alloc::config().depth;
+    let (peak_bytes, at_peak) = record.peak();
+    let live = record.live_total();
+    let mut guard = symbolize::lock();
+    let symbols = guard.get_or_insert_with(Symbols::default);
+    let leaks = symbolized(symbols, stacks, &record.live, depth);
+    let at_peak = symbolized(symbols, stacks, &at_peak, depth);
+    let growth = match mid {
+        Some(mid) => {
+            let grown: HashMap<u32, Held> = record
+                .live
+                .iter()
+                .filter_map(|(site, now)| {
+                    let then = mid.get(site).copied().unwrap_or_default();
+                    (now.bytes > then.bytes).then(|| {
+                        (
+                            *site,
+                            Held {
+                                bytes: now.bytes - then.bytes,
+                                blocks: now.blocks.saturating_sub(then.blocks).max(1),
+                            },
+                        )
+                    })
+                })
+                .collect();
+            symbolized(symbols, stacks, &grown, depth)
+        }
+        None => Vec::new(),
+    };
+    let tracking = Tracking {
+        alloc_bytes: record.alloc_bytes,
+        alloc_count: record.alloc_count,
+        leaked_bytes: live.bytes,
+        leaked_blocks: live.blocks,
+        peak_bytes,
+        leaks,
+        at_peak,
+    };
+    (tracking, growth)
+}
+
+/// Raw sites' holdings as symbolized sites, merged by user stack, most bytes first.
+pub(crate) fn symbolized(
+    symbols: &mut Symbols,
+    stacks: &HashMap<u32, Box<[usize]>>,
+    held: &HashMap<u32, Held>,
+    depth: usize,
+) -> Vec<SiteBytes> {
+    let mut merged: HashMap<Vec<u32>, Held> = HashMap::new();
+    for (site, h) in held {
+        let raw = stacks.get(site).map_or(&[][..], |s| &s[..]);
+        let key = crate::report::user_stack(symbols, raw, depth);
+        let m = merged.entry(key).or_default();
+        m.bytes += h.bytes;
+        m.blocks += h.blocks;
+    }
+    let mut out: Vec<SiteBytes> = merged
+        .into_iter()
+        .filter(|(_, h)| h.blocks > 0)
+        .map(|(key, h)| SiteBytes {
+            frames: key.iter().map(|&id| symbols.frame(id).clone()).collect(),
+            bytes: h.bytes,
+            blocks: h.blocks,
+        })
+        .collect();
+    out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.blocks.cmp(&a.blocks)));
+    out
+}

@@ -1,0 +1,246 @@
+//! `heaptide::testing`: leak, growth and peak assertions under the default parallel runner,
+//! with the allocator in its default (sampled) mode, as a user's test crate would have it.
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier, LazyLock, Mutex};
+
+use heaptide::testing::{self, assert_no_growth, assert_no_leaks, assert_peak_below, track};
+
+#[global_allocator]
+static A: heaptide::Heaptide = heaptide::Heaptide::new();
+
+static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+#[inline(never)]
+fn leaky_function(bytes: usize) {
+    KEPT.lock().unwrap().push(black_box(vec![7u8; bytes]));
+}
+
+#[inline(never)]
+fn tidy_function() -> usize {
+    let v: Vec<u64> = (0..1000).collect();
+    let s = format!("{:?}", &v[..10]);
+    v.len() + s.len()
+}
+
+#[test]
+fn no_leak_passes_and_the_return_value_is_dropped() {
+    assert_no_leaks(tidy_function);
+    assert_no_leaks(|| vec![1u8; 4096]);
+}
+
+#[test]
+#[should_panic(expected = "leaky_function")]
+fn a_leak_fails_naming_the_function() {
+    assert_no_leaks(|| leaky_function(1000));
+}
+
+#[test]
+#[should_panic(expected = "3 KiB in 3 blocks")]
+fn the_message_gives_bytes_and_blocks() {
+    assert_no_leaks(|| {
+        for _ in 0..3 {
+            Box::leak(black_box(Box::new([0u8; 1024])));
+        }
+    });
+}
+
+#[inline(never)]
+fn leak_boxes(n: usize) {
+    for i in 0..10 {
+        let b = black_box(Box::new([i as u8; 1000]));
+        if i < n {
+            Box::leak(b);
+        }
+    }
+}
+
+#[test]
+fn track_counts_exactly() {
+    let t = track(|| leak_boxes(3));
+    assert_eq!(t.leaked_bytes, 3000, "{t}");
+    assert_eq!(t.leaked_blocks, 3, "{t}");
+    assert_eq!(t.alloc_count, 10, "{t}");
+    assert_eq!(t.alloc_bytes, 10_000, "{t}");
+    assert_eq!(t.peak_bytes, 4000, "{t}");
+    assert_eq!(t.leaks.len(), 1, "{t}");
+    let blamed = t.leaks[0].blamed_frame().unwrap();
+    assert!(blamed.function.contains("leak_boxes"), "{t}");
+    assert!(
+        blamed.file.as_deref().unwrap().ends_with("testing.rs"),
+        "{t}"
+    );
+    assert!(blamed.line.is_some(), "{t}");
+}
+
+#[test]
+fn frees_on_another_thread_count_as_freed() {
+    let t = track(|| {
+        let data = black_box(vec![1u8; 50_000]);
+        let handle = std::thread::spawn(move || drop(data));
+        handle.join().unwrap();
+    });
+    assert!(!t.leaked(), "{t}");
+    assert!(t.alloc_bytes >= 50_000, "{t}");
+}
+
+#[test]
+fn threads_spawned_inside_are_not_tracked() {
+    let t = track(|| {
+        std::thread::spawn(|| {
+            // The spawned thread's own allocation (and leak) is not the closure's.
+            Box::leak(black_box(vec![0u8; 1 << 20]).into_boxed_slice());
+        })
+        .join()
+        .unwrap();
+    });
+    assert!(!t.leaked(), "{t}");
+    assert!(t.alloc_bytes < 1 << 20, "{t}");
+}
+
+#[test]
+fn sixteen_parallel_tracked_closures_get_their_own_verdicts() {
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|i| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let t = track(|| {
+                    let mut scratch = Vec::new();
+                    for j in 0..200 {
+                        scratch.push(black_box(vec![j as u8; 64 + i]));
+                    }
+                    if i % 2 == 1 {
+                        Box::leak(black_box(vec![0u8; 1000 * i]).into_boxed_slice());
+                    }
+                    drop(scratch);
+                });
+                (i, t)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (i, t) = h.join().unwrap();
+        if i % 2 == 1 {
+            assert_eq!(
+                (t.leaked_bytes, t.leaked_blocks),
+                (1000 * i as u64, 1),
+                "{i}: {t}"
+            );
+        } else {
+            assert!(!t.leaked(), "{i}: {t}");
+        }
+        // Each saw only its own 200 scratch blocks (+ the scratch vector's growth, + leak).
+        let scratch = 200 * (64 + i as u64);
+        assert!(t.alloc_bytes >= scratch, "{i}: {t}");
+        assert!(t.alloc_count <= 200 + 12, "{i}: {t}");
+    }
+}
+
+static LAZY_TABLE: LazyLock<Mutex<Vec<String>>> =
+    LazyLock::new(|| Mutex::new((0..100).map(|i| i.to_string()).collect()));
+
+#[inline(never)]
+fn uses_lazy_table() -> usize {
+    let table = LAZY_TABLE.lock().unwrap();
+    let s = format!("{}", table.len());
+    s.len()
+}
+
+#[test]
+fn growth_mode_tolerates_lazy_init_in_warmup_or_first_calls() {
+    assert_no_growth(1, 50, || {
+        black_box(uses_lazy_table());
+    });
+    // Without warm-up, a one-time cache fill in the first call is not growth either.
+    static CACHE: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Default::default);
+    assert_no_growth(0, 50, || {
+        let mut c = CACHE.lock().unwrap();
+        if c.is_empty() {
+            c.extend((0..64).map(|i| format!("entry {i}")));
+        }
+    });
+}
+
+static GROWING: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[inline(never)]
+fn grows_per_call() {
+    GROWING.lock().unwrap().push(black_box("x".repeat(100)));
+}
+
+#[test]
+#[should_panic(expected = "grows_per_call")]
+fn growth_mode_catches_a_per_call_leak() {
+    assert_no_growth(5, 40, grows_per_call);
+}
+
+#[inline(never)]
+fn big_buffer() -> usize {
+    let buf = black_box(vec![0u8; 1 << 20]);
+    buf.len()
+}
+
+#[test]
+fn peak_is_the_highest_moment() {
+    let t = track(|| {
+        let a = black_box(vec![0u8; 100_000]);
+        drop(a);
+        let b = black_box(vec![0u8; 50_000]);
+        drop(b);
+    });
+    assert_eq!(t.peak_bytes, 100_000, "{t}");
+    assert!(!t.leaked(), "{t}");
+    assert_peak_below(200_000, big_buffer_small);
+}
+
+#[inline(never)]
+fn big_buffer_small() -> usize {
+    black_box(vec![0u8; 100_000]).len()
+}
+
+#[test]
+#[should_panic(expected = "big_buffer")]
+fn peak_over_the_limit_names_the_holder() {
+    assert_peak_below(512 * 1024, big_buffer);
+}
+
+#[test]
+fn untracked_guard_and_frame_filter_allow_intended_allocations() {
+    static REGISTRY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    assert_no_leaks(|| {
+        let name = format!("worker-{}", 7);
+        testing::untracked(|| REGISTRY.lock().unwrap().push(name.clone()));
+    });
+    let t = track(|| leaky_function(10)).ignoring(|f| f.function.contains("leaky_function"));
+    assert!(!t.leaked(), "{t}");
+    let t = track(|| leaky_function(10));
+    assert!(t.leaked(), "{t}");
+}
+
+#[test]
+fn a_panic_inside_ends_tracking_and_nesting_is_refused() {
+    let r = std::panic::catch_unwind(|| track(|| panic!("boom")));
+    assert!(r.is_err());
+    // The thread is no longer tracked: a new scope can start.
+    assert_no_leaks(tidy_function);
+    let nested = std::panic::catch_unwind(|| track(|| track(tidy_function)));
+    let msg = nested.unwrap_err();
+    let msg = msg.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("cannot be nested"), "{msg}");
+    assert_no_leaks(tidy_function);
+}
+
+#[test]
+fn process_profile_keeps_working_around_tracked_scopes() {
+    let t = track(|| leak_boxes(2));
+    assert_eq!(t.leaked_bytes, 2000);
+    let report = heaptide::report();
+    // Tracked allocations enter the process profile with weight 1: exact, not inflated.
+    let site: u64 = report
+        .sites_mentioning("leak_boxes")
+        .map(|s| s.live_bytes)
+        .sum();
+    assert!(site >= 2000 && site % 1000 == 0, "{site}");
+}
