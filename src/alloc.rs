@@ -24,7 +24,7 @@ use crate::config::{Config, Sampling};
 use crate::drain;
 use crate::sample::capture::{capture, now_ns};
 use crate::sample::thread::{self, COUNTDOWN, ProfilerScope};
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::{AtomicU8, AtomicU64, Ordering};
 
 /// The allocator. Install it with one line:
 ///
@@ -113,6 +113,17 @@ pub(crate) fn config() -> Config {
     }
 }
 
+/// When the allocator started (monotonic ns; 0 before).
+static STARTED_NS: AtomicU64 = AtomicU64::new(0);
+
+/// When the allocator started, monotonic ns (now, if it has not).
+pub(crate) fn started_ns() -> u64 {
+    match STARTED_NS.load(Ordering::Relaxed) {
+        0 => crate::sample::capture::now_ns(),
+        t => t,
+    }
+}
+
 /// Whether sampling is on (after start-up).
 pub(crate) fn is_on() -> bool {
     INIT.load(Ordering::Acquire) == ON
@@ -146,6 +157,7 @@ impl Heaptide {
 
     #[cold]
     fn init(&self) {
+        STARTED_NS.store(crate::sample::capture::now_ns(), Ordering::Relaxed);
         let config = self.config.with_env();
         // SAFETY: we won UNINIT->BUSY; no reader looks before ON/OFF is published below.
         unsafe { *CONFIG.0.get() = config };

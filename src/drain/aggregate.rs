@@ -100,7 +100,7 @@ pub(crate) struct Aggregate {
     pub(crate) buckets: [BucketStats; 5],
     /// Lifetimes of all dead samples.
     pub(crate) lifetimes: Histogram<u64>,
-    /// When the aggregate was created (the drain's start), monotonic ns.
+    /// When the allocator started, monotonic ns.
     pub(crate) started_ns: u64,
     /// Totals about once a second over the last [`RATE_WINDOW_NS`], oldest first.
     pub(crate) rate_points: VecDeque<RatePoint>,
@@ -121,7 +121,7 @@ impl Aggregate {
             alloc_bytes: 0.0,
             buckets: [BucketStats::default(); 5],
             lifetimes: lifetime_histogram(2),
-            started_ns: crate::sample::capture::now_ns(),
+            started_ns: crate::alloc::started_ns(),
             rate_points: VecDeque::new(),
             scopes: HashMap::new(),
         }

@@ -12,6 +12,7 @@
 //! - On any error the temporary file is unlinked and the error returned: no partial file ever
 //!   appears under a final name.
 
+use crate::sync::{AtomicU64, Ordering};
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Write as _};
@@ -19,7 +20,6 @@ use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Mode of every dump file.
 pub(crate) const FILE_MODE: u32 = 0o600;

@@ -37,10 +37,10 @@ mod file;
 mod settings;
 mod signal;
 
+use crate::sync::{AtomicU64, Ordering};
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::diag::stderr_line;
 use crate::sample::thread::ProfilerScope;

@@ -10,7 +10,7 @@
 //! A burst of signals coalesces: every delivery sets the same flag, and the drain takes it
 //! with one swap, so signals that arrive while a dump is being written cause at most one more.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 
 use super::settings::Signal;
 

@@ -63,7 +63,7 @@ impl fmt::Display for Report {
         let r = &self.rate.recent;
         write!(
             f,
-            "  rate:      {}/s in {}/s allocations over the last {:.0} s",
+            "  rate:      {}/s in {}/s allocations over the last {:.1} s",
             ByteSize(r.alloc_bytes_per_sec.round() as u64),
             group(r.alloc_count_per_sec.round() as u64),
             r.seconds
