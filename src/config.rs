@@ -204,6 +204,38 @@ pub fn parse_size(value: &str) -> Result<u64, ParseError> {
     whole.checked_add(part as u64).ok_or(ParseError)
 }
 
+/// Accepted forms of a duration, for error messages.
+pub const DURATION_FORMS: &str =
+    "a duration such as 10s, 250ms, 5m, 1h or 500us (a bare number is seconds)";
+
+/// Parses a duration: a number (integer or decimal) with an optional unit `ns`, `us`, `ms`,
+/// `s` (the default), `m`, `h`. Zero is refused.
+pub fn parse_duration(value: &str) -> Result<std::time::Duration, ParseError> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let nanos_per: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "" | "s" | "sec" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        _ => return Err(ParseError),
+    };
+    if number.is_empty() || number.starts_with('.') && number.len() == 1 {
+        return Err(ParseError);
+    }
+    let n: f64 = number.replace('_', "").parse().map_err(|_| ParseError)?;
+    let nanos = n * nanos_per;
+    if !(nanos >= 1.0 && nanos < u64::MAX as f64) {
+        return Err(ParseError);
+    }
+    Ok(std::time::Duration::from_nanos(nanos.round() as u64))
+}
+
 /// A byte count printed with a binary unit (`512 KiB`, `4.0 MiB`).
 #[derive(Debug, Clone, Copy)]
 pub struct ByteSize(pub u64);
@@ -249,6 +281,21 @@ pub(crate) fn complain(var: &str, value: &str, forms: &str, default: &dyn fmt::D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5 s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        for bad in ["", "0", "0s", "s", "-1s", "10 parsecs", ".", "1e3s"] {
+            assert_eq!(parse_duration(bad), Err(ParseError), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

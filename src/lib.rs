@@ -68,6 +68,16 @@
 //! | `HEAPTIDE_DIR` | directory of the dump files (a relative path is taken from the current directory at start-up) | `TMPDIR`, else `/tmp` |
 //! | `HEAPTIDE_DUMP_AT_EXIT` | `1`/`true`: dump at normal exit | `0` |
 //!
+//! The leak detector's settings (read by the drain thread, not at start-up):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `HEAPTIDE_INTERVAL` | time between snapshots: `10s`, `250ms`, `1m` | `10s` |
+//! | `HEAPTIDE_MAX_SNAPSHOTS` | snapshots kept, 8 to 100000 | `500` |
+//! | `HEAPTIDE_LIMIT` | RSS the trend projects toward (critical when reached): `2GiB` | none |
+//! | `HEAPTIDE_WARN` | RSS at which health is a warning | none |
+//! | `HEAPTIDE_CRITICAL` | RSS at which health is critical | none |
+//!
 //! They are read once, like the others (when profiling is off: at the first [`dump()`]; no
 //! signal handler is installed then).
 //!
@@ -83,6 +93,45 @@
 //! [`Report::write_text`] (what a person reads first), [`Report::write_pprof`] (gzipped
 //! `profile.proto` for `go tool pprof`, Pyroscope, Parca, Grafana) and
 //! [`Report::write_folded`] (flame graph input).
+//!
+//! # Leak detector, trends and health
+//!
+//! The drain thread keeps a ring of snapshots (every `HEAPTIDE_INTERVAL`, default 10 s;
+//! `HEAPTIDE_MAX_SNAPSHOTS` kept, default 500; [`set_snapshot_interval`], [`snapshot_now`]) of
+//! the process's memory and of the live bytes of the 256 sites holding the most. Each report
+//! judges every site with live bytes from that history:
+//!
+//! 1. fewer than 9 snapshots: `too_short` (no verdict);
+//! 2. **releases**: a fall between two snapshots of at least 30% of the window's range (and 10%
+//!    of the value, and 5 typical steps), after a climb of 30% of the range. Two releases or
+//!    more: `sawtooth` (memory reused), unless the troughs after the releases rise along a
+//!    line (at least 10% of the range, r² >= 0.5, 3 troughs or 8 samples): then memory is
+//!    never given back under the cycles, a `steady_growth` leak at the troughs' rate;
+//! 3. **change** = mean of the last third of the window minus mean of the first third. If it
+//!    is under 5% of the level, or under 3 standard errors (the scatter of each third around
+//!    its own line, plus the counting error of the samples behind an estimate):
+//!    `stable_long_lived` (data allocated once and kept is this);
+//! 4. a significant fall: `declining`;
+//! 5. a significant rise: compare the last third's slope with the average rate: at most half
+//!    of it, by 4 standard errors: `plateau` (a cache that filled; not a leak); at least 1.25
+//!    times, by 3 standard errors: `accelerating_growth`; otherwise `steady_growth`.
+//!
+//! Leaks are the two growth patterns ([`Report::leaks`], fastest growth first). The growth
+//! rate is the least-squares slope over the window, in bytes per hour. **Severity** by growth
+//! rate: critical >= 1 GiB/h, high >= 100 MiB/h, medium >= 10 MiB/h, low below.
+//! **Confidence** = min(1, snapshots/20) x min(1, samples/8) x (r² + share of steps that go
+//! up) / 2; the leak's `reason` gives the figures. A leak also carries the ages of its live
+//! objects and its history.
+//!
+//! **Trend** ([`Report::trend`]): growth (least squares, bytes per hour), r², peak, minimum,
+//! time-weighted average, volatility (residual RMS over the average) of jemalloc's allocated
+//! bytes and of RSS, and the time until RSS reaches `HEAPTIDE_LIMIT` at that growth.
+//!
+//! **Health** ([`Health`]), judged on RSS: critical at `HEAPTIDE_CRITICAL` or
+//! `HEAPTIDE_LIMIT`; warning at `HEAPTIDE_WARN`, with a high or critical leak found with
+//! confidence >= 0.5, or when RSS is projected to reach the limit within an hour. [`on_alert`]
+//! registers a callback, called on the drain thread once per transition (a status change; a
+//! site becoming a serious leak).
 //!
 //! # Leak checks in tests
 //!
@@ -173,6 +222,8 @@ mod sync;
 #[cfg(not(loom))]
 mod alloc;
 #[cfg(not(loom))]
+mod analysis;
+#[cfg(not(loom))]
 pub mod config;
 #[cfg(not(loom))]
 mod diag;
@@ -193,8 +244,9 @@ pub use alloc::Heaptide;
 pub use config::{Config, Sampling};
 #[cfg(not(loom))]
 pub use report::{
-    Frame, Jemalloc, Lifetimes, Memory, ProfilerStats, REPORT_VERSION, Rate, Rates, Report, Site,
-    SizeBin, SizeBucket, TOP_SITES, Totals,
+    Alert, AlertKind, Frame, Health, HealthStatus, Jemalloc, Leak, Lifetimes, Memory, Pattern,
+    ProfilerStats, REPORT_VERSION, Rate, Rates, Recommendation, Report, Severity, Site, SizeBin,
+    SizeBucket, SnapshotPoint, Snapshots, TOP_SITES, Totals, Trend, Trends,
 };
 
 /// Takes a heap report now.
@@ -255,6 +307,39 @@ pub fn flush() {
 #[cfg(not(loom))]
 pub fn dump() -> std::io::Result<Vec<std::path::PathBuf>> {
     dump::dump()
+}
+
+/// Takes a snapshot for the trend and the leak detector now (after draining every ring), in
+/// addition to the periodic ones (`HEAPTIDE_INTERVAL`). Tests use it to build a history at
+/// chosen points.
+#[cfg(not(loom))]
+pub fn snapshot_now() {
+    analysis::history::take();
+}
+
+/// Sets the time between periodic snapshots (at least 1 ms), overriding `HEAPTIDE_INTERVAL`.
+#[cfg(not(loom))]
+pub fn set_snapshot_interval(interval: std::time::Duration) {
+    analysis::settings::set_interval(interval);
+    drain::wake();
+}
+
+/// Registers a callback for alerts (replacing an earlier one): a health status change, or a
+/// leak of high or critical severity found (once per transition; see [`Health`]).
+///
+/// The callback runs on heaptide's drain thread, never on an allocating thread, outside
+/// heaptide's locks (it may take a [`report`](crate::report())); a panic in it is caught.
+/// Health and leaks are judged after each periodic snapshot once a callback is registered.
+///
+/// ```no_run
+/// # #[global_allocator]
+/// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+/// heaptide::on_alert(|alert| eprintln!("memory alert: {}", alert.message));
+/// ```
+#[cfg(not(loom))]
+pub fn on_alert(callback: impl Fn(&Alert) + Send + Sync + 'static) {
+    let _scope = sample::thread::ProfilerScope::enter();
+    analysis::health::set_callback(std::sync::Arc::new(callback));
 }
 
 /// The settings in force (defaults until the first allocation has read the environment).

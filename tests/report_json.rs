@@ -175,6 +175,13 @@ fn json_has_the_documented_paths_and_true_values() {
             > 0.0
     );
 
+    // The leak detector's sections are there (no leak: the history is a snapshot or two).
+    assert!(at(&v, "leaks").as_array().unwrap().is_empty());
+    assert_eq!(at(&v, "health.status"), "ok");
+    assert!(at(&v, "alerts").is_array());
+    assert!(v.get("trend").is_some_and(|t| t.get("heap").is_some()));
+    assert!(at(&v, "snapshots.points").is_array());
+
     // The JSON round-trips into the Report type.
     let back: heaptide::Report = serde_json::from_slice(&out).unwrap();
     assert_eq!(back, report);

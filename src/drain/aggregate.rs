@@ -6,7 +6,9 @@
 //! figures. Weights are fixed per object when it is sampled, so a free always removes exactly
 //! what its allocation added.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use hdrhistogram::Histogram;
 
@@ -114,7 +116,7 @@ impl Aggregate {
         Self {
             mean,
             ledger: Ledger::default(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             sites: Vec::new(),
             samples: 0,
             alloc_count: 0.0,
@@ -123,7 +125,7 @@ impl Aggregate {
             lifetimes: lifetime_histogram(2),
             started_ns: crate::alloc::started_ns(),
             rate_points: VecDeque::new(),
-            scopes: HashMap::new(),
+            scopes: HashMap::default(),
         }
     }
 
@@ -270,6 +272,28 @@ impl Aggregate {
             lifetimes: None,
         });
         id
+    }
+
+    /// Ages (`now_ns` minus birth) of the live samples of each group of raw sites, weighted by
+    /// the objects each sample stands for.
+    pub(crate) fn live_ages(&self, groups: &[Vec<u32>], now_ns: u64) -> Vec<Histogram<u64>> {
+        let mut group_of: HashMap<u32, usize> = HashMap::default();
+        for (g, sites) in groups.iter().enumerate() {
+            for &site in sites {
+                group_of.insert(site, g);
+            }
+        }
+        let mut out: Vec<Histogram<u64>> = groups.iter().map(|_| lifetime_histogram(2)).collect();
+        for (_, sample) in self.ledger.live() {
+            if let Some(&g) = group_of.get(&sample.site) {
+                let age = now_ns
+                    .saturating_sub(sample.born_ns)
+                    .clamp(1, MAX_LIFETIME_NS);
+                let objects = (sample.count_weight.round() as u64).max(1);
+                let _ = out[g].record_n(age, objects);
+            }
+        }
+        out
     }
 
     /// Live samples and frees still waiting for their allocation.

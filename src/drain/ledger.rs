@@ -7,7 +7,7 @@
 //! cancel out. Nothing is ever matched by address, so address reuse cannot pair the wrong
 //! events: a freed sample is never reported live (no phantom leaks).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// What the drain remembers of one live sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,7 +65,6 @@ impl Ledger {
     }
 
     /// Live samples.
-    #[cfg(test)]
     pub(crate) fn live(&self) -> impl Iterator<Item = (&u64, &LiveSample)> {
         self.live.iter()
     }

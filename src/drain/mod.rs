@@ -114,10 +114,12 @@ pub(crate) fn ensure_started() {
 
 fn run() {
     loop {
-        std::thread::park_timeout(PASS_INTERVAL);
+        std::thread::park_timeout(crate::analysis::max_sleep(PASS_INTERVAL));
         with_flushed(|_| ());
-        // Outside the drain lock: a dump takes a report, which takes the lock itself.
+        // Outside the drain lock: a dump takes a report, which takes the lock itself; so do
+        // snapshots and the leak detector's alerts.
         crate::dump::service_signal();
+        crate::analysis::tick();
     }
 }
 

@@ -6,7 +6,7 @@
 //! before or after the tracked thread's later allocations), so the scope keeps each change with
 //! its monotonic timestamp and replays them in time order when the peak is asked for.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Bytes and blocks of one site.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl Scope {
                 at = i + 1;
             }
         }
-        let mut held: HashMap<u32, Held> = HashMap::new();
+        let mut held: HashMap<u32, Held> = HashMap::default();
         for &(_, site, d) in &self.history[..at] {
             let h = held.entry(site).or_default();
             if d >= 0 {

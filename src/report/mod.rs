@@ -20,7 +20,14 @@ use crate::drain::aggregate::{self, Aggregate, BucketStats, RatePoint, SIZE_BINS
 use crate::drain::symbolize::{self, Symbols};
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
 
+pub use crate::analysis::advice::Recommendation;
+pub use crate::analysis::health::{Alert, AlertKind, Health, HealthStatus};
+pub use crate::analysis::leaks::Leak;
+pub use crate::analysis::pattern::{Pattern, Severity};
+pub use crate::analysis::trend::Trend;
 pub use memory::{Jemalloc, Memory};
+
+use crate::analysis::{self, leaks::Candidate};
 
 /// Version of the report's structure (bumped when a field changes meaning or goes away).
 pub const REPORT_VERSION: u32 = 2;
@@ -57,6 +64,20 @@ pub struct Report {
     /// How long allocations live, over all sites (from the samples that died; `None` before any
     /// did).
     pub lifetime_ns: Option<Lifetimes>,
+    /// Leak candidates: sites whose live bytes keep growing over the snapshot window, fastest
+    /// growth first (see the crate docs for the rule).
+    pub leaks: Vec<Leak>,
+    /// Health: ok / warning / critical, and why.
+    pub health: Health,
+    /// Alerts raised so far (the last 100), oldest first.
+    pub alerts: Vec<Alert>,
+    /// Advice from the figures (short-lived allocations, tiny objects, fragmentation), each
+    /// citing the figure that triggered it.
+    pub recommendations: Vec<Recommendation>,
+    /// Growth of the measured heap (jemalloc allocated) and of RSS over the snapshot window.
+    pub trend: Trends,
+    /// The snapshot history the trend and the leak detector read.
+    pub snapshots: Snapshots,
     /// The top call sites by live bytes and by allocated bytes (up to [`TOP_SITES`] each),
     /// ordered by live bytes, then allocated bytes.
     pub sites: Vec<Site>,
@@ -77,6 +98,41 @@ pub struct Totals {
     pub live_bytes: u64,
     /// Blocks allocated and not yet freed.
     pub live_count: u64,
+}
+
+/// Trends of the process's memory over the snapshot window (`None`: fewer than 2 snapshots).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Trends {
+    /// jemalloc's allocated bytes (the measured live heap).
+    pub heap: Option<Trend>,
+    /// Resident set size.
+    pub rss: Option<Trend>,
+}
+
+/// The snapshot history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Snapshots {
+    /// Time between snapshots now, ms.
+    pub interval_ms: u64,
+    /// Snapshots kept at most.
+    pub max: u64,
+    /// Memory at each snapshot kept, oldest first.
+    pub points: Vec<SnapshotPoint>,
+}
+
+/// The process's memory at one snapshot.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotPoint {
+    /// When, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Resident set size, bytes (measured).
+    pub rss_bytes: u64,
+    /// jemalloc's allocated bytes (measured).
+    pub heap_allocated_bytes: u64,
+    /// jemalloc's resident bytes (measured).
+    pub heap_resident_bytes: u64,
+    /// Live bytes by the profile (estimated unless exact).
+    pub live_bytes: u64,
 }
 
 /// One size bucket's figures (estimated unless [`Report::exact`]).
@@ -147,7 +203,7 @@ pub struct SizeBin {
 }
 
 /// One call site: a deduplicated stack and its figures.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Site {
     /// Site number, stable for the life of the process.
     pub id: u64,
@@ -168,6 +224,9 @@ pub struct Site {
     pub lifetime_ns: Option<Lifetimes>,
     /// Its allocations by size (power-of-two bins, empty bins left out).
     pub size_histogram: Vec<SizeBin>,
+    /// The leak detector's reading of this site's live bytes over the snapshot window (`None`
+    /// with fewer than two snapshots).
+    pub pattern: Option<Pattern>,
     /// First and last allocation sampled here, milliseconds since the Unix epoch.
     pub first_seen_ms: u64,
     /// See `first_seen_ms`.
@@ -280,20 +339,7 @@ impl std::fmt::Display for Frame {
 
 /// Takes a report now. See [`crate::report()`].
 pub(crate) fn take() -> Report {
-    // Under the drain lock: drain everything, copy the raw figures out. Symbolizing happens
-    // after, under the symbol cache's own lock, so rings keep draining meanwhile.
-    let snapshot = drain::with_flushed(|agg| Snapshot::of(agg));
-    let inner = {
-        let _scope = ProfilerScope::enter();
-        let memory = memory::snapshot();
-        let report = build(
-            &snapshot,
-            memory,
-            symbolize::lock().get_or_insert_with(Symbols::default),
-        );
-        drop(snapshot);
-        report
-    };
+    let inner = take_in_scope();
     // `inner` was allocated inside the profiler scope; hand the caller a copy allocated outside
     // it (the caller's memory, as any value it asks for), and free `inner` inside the scope, so
     // the overhead figure stays balanced.
@@ -303,6 +349,43 @@ pub(crate) fn take() -> Report {
         drop(inner);
     }
     report
+}
+
+/// Builds a report (for the leak detector's alerts) and throws it away, all as profiler work.
+pub(crate) fn evaluate() {
+    let report = take_in_scope();
+    let _scope = ProfilerScope::enter();
+    drop(report);
+}
+
+/// A report allocated as profiler memory: drop it inside a profiler scope.
+fn take_in_scope() -> Report {
+    // Under the drain lock: drain everything, copy the raw figures out. Symbolizing happens
+    // after, under the symbol cache's own lock, so rings keep draining meanwhile.
+    let snapshot = drain::with_flushed(|agg| Snapshot::of(agg));
+    let (mut inner, leak_sites) = {
+        let _scope = ProfilerScope::enter();
+        let memory = memory::snapshot();
+        let built = build(
+            &snapshot,
+            memory,
+            symbolize::lock().get_or_insert_with(Symbols::default),
+        );
+        drop(snapshot);
+        built
+    };
+    if !inner.leaks.is_empty() {
+        // Ages of the leaks' live objects, from the drain's ledger.
+        let now = crate::sample::capture::now_ns();
+        let ages = drain::with_flushed(|agg| agg.live_ages(&leak_sites, now));
+        let _scope = ProfilerScope::enter();
+        for (leak, h) in inner.leaks.iter_mut().zip(&ages) {
+            leak.age_ns = lifetimes(h);
+        }
+        drop(ages);
+        drop(leak_sites);
+    }
+    inner
 }
 
 /// The aggregate's figures, copied out under the drain lock.
@@ -347,6 +430,8 @@ impl Snapshot {
 struct Merged {
     id: u64,
     frames: Vec<u32>,
+    /// The raw sites merged here.
+    raw: Vec<u32>,
     alloc_count: f64,
     alloc_bytes: f64,
     live_count: f64,
@@ -393,7 +478,8 @@ fn rate(seconds: f64, count: f64, bytes: f64) -> Rate {
     }
 }
 
-fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> Report {
+/// Builds the report; also returns the raw sites of each leak (for their ages).
+fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report, Vec<Vec<u32>>) {
     let config = crate::alloc::config();
     let sampling = if crate::alloc::is_on() {
         config.sampling
@@ -424,6 +510,7 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> Report {
                 merged.last_mut().expect("just pushed")
             }
         };
+        m.raw.push(i as u32);
         m.alloc_count += s.alloc_count;
         m.alloc_bytes += s.alloc_bytes;
         m.live_count += s.live_count;
@@ -472,6 +559,59 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> Report {
         }
     }
 
+    // The leak detector: every site with live bytes, judged from the snapshot history.
+    let settings = analysis::settings::get();
+    let history = analysis::history::lock();
+    let candidates: Vec<Candidate<'_>> = (0..merged.len())
+        .filter(|&i| merged[i].live_bytes > 0.0)
+        .map(|i| Candidate {
+            index: i,
+            raw: &merged[i].raw,
+        })
+        .collect();
+    let judged = analysis::leaks::judge(&history, &candidates);
+    let (heap_trend, rss_trend) = analysis::leaks::trends(&history, settings.limit);
+    let snapshots = Snapshots {
+        interval_ms: analysis::settings::interval().as_millis() as u64,
+        max: settings.max_snapshots as u64,
+        points: history
+            .snaps
+            .iter()
+            .map(|s| SnapshotPoint {
+                timestamp_ms: s.wall_ms,
+                rss_bytes: s.rss_bytes,
+                heap_allocated_bytes: s.jemalloc_allocated,
+                heap_resident_bytes: s.jemalloc_resident,
+                live_bytes: s.live_bytes.round() as u64,
+            })
+            .collect(),
+    };
+    drop(history);
+    let mut pattern_of: HashMap<usize, Pattern> = HashMap::new();
+    let mut leaks: Vec<(Leak, Vec<u32>)> = Vec::new();
+    for j in &judged {
+        pattern_of.insert(j.index, j.verdict.pattern);
+        if j.is_leak() {
+            let m = &merged[j.index];
+            let frames = m
+                .frames
+                .iter()
+                .map(|&id| symbols.frame(id).clone())
+                .collect();
+            leaks.push((
+                j.leak(m.id, frames, m.live_bytes.round() as u64),
+                m.raw.clone(),
+            ));
+        }
+    }
+    leaks.sort_by(|a, b| {
+        b.0.growth_bytes_per_hour
+            .total_cmp(&a.0.growth_bytes_per_hour)
+    });
+    let (leaks, leak_sites): (Vec<Leak>, Vec<Vec<u32>>) = leaks.into_iter().unzip();
+    let health = analysis::health::assess(memory.rss_bytes, rss_trend.as_ref(), &leaks, settings);
+    let alerts = analysis::health::record(&health, &leaks, now_ms);
+
     let mut sites = Vec::with_capacity(chosen.len());
     for i in chosen {
         let m = &merged[i];
@@ -504,6 +644,7 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> Report {
             samples: m.samples,
             lifetime_ns: m.lifetimes.as_ref().and_then(lifetimes),
             size_histogram,
+            pattern: pattern_of.get(&i).copied(),
             first_seen_ms: if m.samples > 0 {
                 wall_ms(m.first_ns)
             } else {
@@ -551,9 +692,11 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> Report {
         _ => since_start,
     };
 
+    let recommendations =
+        analysis::advice::advise(&memory, &sites, totals.alloc_count, totals.live_bytes);
     let (live_samples, pending_frees) = (snapshot.live_samples, snapshot.pending_frees);
     let header_bytes = live_samples as u64 * crate::backend::sampled_arena::HEADER_BYTES as u64;
-    Report {
+    let report = Report {
         version: REPORT_VERSION,
         pid: std::process::id(),
         timestamp: now_ms,
@@ -567,6 +710,15 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> Report {
             recent,
         },
         lifetime_ns: lifetimes(&snapshot.lifetimes),
+        leaks,
+        health,
+        alerts,
+        recommendations,
+        trend: Trends {
+            heap: heap_trend,
+            rss: rss_trend,
+        },
+        snapshots,
         sites,
         sites_seen: merged.len() as u64,
         profiler: ProfilerStats {
@@ -582,5 +734,6 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> Report {
             sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
             stack_walker: crate::sample::capture::WALKER.to_string(),
         },
-    }
+    };
+    (report, leak_sites)
 }

@@ -118,7 +118,7 @@ impl Report {
                 self.sample_interval
             )
         };
-        let comment = vec![
+        let mut comment = vec![
             b.string(&format!(
                 "heaptide {} heap profile of pid {}",
                 env!("CARGO_PKG_VERSION"),
@@ -130,7 +130,34 @@ impl Report {
                 self.sites.len(),
                 self.sites_seen
             )),
+            b.string(&format!(
+                "health {:?}{}{}",
+                self.health.status,
+                if self.health.reasons.is_empty() {
+                    ""
+                } else {
+                    ": "
+                },
+                self.health.reasons.join("; ")
+            )),
         ];
+        // The leak candidates travel with the profile (pprof shows comments in its header).
+        for leak in &self.leaks {
+            let at = leak
+                .frames
+                .iter()
+                .find(|f| !crate::drain::symbolize::is_plumbing(&f.function))
+                .or(leak.frames.first())
+                .map_or("<unknown>", |f| f.function.as_str());
+            comment.push(b.string(&format!(
+                "leak: {:?} {:?} at {at}: {} bytes live, {:+.0} bytes/h, confidence {:.2}",
+                leak.severity,
+                leak.pattern,
+                leak.live_bytes,
+                leak.growth_bytes_per_hour,
+                leak.confidence
+            )));
+        }
         let period_type = Some(ValueType {
             r#type: b.string("space"),
             unit: b.string("bytes"),
@@ -395,6 +422,7 @@ mod tests {
             samples: alloc_count,
             lifetime_ns: None,
             size_histogram: Vec::new(),
+            pattern: None,
             first_seen_ms: 0,
             last_seen_ms: 0,
         }
@@ -412,6 +440,12 @@ mod tests {
             size_buckets: Vec::new(),
             rate: Default::default(),
             lifetime_ns: None,
+            leaks: Vec::new(),
+            health: Default::default(),
+            alerts: Vec::new(),
+            recommendations: Vec::new(),
+            trend: Default::default(),
+            snapshots: Default::default(),
             sites_seen: sites.len() as u64,
             sites,
             profiler: ProfilerStats::default(),

@@ -78,6 +78,51 @@ impl fmt::Display for Report {
         }
         writeln!(f)?;
 
+        let h = &self.health;
+        if h.status != crate::HealthStatus::Ok {
+            writeln!(f, "  health:    {:?}: {}", h.status, h.reasons.join("; "))?;
+        }
+        if let Some(t) = &self.trend.heap {
+            writeln!(
+                f,
+                "  trend:     heap {}/h over {:.1} s ({} snapshots); rss {}",
+                signed(t.growth_bytes_per_hour),
+                t.window_seconds,
+                t.points,
+                self.trend.rss.map_or_else(
+                    || "-".to_string(),
+                    |r| format!("{}/h", signed(r.growth_bytes_per_hour))
+                ),
+            )?;
+        }
+
+        if !self.leaks.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "Leak candidates (fastest growth first):")?;
+            writeln!(
+                f,
+                "  {:<8} {:>12} {:>12} {:>5}  site",
+                "severity", "growth/h", "live", "conf"
+            )?;
+            for leak in self.leaks.iter().take(ROWS) {
+                let blamed = leak
+                    .frames
+                    .iter()
+                    .find(|fr| !crate::drain::symbolize::is_plumbing(&fr.function))
+                    .or(leak.frames.first())
+                    .map_or_else(|| "<unknown>".to_string(), |fr| fr.to_string());
+                writeln!(
+                    f,
+                    "  {:<8} {:>12} {:>12} {:>5.2}  {blamed}",
+                    format!("{:?}", leak.severity).to_lowercase(),
+                    signed(leak.growth_bytes_per_hour),
+                    ByteSize(leak.live_bytes).to_string(),
+                    leak.confidence,
+                )?;
+                writeln!(f, "  {:>41}  {:?}: {}", "", leak.pattern, leak.reason)?;
+            }
+        }
+
         let live = self.top_by_live(ROWS);
         writeln!(f)?;
         if live.is_empty() {
@@ -114,7 +159,24 @@ impl fmt::Display for Report {
                 ByteSize(b.alloc_bytes).to_string(),
             )?;
         }
+        if !self.recommendations.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "Advice:")?;
+            for r in &self.recommendations {
+                writeln!(f, "  - {}", r.message)?;
+            }
+        }
         Ok(())
+    }
+}
+
+/// A growth in bytes, with its sign.
+fn signed(bytes: f64) -> String {
+    let size = ByteSize(bytes.abs().round() as u64);
+    if bytes < 0.0 {
+        format!("-{size}")
+    } else {
+        format!("+{size}")
     }
 }
 

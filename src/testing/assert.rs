@@ -143,7 +143,7 @@ pub fn assert_peak_below<R>(limit: u64, f: impl FnOnce() -> R) {
             ByteSize(limit),
             t.peak_bytes
         );
-        let _ = write_sites(&mut m, &t.at_peak);
+        let _ = write_sites(&mut m, &t.at_peak());
         panic!("{m}");
     }
 }

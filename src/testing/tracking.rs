@@ -1,7 +1,7 @@
 //! [`track`]: run a closure with every allocation of its thread recorded; [`Tracking`]: what
 //! it left behind.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 use crate::config::ByteSize;
@@ -33,8 +33,9 @@ pub struct Tracking {
     pub peak_bytes: u64,
     /// Where the leaked blocks were allocated, most bytes first.
     pub leaks: Vec<SiteBytes>,
-    /// What each site held at the moment of the peak, most bytes first.
-    pub at_peak: Vec<SiteBytes>,
+    /// What each raw stack held at the peak; symbolized only when asked ([`Tracking::at_peak`]):
+    /// symbolizing is most of the cost of a tracked run that does not fail.
+    peak_stacks: Vec<(Box<[usize]>, Held)>,
 }
 
 /// Bytes and blocks held by one call site.
@@ -75,6 +76,34 @@ impl SiteBytes {
 }
 
 impl Tracking {
+    /// What each call site held at the moment of the peak, most bytes first (symbolized now).
+    pub fn at_peak(&self) -> Vec<SiteBytes> {
+        let inner = {
+            let _inside = ProfilerScope::enter();
+            let depth = crate::alloc::config().depth;
+            let mut stacks: HashMap<u32, Box<[usize]>> = HashMap::default();
+            let mut held: HashMap<u32, Held> = HashMap::default();
+            for (i, (stack, h)) in self.peak_stacks.iter().enumerate() {
+                stacks.insert(i as u32, stack.clone());
+                held.insert(i as u32, *h);
+            }
+            let mut guard = symbolize::lock();
+            let sites = symbolized(
+                guard.get_or_insert_with(Symbols::default),
+                &stacks,
+                &held,
+                depth,
+            );
+            drop(guard);
+            drop((stacks, held));
+            sites
+        };
+        let out = inner.clone();
+        let _inside = ProfilerScope::enter();
+        drop(inner);
+        out
+    }
+
     /// Whether anything the closure allocated is still live.
     pub fn leaked(&self) -> bool {
         self.leaked_blocks > 0
@@ -270,7 +299,7 @@ pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking,
                 .into_iter()
                 .map(|site| (site, agg.sites[site as usize].frames.clone()))
                 .collect(),
-            None => HashMap::new(),
+            None => HashMap::default(),
         };
         (record, stacks)
     });
@@ -299,11 +328,14 @@ fn build(
 ) -> (Tracking, Vec<SiteBytes>) {
     let depth = crate::alloc::config().depth;
     let (peak_bytes, at_peak) = record.peak();
+    let peak_stacks = at_peak
+        .iter()
+        .map(|(site, h)| (stacks.get(site).cloned().unwrap_or_default(), *h))
+        .collect();
     let live = record.live_total();
     let mut guard = symbolize::lock();
     let symbols = guard.get_or_insert_with(Symbols::default);
     let leaks = symbolized(symbols, stacks, &record.live, depth);
-    let at_peak = symbolized(symbols, stacks, &at_peak, depth);
     let growth = match mid {
         Some(mid) => {
             let grown: HashMap<u32, Held> = record
@@ -333,7 +365,7 @@ fn build(
         leaked_blocks: live.blocks,
         peak_bytes,
         leaks,
-        at_peak,
+        peak_stacks,
     };
     (tracking, growth)
 }
@@ -345,7 +377,7 @@ pub(crate) fn symbolized(
     held: &HashMap<u32, Held>,
     depth: usize,
 ) -> Vec<SiteBytes> {
-    let mut merged: HashMap<Vec<u32>, Held> = HashMap::new();
+    let mut merged: HashMap<Vec<u32>, Held> = HashMap::default();
     for (site, h) in held {
         let raw = stacks.get(site).map_or(&[][..], |s| &s[..]);
         let key = crate::report::user_stack(symbols, raw, depth);
