@@ -196,7 +196,7 @@ fn registry_reuses_a_slot_only_after_draining_it() {
                     // SAFETY: this thread is the only consumer until it is joined.
                     unsafe {
                         registry.drain(|id| {
-                            seen.push(id);
+                            seen.push(*id);
                             drained.fetch_add(1, Ordering::Relaxed);
                         })
                     };
@@ -224,7 +224,7 @@ fn registry_reuses_a_slot_only_after_draining_it() {
         let (b_index, drained_then, b_id) = b.join().unwrap();
         let mut seen = consumer.join().unwrap();
         // SAFETY: the consumer thread has been joined; this thread is the only consumer now.
-        unsafe { registry.drain(|id| seen.push(id)) };
+        unsafe { registry.drain(|id| seen.push(*id)) };
 
         assert!(
             a_ids[0] != a_ids[1] && !a_ids.contains(&b_id),
@@ -302,14 +302,14 @@ fn registry_concurrent_acquires_get_distinct_slots() {
         // SAFETY: this thread is the only consumer.
         unsafe {
             registry.drain(|id| {
-                seen.push(id);
+                seen.push(*id);
                 drained.fetch_add(1, Ordering::Relaxed);
             })
         };
 
         let got: Vec<_> = acquirers.into_iter().map(|t| t.join().unwrap()).collect();
         // SAFETY: as above.
-        unsafe { registry.drain(|id| seen.push(id)) };
+        unsafe { registry.drain(|id| seen.push(*id)) };
 
         assert_ne!(got[0].0, got[1].0, "two owners never share a slot");
         assert!(

@@ -226,16 +226,15 @@ impl<T: Copy> Registry<T> {
     ///
     /// # Safety
     /// The caller is the only consumer of every ring (it holds the drain lock).
-    pub(crate) unsafe fn drain(&self, mut f: impl FnMut(T)) {
+    pub(crate) unsafe fn drain(&self, mut f: impl FnMut(&T)) {
         self.for_each(|slot| {
             // Read the state first: if it is RETIRED, every push the owner made is visible to
             // the pops below (Acquire pairs with the owner's Release in `release`).
             let state = slot.state.load(Ordering::Acquire);
             for _ in 0..slot.ring.len() {
                 // SAFETY: the caller is the single consumer.
-                match unsafe { slot.ring.pop() } {
-                    Some(event) => f(event),
-                    None => break,
+                if unsafe { slot.ring.pop_with(&mut f) }.is_none() {
+                    break;
                 }
             }
             if state == RETIRED {
@@ -284,7 +283,7 @@ mod tests {
         );
         let mut seen = vec![];
         // SAFETY: single consumer.
-        unsafe { reg.drain(|v| seen.push(v)) };
+        unsafe { reg.drain(|v| seen.push(*v)) };
         assert_eq!(seen, vec![7]);
         let c = reg.acquire().unwrap();
         assert_eq!(c.index(), a.index(), "a drained slot is reused");

@@ -137,7 +137,21 @@ impl<T: Copy> Ring<T> {
     ///
     /// # Safety
     /// Only one thread at a time acts as consumer (the drain lock ensures it).
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the drain reads in place, with pop_with")
+    )]
     pub(crate) unsafe fn pop(&self) -> Option<T> {
+        // SAFETY: forwarded contract.
+        unsafe { self.pop_with(|value| *value) }
+    }
+
+    /// Hands the oldest value, in place (no copy out of the ring), to `f`, then frees its slot;
+    /// `None` if the ring is empty.
+    ///
+    /// # Safety
+    /// Only one thread at a time acts as consumer (the drain lock ensures it).
+    pub(crate) unsafe fn pop_with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
         let head = self.head.load(Ordering::Relaxed);
         // SAFETY: the caller is the single consumer, the only user of `consumer_tail`.
         let mut tail = self.consumer_tail.with(|p| unsafe { *p });
@@ -151,11 +165,12 @@ impl<T: Copy> Ring<T> {
         }
         // SAFETY: `head < tail` and the Acquire load of `tail` (now or earlier, by this same
         // consumer) makes the producer's write of slot `head` visible; the producer will not
-        // touch the slot again until `head + 1` is published below.
-        let value =
-            unsafe { (*self.slots.add(head & self.mask)).with(|slot| (*slot).assume_init()) };
+        // touch the slot again until `head + 1` is published below, after `f` is done with it.
+        let result = unsafe {
+            (*self.slots.add(head & self.mask)).with(|slot| f((*slot).assume_init_ref()))
+        };
         self.head.store(head.wrapping_add(1), Ordering::Release);
-        Some(value)
+        Some(result)
     }
 
     /// Values currently queued (approximate when called concurrently with push or pop).

@@ -200,7 +200,7 @@ fn pass(agg: &mut Aggregate) -> *mut Header {
 fn drain_rings(agg: &mut Aggregate) {
     let overflow = OVERFLOW.take_all();
     // SAFETY: the caller holds the drain lock: the only consumer of every ring.
-    unsafe { REGISTRY.drain(|event| agg.apply(&event)) };
+    unsafe { REGISTRY.drain(|event| agg.apply(event)) };
     for node in overflow {
         // SAFETY: nodes taken from the stack are ours; each was made by `raw_alloc` with this
         // layout by the sampling path.
