@@ -149,6 +149,12 @@ impl Heaptide {
                     .is_ok()
                 {
                     self.init();
+                    // The allocation that started the profiler is sampled like any other (in
+                    // exact mode it must be recorded too).
+                    if INIT.load(Ordering::Acquire) == ON {
+                        // SAFETY: see `ConfigCell`.
+                        return Some(unsafe { *CONFIG.0.get() });
+                    }
                 }
                 None
             }
