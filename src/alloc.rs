@@ -186,6 +186,8 @@ impl Heaptide {
             // Allocates (in a profiler scope): fine now that ON is published.
             crate::dump::install();
         }
+        #[cfg(feature = "http")]
+        crate::http::install();
     }
 }
 

@@ -138,6 +138,34 @@
 //! [`testing`] has `assert_no_leaks`, `assert_no_growth` (per-iteration growth after a
 //! warm-up) and `assert_peak_below`, exact and safe under the parallel test runner.
 //!
+//! # HTTP server
+//!
+//! With the cargo feature `http` (off by default), heaptide serves its figures over HTTP from
+//! threads of its own, started by `HEAPTIDE_HTTP=127.0.0.1:6060` at start-up or by
+//! `heaptide::serve(addr)` (which exists only with the feature). What those threads allocate is
+//! profiler overhead.
+//!
+//! | endpoint | answer |
+//! |---|---|
+//! | `GET /metrics` | Prometheus text format: memory snapshot, totals, size classes, samples and drops, leak candidates by severity, health, profiler overhead (`heaptide_*`) |
+//! | `GET /debug/pprof/heap` | the gzipped pprof profile ([`Report::write_pprof`]): `go tool pprof http://127.0.0.1:6060/debug/pprof/heap`, Parca, Pyroscope |
+//! | `GET /memory/snapshot`, `/memory/allocations`, `/memory/leaks`, `/memory/trend?duration=1h`, `/memory/health` | JSON: `version`, `pid`, `timestamp` and the report's sections, as in [`Report::write_json`] |
+//! | `POST /memory/purge` | purges jemalloc's dirty pages in every arena; JSON with resident bytes before and after (any other method: 405) |
+//!
+//! Every answer comes from a fresh report. Unknown paths get 404; every answer closes its
+//! connection.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `HEAPTIDE_HTTP` | address to serve at start-up: `127.0.0.1:6060`, `[::1]:6060`, `localhost:6060`, `0.0.0.0:6060`, or a port alone (on 127.0.0.1) | none |
+//! | `HEAPTIDE_HTTP_TOKEN` | bearer token every request must send (`Authorization: Bearer <token>`), compared in constant time; required for a non-loopback address, which is otherwise refused with one stderr line | none |
+//!
+//! Limits: a request head of at most 8 KiB and 32 header fields (431), a body of at most
+//! 4 KiB (413), 5 s to send a request (408), 10 s to take the answer; 64 connections being
+//! read, 16 requests waiting for the 4 worker threads (beyond: 503). A slow client is watched
+//! by one reader thread with `poll(2)` and holds no worker while it sends, so it cannot stall
+//! other requests, the drain thread, or the program.
+//!
 //! # What the numbers mean
 //!
 //! Sampling is Poisson by bytes, as in jemalloc, tcmalloc and Go: each thread draws the
@@ -231,6 +259,8 @@ mod diag;
 mod drain;
 #[cfg(not(loom))]
 mod dump;
+#[cfg(all(feature = "http", not(loom)))]
+mod http;
 #[cfg(not(loom))]
 mod report;
 #[cfg(not(loom))]
@@ -348,5 +378,81 @@ pub fn config() -> Config {
     alloc::config()
 }
 
+/// Starts an HTTP server on `addr` (feature `http`; see [HTTP server](crate#http-server)) and
+/// returns the address it is bound to: port 0 picks a free port.
+///
+/// `addr` may be anything [`ToSocketAddrs`](std::net::ToSocketAddrs) takes; the first address
+/// it resolves to is used. A non-loopback address is served only if `HEAPTIDE_HTTP_TOKEN` is
+/// set, and then every request must carry `Authorization: Bearer <token>` (the token is also
+/// required on a loopback address when it is set). The server runs on threads of its own until
+/// the process exits; each call starts another one. Works when profiling is off too (reports
+/// are then empty, memory figures and purge still work).
+///
+/// # Errors
+///
+/// The address does not resolve, cannot be bound (in use, not permitted), or is not loopback
+/// and no token is set (`PermissionDenied`); or the server's threads cannot be started.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[global_allocator]
+/// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+/// let addr = heaptide::serve("127.0.0.1:6060")?;
+/// println!("metrics on http://{addr}/metrics");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(all(feature = "http", not(loom)))]
+pub fn serve(addr: impl std::net::ToSocketAddrs) -> std::io::Result<std::net::SocketAddr> {
+    http::serve(addr)
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+/// Entry points for heaptide's fuzz targets (`fuzz/`), compiled only under `cfg(fuzzing)`
+/// (which cargo-fuzz sets): the crate-private parsers of the dump and leak-detector settings.
+/// Not an API.
+#[cfg(all(fuzzing, not(loom)))]
+#[doc(hidden)]
+pub mod __fuzz {
+    use std::time::Duration;
+
+    pub use crate::config::ParseError;
+
+    /// `HEAPTIDE_SIGNAL`: the signal's name (`SIGUSR1`, `SIGUSR2`), `None` for `none`.
+    pub fn parse_signal(value: &str) -> Result<Option<&'static str>, ParseError> {
+        crate::dump::parse_signal(value).map(|s| s.map(|s| s.name()))
+    }
+
+    /// `HEAPTIDE_FORMATS`: the set written as a dump writes it (`json,pprof,text`).
+    pub fn parse_formats(value: &str) -> Result<String, ParseError> {
+        crate::dump::parse_formats(value).map(|f| f.to_string())
+    }
+
+    /// `HEAPTIDE_DUMP_AT_EXIT`.
+    pub fn parse_bool(value: &str) -> Result<bool, ParseError> {
+        crate::dump::parse_bool(value)
+    }
+
+    /// The leak detector's settings read from these values of `HEAPTIDE_INTERVAL`,
+    /// `HEAPTIDE_MAX_SNAPSHOTS`, `HEAPTIDE_LIMIT`, `HEAPTIDE_WARN` and `HEAPTIDE_CRITICAL`
+    /// (`None`: unset), as the drain thread reads the environment: (interval, snapshots kept,
+    /// limit, warn, critical). A bad value prints its one stderr line.
+    pub fn analysis_settings(
+        values: [Option<&str>; 5],
+    ) -> (Duration, usize, Option<u64>, Option<u64>, Option<u64>) {
+        const NAMES: [&str; 5] = [
+            "HEAPTIDE_INTERVAL",
+            "HEAPTIDE_MAX_SNAPSHOTS",
+            "HEAPTIDE_LIMIT",
+            "HEAPTIDE_WARN",
+            "HEAPTIDE_CRITICAL",
+        ];
+        let s = crate::analysis::settings::from_env(|name| {
+            let i = NAMES.iter().position(|n| n.as_bytes() == name.to_bytes())?;
+            values[i]
+        });
+        (s.interval, s.max_snapshots, s.limit, s.warn, s.critical)
+    }
+}

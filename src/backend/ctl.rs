@@ -79,3 +79,31 @@ pub(crate) fn stats() -> Option<Stats> {
         })
     }
 }
+
+/// `arena.<MALLCTL_ARENAS_ALL>.purge`: 4096 is jemalloc 5's `MALLCTL_ARENAS_ALL`
+/// (`jemalloc_macros.h`), the arena index that means "all arenas".
+#[cfg_attr(
+    not(feature = "http"),
+    allow(dead_code, reason = "only the HTTP server's /memory/purge calls it")
+)]
+const PURGE_ALL: &CStr = c"arena.4096.purge";
+
+/// Gives the dirty pages of every arena back to the kernel now. `false` if jemalloc refused.
+#[cfg_attr(
+    not(feature = "http"),
+    allow(dead_code, reason = "only the HTTP server's /memory/purge calls it")
+)]
+pub(crate) fn purge_all_arenas() -> bool {
+    // SAFETY: `arena.<i>.purge` is a void control (no old or new value): all four value pointers
+    // are null and the length 0, as jemalloc documents; the name is NUL-terminated.
+    let rc = unsafe {
+        ffi::mallctl(
+            PURGE_ALL.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    rc == 0
+}

@@ -1,0 +1,415 @@
+//! What each path answers. Every answer is built from one [`Report`] taken for the request
+//! (the same as [`crate::report()`]), except `/` and `POST /memory/purge`.
+//!
+//! The JSON bodies are objects with `version`, `pid` and `timestamp` (as in the full report)
+//! and the report's own fields for the sections asked for, with the same names and structures
+//! (see `docs/report-schema.md`):
+//!
+//! | path | fields |
+//! |---|---|
+//! | `/memory/snapshot` | `memory` |
+//! | `/memory/allocations` | `sample_interval`, `exact`, `totals`, `size_buckets`, `rate`, `lifetime_ns`, `sites_seen`, `sites`, `profiler` |
+//! | `/memory/leaks` | `leaks`, `recommendations` |
+//! | `/memory/trend` | `duration_seconds`, `trend`, `snapshots` |
+//! | `/memory/health` | `health`, `alerts` |
+//!
+//! `/memory/trend?duration=1h` judges only the snapshots of the last hour (any duration of
+//! `HEAPTIDE_INTERVAL`'s forms: `90s`, `15m`, `1.5h`); `trend` is then computed over those
+//! snapshots (by their wall-clock times) and `snapshots.points` lists them. Without `duration`
+//! both are the full report's.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::analysis::trend::{Point, trend};
+use crate::report::{
+    Alert, Health, Leak, Lifetimes, Memory, ProfilerStats, Rates, Recommendation, Report, Site,
+    SizeBucket, SnapshotPoint, Snapshots, Totals, Trends,
+};
+
+/// An answer, ready to be written.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) content_type: &'static str,
+    /// Headers besides `Content-Type`, `Content-Length`, `Connection` and the fixed ones.
+    pub(crate) headers: Vec<(&'static str, &'static str)>,
+    pub(crate) body: Vec<u8>,
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+
+impl Response {
+    /// A short plain-text answer.
+    pub(crate) fn text(status: u16, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type: TEXT,
+            headers: Vec::new(),
+            body: body.into().into_bytes(),
+        }
+    }
+
+    /// `401 Unauthorized`, with the challenge.
+    pub(crate) fn unauthorized() -> Response {
+        let mut r = Response::text(
+            401,
+            "401 Unauthorized: send the token as `Authorization: Bearer <HEAPTIDE_HTTP_TOKEN>`\n",
+        );
+        r.headers
+            .push(("WWW-Authenticate", "Bearer realm=\"heaptide\""));
+        r
+    }
+
+    fn method_not_allowed(allow: &'static str) -> Response {
+        let mut r = Response::text(
+            405,
+            format!("405 Method Not Allowed: this path takes {allow}\n"),
+        );
+        r.headers.push(("Allow", allow));
+        r
+    }
+
+    fn json(value: &impl Serialize) -> Response {
+        match serde_json::to_vec_pretty(value) {
+            Ok(mut body) => {
+                body.push(b'\n');
+                Response {
+                    status: 200,
+                    content_type: JSON,
+                    headers: Vec::new(),
+                    body,
+                }
+            }
+            Err(e) => Response::text(500, format!("500 Internal Server Error: {e}\n")),
+        }
+    }
+}
+
+/// The list of endpoints, for `/` and for 404 answers.
+const INDEX: &str = "heaptide endpoints:\n\
+    GET  /metrics               Prometheus metrics\n\
+    GET  /debug/pprof/heap      gzipped pprof heap profile (go tool pprof)\n\
+    GET  /memory/snapshot       memory snapshot (JSON)\n\
+    GET  /memory/allocations    totals, size buckets, rates, top call sites (JSON)\n\
+    GET  /memory/leaks          leak candidates and recommendations (JSON)\n\
+    GET  /memory/trend          trends and snapshots; ?duration=1h for the last hour (JSON)\n\
+    GET  /memory/health         health and alerts (JSON)\n\
+    POST /memory/purge          purge jemalloc's dirty pages; resident bytes before and after (JSON)\n";
+
+/// Answers a request for `target` (path and query) with `method`.
+pub(crate) fn route(method: &str, target: &str) -> Response {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let get = method == "GET" || method == "HEAD";
+    match path {
+        "/memory/purge" if method == "POST" => purge(),
+        "/memory/purge" => Response::method_not_allowed("POST"),
+        "/"
+        | "/metrics"
+        | "/debug/pprof/heap"
+        | "/memory/snapshot"
+        | "/memory/allocations"
+        | "/memory/leaks"
+        | "/memory/trend"
+        | "/memory/health"
+            if !get =>
+        {
+            Response::method_not_allowed("GET, HEAD")
+        }
+        "/" => Response::text(200, INDEX),
+        "/metrics" => {
+            let (report, seconds) = timed_report();
+            Response {
+                status: 200,
+                content_type: super::metrics::CONTENT_TYPE,
+                headers: Vec::new(),
+                body: super::metrics::render(&report, seconds).into_bytes(),
+            }
+        }
+        "/debug/pprof/heap" => pprof(&crate::report::take()),
+        "/memory/snapshot" => {
+            let r = crate::report::take();
+            Response::json(&Envelope::of(&r, SnapshotBody { memory: &r.memory }))
+        }
+        "/memory/allocations" => {
+            let r = crate::report::take();
+            Response::json(&Envelope::of(
+                &r,
+                AllocationsBody {
+                    sample_interval: r.sample_interval,
+                    exact: r.exact,
+                    totals: &r.totals,
+                    size_buckets: &r.size_buckets,
+                    rate: &r.rate,
+                    lifetime_ns: &r.lifetime_ns,
+                    sites_seen: r.sites_seen,
+                    sites: &r.sites,
+                    profiler: &r.profiler,
+                },
+            ))
+        }
+        "/memory/leaks" => {
+            let r = crate::report::take();
+            Response::json(&Envelope::of(
+                &r,
+                LeaksBody {
+                    leaks: &r.leaks,
+                    recommendations: &r.recommendations,
+                },
+            ))
+        }
+        "/memory/trend" => trend_of(query),
+        "/memory/health" => {
+            let r = crate::report::take();
+            Response::json(&Envelope::of(
+                &r,
+                HealthBody {
+                    health: &r.health,
+                    alerts: &r.alerts,
+                },
+            ))
+        }
+        _ => Response::text(404, format!("404 Not Found: {path}\n\n{INDEX}")),
+    }
+}
+
+/// A report and the seconds it took to build.
+fn timed_report() -> (Report, f64) {
+    let started = Instant::now();
+    let report = crate::report::take();
+    (report, started.elapsed().as_secs_f64())
+}
+
+fn pprof(report: &Report) -> Response {
+    let mut body = Vec::new();
+    match report.write_pprof(&mut body) {
+        Ok(()) => Response {
+            status: 200,
+            content_type: "application/octet-stream",
+            headers: vec![("Content-Disposition", "attachment; filename=\"heap.pb.gz\"")],
+            body,
+        },
+        Err(e) => Response::text(500, format!("500 Internal Server Error: {e}\n")),
+    }
+}
+
+fn purge() -> Response {
+    match super::purge::purge_all() {
+        Some(purged) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            Response::json(&Envelope {
+                version: crate::REPORT_VERSION,
+                pid: std::process::id(),
+                timestamp: now,
+                body: purged,
+            })
+        }
+        None => Response::text(
+            500,
+            "500 Internal Server Error: jemalloc refused arena.4096.purge\n",
+        ),
+    }
+}
+
+fn trend_of(query: &str) -> Response {
+    let duration = match param(query, "duration") {
+        None => None,
+        Some(v) => match crate::config::parse_duration(v) {
+            Ok(d) => Some(d),
+            Err(_) => {
+                return Response::text(
+                    400,
+                    format!(
+                        "400 Bad Request: duration={v:?}: expected {}\n",
+                        crate::config::DURATION_FORMS
+                    ),
+                );
+            }
+        },
+    };
+    let r = crate::report::take();
+    let (trend, snapshots) = match duration {
+        None => (r.trend, r.snapshots.clone()),
+        Some(d) => window(&r, d),
+    };
+    Response::json(&Envelope::of(
+        &r,
+        TrendBody {
+            duration_seconds: duration.map(|d| d.as_secs_f64()),
+            trend,
+            snapshots,
+        },
+    ))
+}
+
+/// The trends and the snapshots of the last `d` before the report was taken.
+fn window(r: &Report, d: Duration) -> (Trends, Snapshots) {
+    let from = r
+        .timestamp
+        .saturating_sub(d.as_millis().min(u128::from(u64::MAX)) as u64);
+    let points: Vec<SnapshotPoint> = r
+        .snapshots
+        .points
+        .iter()
+        .filter(|p| p.timestamp_ms >= from)
+        .copied()
+        .collect();
+    let t0 = points.first().map_or(0, |p| p.timestamp_ms);
+    let series = |value: fn(&SnapshotPoint) -> u64| -> Vec<Point> {
+        points
+            .iter()
+            .map(|p| Point {
+                t: p.timestamp_ms.saturating_sub(t0) as f64 / 1000.0,
+                v: value(p) as f64,
+            })
+            .collect()
+    };
+    let limit = crate::analysis::settings::get().limit.map(|l| l as f64);
+    let trends = Trends {
+        heap: trend(&series(|p| p.heap_allocated_bytes), limit),
+        rss: trend(&series(|p| p.rss_bytes), limit),
+    };
+    let snapshots = Snapshots {
+        interval_ms: r.snapshots.interval_ms,
+        max: r.snapshots.max,
+        points,
+    };
+    (trends, snapshots)
+}
+
+/// The value of `name` in a query string (`a=1&b=2`), undecoded; the first one if repeated.
+fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// `version`, `pid` and `timestamp`, then the body's fields.
+#[derive(Serialize)]
+struct Envelope<T: Serialize> {
+    version: u32,
+    pid: u32,
+    timestamp: u64,
+    #[serde(flatten)]
+    body: T,
+}
+
+impl<T: Serialize> Envelope<T> {
+    fn of(r: &Report, body: T) -> Self {
+        Envelope {
+            version: r.version,
+            pid: r.pid,
+            timestamp: r.timestamp,
+            body,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotBody<'a> {
+    memory: &'a Memory,
+}
+
+#[derive(Serialize)]
+struct AllocationsBody<'a> {
+    sample_interval: u64,
+    exact: bool,
+    totals: &'a Totals,
+    size_buckets: &'a [SizeBucket],
+    rate: &'a Rates,
+    lifetime_ns: &'a Option<Lifetimes>,
+    sites_seen: u64,
+    sites: &'a [Site],
+    profiler: &'a ProfilerStats,
+}
+
+#[derive(Serialize)]
+struct LeaksBody<'a> {
+    leaks: &'a [Leak],
+    recommendations: &'a [Recommendation],
+}
+
+#[derive(Serialize)]
+struct TrendBody {
+    duration_seconds: Option<f64>,
+    trend: Trends,
+    snapshots: Snapshots,
+}
+
+#[derive(Serialize)]
+struct HealthBody<'a> {
+    health: &'a Health,
+    alerts: &'a [Alert],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(param("duration=1h", "duration"), Some("1h"));
+        assert_eq!(
+            param("a=1&duration=15m&duration=2h", "duration"),
+            Some("15m")
+        );
+        assert_eq!(param("duration", "duration"), Some(""));
+        assert_eq!(param("", "duration"), None);
+        assert_eq!(param("durations=1h", "duration"), None);
+    }
+
+    #[test]
+    fn methods_and_unknown_paths() {
+        assert_eq!(route("GET", "/nope").status, 404);
+        assert_eq!(route("GET", "/metrics/").status, 404);
+        let r = route("GET", "/memory/purge");
+        assert_eq!(r.status, 405);
+        assert_eq!(r.headers, [("Allow", "POST")]);
+        assert_eq!(route("DELETE", "/memory/purge").status, 405);
+        let r = route("POST", "/metrics");
+        assert_eq!(r.status, 405);
+        assert_eq!(r.headers, [("Allow", "GET, HEAD")]);
+        assert_eq!(route("GET", "/").status, 200);
+        assert_eq!(route("GET", "/memory/trend?duration=soon").status, 400);
+    }
+
+    #[test]
+    fn trend_window() {
+        let point = |timestamp_ms, v| SnapshotPoint {
+            timestamp_ms,
+            rss_bytes: v,
+            heap_allocated_bytes: v,
+            heap_resident_bytes: v,
+            live_bytes: v,
+        };
+        // A real (empty: unit tests do not run on heaptide) report, with a known history.
+        let mut report = crate::report::take();
+        report.timestamp = 100_000;
+        report.snapshots = Snapshots {
+            interval_ms: 10_000,
+            max: 500,
+            // Flat for the first 50 s, then +1000 bytes per 10 s.
+            points: (0..=10)
+                .map(|i| point(i * 10_000, if i <= 5 { 0 } else { (i - 5) * 1000 }))
+                .collect(),
+        };
+        let (trends, snapshots) = window(&report, Duration::from_secs(40));
+        assert_eq!(snapshots.points.len(), 5);
+        let heap = trends.heap.unwrap();
+        assert_eq!(heap.points, 5);
+        assert!(
+            (heap.growth_bytes_per_hour - 360_000.0).abs() < 1e-6,
+            "{heap:?}"
+        );
+        assert_eq!(heap.window_seconds, 40.0);
+        let (trends, snapshots) = window(&report, Duration::from_secs(1));
+        assert_eq!(snapshots.points.len(), 1);
+        assert!(trends.heap.is_none() && trends.rss.is_none());
+    }
+}
