@@ -44,7 +44,7 @@
 //! # Dumps
 //!
 //! A dump is a report written to files, `heaptide-<pid>-<seq>.<ext>`, one per format, where
-//! `seq` counts dumps from 1 and `ext` is `json`, `pb.gz` (pprof), `txt` or `folded`:
+//! `seq` counts dumps from 1 and `ext` is `json`, `pb.gz` (pprof), `txt`, `folded` or `html`:
 //!
 //! - **On a signal**: `kill -USR1 <pid>` makes the drain thread write a dump at once and print
 //!   each path on stderr (`heaptide: wrote <path>`). That takes milliseconds, plus, for the
@@ -64,7 +64,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `HEAPTIDE_SIGNAL` | `USR1`, `USR2` or `none` (no handler installed) | `USR1` |
-//! | `HEAPTIDE_FORMATS` | comma-separated: `json`, `pprof`, `text`, `folded` | `json,pprof,text` |
+//! | `HEAPTIDE_FORMATS` | comma-separated: `json`, `pprof`, `text`, `folded`, `html` | `json,pprof,text` |
 //! | `HEAPTIDE_DIR` | directory of the dump files (a relative path is taken from the current directory at start-up) | `TMPDIR`, else `/tmp` |
 //! | `HEAPTIDE_DUMP_AT_EXIT` | `1`/`true`: dump at normal exit | `0` |
 //!
@@ -92,7 +92,8 @@
 //! are measured. Writers: [`Report::write_json`] (versioned; schema in `docs/report-schema.md`),
 //! [`Report::write_text`] (what a person reads first), [`Report::write_pprof`] (gzipped
 //! `profile.proto` for `go tool pprof`, Pyroscope, Parca, Grafana) and
-//! [`Report::write_folded`] (flame graph input).
+//! [`Report::write_folded`] (flame graph input), [`Report::write_html`] (one self-contained page:
+//! leaks, memory over time, an icicle graph, size and lifetime charts).
 //!
 //! # Leak detector, trends and health
 //!
@@ -313,7 +314,7 @@ pub fn flush() {
 
 /// Writes a dump now: a [`report()`] in every format of `HEAPTIDE_FORMATS`, as
 /// `heaptide-<pid>-<seq>.<ext>` in `HEAPTIDE_DIR` (see [Dumps](crate#dumps)), and returns the
-/// paths of the files, in the order json, pprof, text, folded.
+/// paths of the files, in the order json, pprof, text, folded, html.
 ///
 /// Works whatever `HEAPTIDE_SIGNAL` says, and also when profiling is off (the report is then
 /// empty). Prints nothing.

@@ -3,7 +3,8 @@
 //! A dump takes one report ([`crate::report()`], which flushes every ring first) and writes each
 //! configured format (`HEAPTIDE_FORMATS`, default `json,pprof,text`) as
 //! `heaptide-<pid>-<seq>.<ext>` into the dump directory (`HEAPTIDE_DIR`, default the system
-//! temp dir), with `ext` one of `json`, `pb.gz`, `txt`, `folded`.
+//! temp dir), with `ext` one of `json`, `pb.gz`, `txt`, `folded`, `html` (a self-contained
+//! page, [`Report::write_html`](crate::Report::write_html)).
 //!
 //! - **Sequence numbers** come from one process-wide counter starting at 1; each dump attempt
 //!   takes the next one (all its formats share it), so a failed attempt leaves a gap. A forked
@@ -36,6 +37,10 @@
 mod file;
 mod settings;
 mod signal;
+
+// The value parsers, for the fuzz targets (`crate::__fuzz`).
+#[cfg(fuzzing)]
+pub(crate) use settings::{parse_bool, parse_formats, parse_signal};
 
 use crate::sync::{AtomicU64, Ordering};
 use std::io;
@@ -102,7 +107,7 @@ fn dump_and_log() {
 }
 
 /// [`crate::dump()`]: writes a dump now and returns the paths of its files, in the order json,
-/// pprof, text, folded (those configured). The returned value (paths or error) is allocated
+/// pprof, text, folded, html (those configured). The returned value (paths or error) is allocated
 /// outside the profiler scope: it is the caller's memory.
 pub(crate) fn dump() -> io::Result<Vec<PathBuf>> {
     let result = {
@@ -177,6 +182,7 @@ fn render(report: &crate::Report, format: Format, out: &mut Vec<u8>) -> io::Resu
         Format::Pprof => report.write_pprof(out),
         Format::Text => report.write_text(out),
         Format::Folded => report.write_folded(out),
+        Format::Html => report.write_html(out),
     }
 }
 
@@ -190,5 +196,6 @@ mod tests {
         assert_eq!(file_name(42, 7, Format::Pprof), "heaptide-42-7.pb.gz");
         assert_eq!(file_name(1, 2, Format::Text), "heaptide-1-2.txt");
         assert_eq!(file_name(1, 2, Format::Folded), "heaptide-1-2.folded");
+        assert_eq!(file_name(1, 2, Format::Html), "heaptide-1-2.html");
     }
 }

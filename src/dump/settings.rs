@@ -53,11 +53,19 @@ pub(crate) enum Format {
     Text,
     /// [`Report::write_folded`](crate::Report::write_folded), `.folded`.
     Folded,
+    /// [`Report::write_html`](crate::Report::write_html), `.html`.
+    Html,
 }
 
 impl Format {
     /// Every format, in the order a dump writes them.
-    pub(crate) const ALL: [Format; 4] = [Format::Json, Format::Pprof, Format::Text, Format::Folded];
+    pub(crate) const ALL: [Format; 5] = [
+        Format::Json,
+        Format::Pprof,
+        Format::Text,
+        Format::Folded,
+        Format::Html,
+    ];
 
     /// The name used in `HEAPTIDE_FORMATS`.
     pub(crate) fn name(self) -> &'static str {
@@ -66,6 +74,7 @@ impl Format {
             Format::Pprof => "pprof",
             Format::Text => "text",
             Format::Folded => "folded",
+            Format::Html => "html",
         }
     }
 
@@ -76,6 +85,7 @@ impl Format {
             Format::Pprof => "pb.gz",
             Format::Text => "txt",
             Format::Folded => "folded",
+            Format::Html => "html",
         }
     }
 
@@ -138,7 +148,7 @@ pub(crate) struct Settings {
 pub(crate) const SIGNAL_FORMS: &str = "USR1, USR2 or none (case-insensitive, SIG prefix optional)";
 /// Accepted forms of `HEAPTIDE_FORMATS`.
 pub(crate) const FORMATS_FORMS: &str =
-    "a comma-separated list of json, pprof, text, folded (e.g. json,pprof,text)";
+    "a comma-separated list of json, pprof, text, folded, html (e.g. json,pprof,text)";
 /// Accepted forms of `HEAPTIDE_DUMP_AT_EXIT`.
 pub(crate) const BOOL_FORMS: &str = "1, 0, true or false";
 /// Accepted forms of `HEAPTIDE_DIR`.
@@ -241,7 +251,7 @@ pub(crate) fn parse_signal(value: &str) -> Result<Option<Signal>, ParseError> {
 }
 
 /// Parses `HEAPTIDE_FORMATS`: a comma-separated, non-empty list of `json`, `pprof`, `text`,
-/// `folded` (any case, spaces around items allowed). One unknown or empty item makes the whole
+/// `folded`, `html` (any case, spaces around items allowed). One unknown or empty item makes the whole
 /// value bad.
 pub(crate) fn parse_formats(value: &str) -> Result<Formats, ParseError> {
     let mut set = 0u8;
@@ -293,8 +303,11 @@ mod tests {
 
     #[test]
     fn formats() {
-        let all = parse_formats("json,pprof,text,folded").unwrap();
+        let all = parse_formats("json,pprof,text,folded,html").unwrap();
         assert_eq!(all.iter().collect::<Vec<_>>(), Format::ALL);
+        let f = parse_formats("HTML,json").unwrap();
+        assert_eq!(f.iter().collect::<Vec<_>>(), [Format::Json, Format::Html]);
+        assert_eq!(f.to_string(), "json,html");
         let f = parse_formats("TEXT, json").unwrap();
         assert_eq!(f.iter().collect::<Vec<_>>(), [Format::Json, Format::Text]);
         assert!(!f.contains(Format::Pprof));
@@ -312,7 +325,7 @@ mod tests {
     #[test]
     fn extensions() {
         let ext: Vec<_> = Format::ALL.iter().map(|f| f.extension()).collect();
-        assert_eq!(ext, ["json", "pb.gz", "txt", "folded"]);
+        assert_eq!(ext, ["json", "pb.gz", "txt", "folded", "html"]);
     }
 
     #[test]

@@ -112,6 +112,7 @@ mod tests {
         Report {
             version: crate::report::REPORT_VERSION,
             pid: 1,
+            command_line: Vec::new(),
             timestamp: 0,
             sample_interval: 1,
             exact: true,

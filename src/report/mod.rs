@@ -5,6 +5,7 @@
 //! the aggregate with their symbolized frames.
 
 mod folded;
+mod html;
 pub(crate) mod memory;
 mod pprof;
 mod text;
@@ -35,6 +36,12 @@ pub const REPORT_VERSION: u32 = 2;
 /// How many sites a report lists by each ranking (live bytes, allocated bytes).
 pub const TOP_SITES: usize = 100;
 
+/// Arguments of the command line a report keeps at most ([`Report::command_line`]).
+const COMMAND_LINE_ARGS: usize = 32;
+
+/// Bytes of each command-line argument a report keeps at most.
+const COMMAND_LINE_ARG_BYTES: usize = 256;
+
 /// A heap profile at one moment.
 ///
 /// Byte and count figures are **estimates** when sampling (each sample weighted by the inverse
@@ -46,6 +53,11 @@ pub struct Report {
     pub version: u32,
     /// Process id.
     pub pid: u32,
+    /// The process's command line (`/proc/self/cmdline`), program first: at most 32
+    /// arguments, each cut to 256 bytes (a cut argument ends in `…`); a last element `…` alone
+    /// means arguments were left out. Empty if it cannot be read.
+    #[serde(default)]
+    pub command_line: Vec<String>,
     /// When the report was taken, milliseconds since the Unix epoch.
     pub timestamp: u64,
     /// Mean bytes between samples (1: every allocation; 0: profiling off).
@@ -467,6 +479,38 @@ fn lifetimes(h: &Histogram<u64>) -> Option<Lifetimes> {
     })
 }
 
+/// The command line from `/proc/self/cmdline`, capped (see [`Report::command_line`]).
+fn command_line() -> Vec<String> {
+    // The kernel bounds the file (by the argument space, usually a few hundred bytes).
+    std::fs::read("/proc/self/cmdline").map_or_else(|_| Vec::new(), |b| parse_command_line(&b))
+}
+
+/// Splits NUL-terminated arguments and caps them as [`Report::command_line`] says.
+fn parse_command_line(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let mut args = Vec::new();
+    let mut parts = bytes.split(|&b| b == 0);
+    for part in parts.by_ref().take(COMMAND_LINE_ARGS) {
+        let arg = String::from_utf8_lossy(part);
+        if arg.len() <= COMMAND_LINE_ARG_BYTES {
+            args.push(arg.into_owned());
+        } else {
+            let mut end = COMMAND_LINE_ARG_BYTES;
+            while !arg.is_char_boundary(end) {
+                end -= 1;
+            }
+            args.push(format!("{}…", &arg[..end]));
+        }
+    }
+    if parts.next().is_some() {
+        args.push("…".to_string());
+    }
+    args
+}
+
 fn rate(seconds: f64, count: f64, bytes: f64) -> Rate {
     if seconds <= 0.0 {
         return Rate::default();
@@ -699,6 +743,7 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
     let report = Report {
         version: REPORT_VERSION,
         pid: std::process::id(),
+        command_line: command_line(),
         timestamp: now_ms,
         sample_interval: sampling.mean_bytes(),
         exact: sampling == Sampling::Exact,
@@ -736,4 +781,40 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
         },
     };
     (report, leak_sites)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_split_and_capped() {
+        assert_eq!(parse_command_line(b""), Vec::<String>::new());
+        assert_eq!(
+            parse_command_line(b"prog\0-v\0\0x y\0"),
+            ["prog", "-v", "", "x y"]
+        );
+        let long = "é".repeat(200); // 400 bytes: cut at a character boundary
+        let mut bytes = format!("prog\0{long}\0").into_bytes();
+        let args = parse_command_line(&bytes);
+        assert_eq!(
+            args[1],
+            format!("{}…", "é".repeat(COMMAND_LINE_ARG_BYTES / 2))
+        );
+        for i in 0..40 {
+            bytes.extend_from_slice(format!("{i}\0").as_bytes());
+        }
+        let args = parse_command_line(&bytes);
+        assert_eq!(args.len(), COMMAND_LINE_ARGS + 1);
+        assert_eq!(args[COMMAND_LINE_ARGS - 1], "29");
+        assert_eq!(args[COMMAND_LINE_ARGS], "…");
+        assert!(parse_command_line(b"\xff\0")[0].contains('\u{fffd}'));
+    }
+
+    #[test]
+    fn this_process_has_a_command_line() {
+        let args = command_line();
+        assert!(!args.is_empty());
+        assert!(args[0].contains("heaptide"), "{args:?}");
+    }
 }

@@ -432,6 +432,7 @@ mod tests {
         Report {
             version: crate::report::REPORT_VERSION,
             pid: 4242,
+            command_line: Vec::new(),
             timestamp: 1_700_000_000_123,
             sample_interval,
             exact,

@@ -1,0 +1,436 @@
+//! Self-contained HTML writer: [`Report::write_html`].
+//!
+//! One file that any browser opens without network access: the static parts are hand-written
+//! files included at build time (`html/page.html`, `html/page.css`, `html/page.js`; no
+//! libraries, every chart drawn as SVG by the page's own script), and the report's figures are
+//! a JSON block, `<script type="application/json" id="heaptide-data">`, that the script reads.
+//! A `Content-Security-Policy` of `default-src 'none'` (inline style and script only) makes the
+//! browser refuse any request the page might make.
+//!
+//! **Safety of report text.** Every `<` in the JSON is written as the escape `\u003c`, so no
+//! function name, file name or message can end the script element (`</script>`) or open a
+//! comment (`<!--`); JSON readers decode it back. The script inserts every string from the report
+//! as text (`textContent`, text nodes, attribute values), never as markup.
+//!
+//! **The data block** is the report reshaped to stay small (a few hundred KB for the largest
+//! report, whose 200 stacks of up to 64 frames repeat the same frames many times):
+//!
+//! | key | holds |
+//! |---|---|
+//! | `format` | [`FORMAT`], the shape of this block |
+//! | `report` | the report's scalar sections as in [`Report::write_json`]: `version`, `pid`, `command_line`, `timestamp`, `sample_interval`, `exact`, `memory`, `totals`, `size_buckets`, `rate`, `lifetime_ns`, `health`, `alerts`, `recommendations`, `trend`, `sites_seen`, `profiler`, and `snapshot_interval_ms`, `snapshot_max` |
+//! | `files` | distinct source files |
+//! | `frames` | distinct frames: `[function, file index or null, line or null, plumbing (1: allocation machinery of the standard library)]` |
+//! | `sites` | every site: `stack` (frame indices, innermost first), `blamed` (position in `stack` of the frame [`Site::blamed_frame`] picks), and the site's figures by their JSON names (not its size histogram, which the page does not show) |
+//! | `leaks`, `leaks_total` | the first [`MAX_LEAKS`] leaks (fastest growth first) with `stack` and `blamed` as above; `history` as `[ms after snapshots.t0, bytes]`, kept whole (up to [`MAX_POINTS`]) for the first [`CHART_LEAKS`], thinned to [`SPARK_POINTS`] for the others; `leaks_total` counts them all |
+//! | `snapshots` | the snapshot history as columns: `t0` (ms since the Unix epoch: the first snapshot, else the first leak's first point), `t` (ms after `t0`), `rss`, `allocated`, `resident` (jemalloc), `live` (the profile's estimate); at most [`MAX_POINTS`] points (longer histories keep each stretch's RSS peak) |
+//!
+//! The page draws the flame graph as an icicle: the root (all sites) at the top, callers above
+//! their callees, the allocating frame at the bottom.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::{
+    Alert, Frame, Health, Leak, Lifetimes, Memory, Pattern, ProfilerStats, Rates, Recommendation,
+    Report, Severity, Site, SizeBucket, Totals, Trends,
+};
+use crate::drain::symbolize::is_plumbing;
+
+/// Version of the data block's shape.
+const FORMAT: u32 = 1;
+/// Leaks the page lists at most (the rest are counted).
+const MAX_LEAKS: usize = 50;
+/// Leaks whose whole history the memory chart draws.
+const CHART_LEAKS: usize = 5;
+/// Points of history kept for the other leaks (the table's sparklines).
+const SPARK_POINTS: usize = 48;
+/// Points of a history the page keeps at most.
+const MAX_POINTS: usize = 1000;
+
+const PAGE: &str = include_str!("html/page.html");
+const CSS: &str = include_str!("html/page.css");
+const JS: &str = include_str!("html/page.js");
+
+/// Where the page template takes the style, the data and the script, in this order.
+const SLOTS: [&str; 3] = ["/*{{css}}*/", "{{data}}", "/*{{js}}*/"];
+
+impl Report {
+    /// Writes the report as one self-contained HTML page that any browser opens offline.
+    ///
+    /// The page shows, from the top: a summary; the leak candidates, when there are any
+    /// (severity, pattern, growth per hour, confidence, the evidence, the stack and a sparkline
+    /// of the site's live bytes); memory over time from the snapshots (RSS, jemalloc resident
+    /// and allocated, the profile's live bytes and the top leaks' live bytes, with the
+    /// `HEAPTIDE_WARN` / `HEAPTIDE_CRITICAL` / `HEAPTIDE_LIMIT` lines when set); an icicle
+    /// graph of the call stacks (root at the top, the allocating function at the bottom;
+    /// live bytes, live blocks, allocated bytes or allocations; hover for frame, file:line,
+    /// value and shares, click to zoom); allocation sizes and lifetime percentiles; the top
+    /// sites; health, recommendations and alerts; the run's facts (pid, command line,
+    /// sampling, samples and drops, profiler overhead).
+    ///
+    /// Everything is inline (style, script, data); a `Content-Security-Policy` of
+    /// `default-src 'none'` makes the browser refuse any request. The figures sit in a
+    /// `<script type="application/json" id="heaptide-data">` block with every `<` escaped as
+    /// `\u003c`, and the page's script shows report text only as text, so no function name can
+    /// inject markup. The page stays at a few hundred KB for the largest report.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `w` returns.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[global_allocator]
+    /// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+    /// let mut page = Vec::new();
+    /// heaptide::report().write_html(&mut page)?;
+    /// std::fs::write("heap.html", page)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_html(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let data = script_safe_json(&PageData::of(self))?;
+        let mut rest = PAGE;
+        for (slot, fill) in SLOTS.iter().zip([CSS, data.as_str(), JS]) {
+            let (before, after) = rest
+                .split_once(slot)
+                .expect("the page template holds every slot once, in order");
+            w.write_all(before.as_bytes())?;
+            w.write_all(fill.as_bytes())?;
+            rest = after;
+        }
+        w.write_all(rest.as_bytes())
+    }
+}
+
+/// `value` as JSON that can sit inside a `<script>` element: every `<` escaped as `\u003c`
+/// (JSON has `<` only inside strings, where the escape means the same character).
+fn script_safe_json(value: &impl Serialize) -> std::io::Result<String> {
+    let json = serde_json::to_string(value).map_err(std::io::Error::other)?;
+    Ok(json.replace('<', "\\u003c"))
+}
+
+// === the data block ===
+
+#[derive(Serialize)]
+struct PageData<'a> {
+    format: u32,
+    report: Head<'a>,
+    files: Vec<&'a str>,
+    frames: Vec<(&'a str, Option<u32>, Option<u32>, u8)>,
+    sites: Vec<PageSite<'a>>,
+    leaks: Vec<PageLeak<'a>>,
+    leaks_total: usize,
+    snapshots: Columns,
+}
+
+/// The report's small sections, borrowed.
+#[derive(Serialize)]
+struct Head<'a> {
+    version: u32,
+    pid: u32,
+    command_line: &'a [String],
+    timestamp: u64,
+    sample_interval: u64,
+    exact: bool,
+    memory: &'a Memory,
+    totals: &'a Totals,
+    size_buckets: &'a [SizeBucket],
+    rate: &'a Rates,
+    lifetime_ns: &'a Option<Lifetimes>,
+    health: &'a Health,
+    alerts: &'a [Alert],
+    recommendations: &'a [Recommendation],
+    trend: &'a Trends,
+    sites_seen: u64,
+    profiler: &'a ProfilerStats,
+    snapshot_interval_ms: u64,
+    snapshot_max: u64,
+}
+
+#[derive(Serialize)]
+struct PageSite<'a> {
+    id: u64,
+    stack: Vec<u32>,
+    blamed: usize,
+    alloc_bytes: u64,
+    alloc_count: u64,
+    live_bytes: u64,
+    live_count: u64,
+    samples: u64,
+    lifetime_ns: &'a Option<Lifetimes>,
+    pattern: Option<Pattern>,
+    first_seen_ms: u64,
+    last_seen_ms: u64,
+}
+
+#[derive(Serialize)]
+struct PageLeak<'a> {
+    site_id: u64,
+    stack: Vec<u32>,
+    blamed: usize,
+    live_bytes: u64,
+    live_samples: u64,
+    growth_bytes_per_hour: f64,
+    pattern: Pattern,
+    severity: Severity,
+    confidence: f64,
+    reason: &'a str,
+    age_ns: &'a Option<Lifetimes>,
+    history: Vec<(i64, u64)>,
+}
+
+/// The snapshot history by column.
+#[derive(Serialize, Default)]
+struct Columns {
+    t0: u64,
+    t: Vec<u64>,
+    rss: Vec<u64>,
+    allocated: Vec<u64>,
+    resident: Vec<u64>,
+    live: Vec<u64>,
+}
+
+/// Distinct files and frames, numbered in order of first use.
+#[derive(Default)]
+struct FrameTable<'a> {
+    files: Vec<&'a str>,
+    file_ids: HashMap<&'a str, u32>,
+    frames: Vec<(&'a str, Option<u32>, Option<u32>, u8)>,
+    frame_ids: HashMap<&'a Frame, u32>,
+}
+
+impl<'a> FrameTable<'a> {
+    fn id(&mut self, frame: &'a Frame) -> u32 {
+        if let Some(&id) = self.frame_ids.get(frame) {
+            return id;
+        }
+        let file = frame.file.as_deref().map(|f| match self.file_ids.get(f) {
+            Some(&i) => i,
+            None => {
+                let i = self.files.len() as u32;
+                self.files.push(f);
+                self.file_ids.insert(f, i);
+                i
+            }
+        });
+        let id = self.frames.len() as u32;
+        self.frames.push((
+            &frame.function,
+            file,
+            frame.line,
+            u8::from(is_plumbing(&frame.function)),
+        ));
+        self.frame_ids.insert(frame, id);
+        id
+    }
+
+    fn stack(&mut self, frames: &'a [Frame]) -> Vec<u32> {
+        frames.iter().map(|f| self.id(f)).collect()
+    }
+}
+
+/// Position of the frame a person would blame (as [`Site::blamed_frame`]).
+fn blamed(frames: &[Frame]) -> usize {
+    frames
+        .iter()
+        .position(|f| !is_plumbing(&f.function))
+        .unwrap_or(0)
+}
+
+/// Indices of at most `limit` of `n` points, in order: each stretch of `n / limit` points keeps
+/// the one with the largest `key`, and the last point is always kept.
+fn thin(n: usize, limit: usize, key: impl Fn(usize) -> u64) -> Vec<usize> {
+    if n <= limit {
+        return (0..n).collect();
+    }
+    let stretch = n.div_ceil(limit.saturating_sub(1).max(1));
+    let mut kept: Vec<usize> = (0..n - 1)
+        .step_by(stretch)
+        .map(|start| {
+            (start..(start + stretch).min(n - 1))
+                .max_by_key(|&i| key(i))
+                .unwrap_or(start)
+        })
+        .collect();
+    kept.push(n - 1);
+    kept
+}
+
+impl<'a> PageData<'a> {
+    fn of(r: &'a Report) -> Self {
+        let mut table = FrameTable::default();
+        let sites = r
+            .sites
+            .iter()
+            .map(|s| PageSite::of(s, &mut table))
+            .collect();
+        let points = &r.snapshots.points;
+        // Times are sent as ms after the first snapshot (or the first leak's first point).
+        let t0 = points
+            .first()
+            .map(|p| p.timestamp_ms)
+            .or_else(|| r.leaks.first()?.history.first().map(|h| h.0))
+            .unwrap_or(0);
+        let leaks = r
+            .leaks
+            .iter()
+            .take(MAX_LEAKS)
+            .enumerate()
+            .map(|(i, l)| PageLeak::of(l, &mut table, i < CHART_LEAKS, t0))
+            .collect();
+        let mut snapshots = Columns {
+            t0,
+            ..Columns::default()
+        };
+        for i in thin(points.len(), MAX_POINTS, |i| points[i].rss_bytes) {
+            let p = &points[i];
+            snapshots.t.push(p.timestamp_ms.saturating_sub(t0));
+            snapshots.rss.push(p.rss_bytes);
+            snapshots.allocated.push(p.heap_allocated_bytes);
+            snapshots.resident.push(p.heap_resident_bytes);
+            snapshots.live.push(p.live_bytes);
+        }
+        PageData {
+            format: FORMAT,
+            report: Head {
+                version: r.version,
+                pid: r.pid,
+                command_line: &r.command_line,
+                timestamp: r.timestamp,
+                sample_interval: r.sample_interval,
+                exact: r.exact,
+                memory: &r.memory,
+                totals: &r.totals,
+                size_buckets: &r.size_buckets,
+                rate: &r.rate,
+                lifetime_ns: &r.lifetime_ns,
+                health: &r.health,
+                alerts: &r.alerts,
+                recommendations: &r.recommendations,
+                trend: &r.trend,
+                sites_seen: r.sites_seen,
+                profiler: &r.profiler,
+                snapshot_interval_ms: r.snapshots.interval_ms,
+                snapshot_max: r.snapshots.max,
+            },
+            files: table.files,
+            frames: table.frames,
+            sites,
+            leaks,
+            leaks_total: r.leaks.len(),
+            snapshots,
+        }
+    }
+}
+
+impl<'a> PageSite<'a> {
+    fn of(s: &'a Site, table: &mut FrameTable<'a>) -> Self {
+        PageSite {
+            id: s.id,
+            stack: table.stack(&s.frames),
+            blamed: blamed(&s.frames),
+            alloc_bytes: s.alloc_bytes,
+            alloc_count: s.alloc_count,
+            live_bytes: s.live_bytes,
+            live_count: s.live_count,
+            samples: s.samples,
+            lifetime_ns: &s.lifetime_ns,
+            pattern: s.pattern,
+            first_seen_ms: s.first_seen_ms,
+            last_seen_ms: s.last_seen_ms,
+        }
+    }
+}
+
+impl<'a> PageLeak<'a> {
+    fn of(l: &'a Leak, table: &mut FrameTable<'a>, whole_history: bool, t0: u64) -> Self {
+        let limit = if whole_history {
+            MAX_POINTS
+        } else {
+            SPARK_POINTS
+        };
+        let h = &l.history;
+        PageLeak {
+            site_id: l.site_id,
+            stack: table.stack(&l.frames),
+            blamed: blamed(&l.frames),
+            live_bytes: l.live_bytes,
+            live_samples: l.live_samples,
+            growth_bytes_per_hour: l.growth_bytes_per_hour,
+            pattern: l.pattern,
+            severity: l.severity,
+            confidence: l.confidence,
+            reason: &l.reason,
+            age_ns: &l.age_ns,
+            history: thin(h.len(), limit, |i| h[i].1)
+                .into_iter()
+                .map(|i| (h[i].0 as i64 - t0 as i64, h[i].1))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_has_each_slot_once_in_order() {
+        let mut rest = PAGE;
+        for slot in SLOTS {
+            assert_eq!(PAGE.matches(slot).count(), 1, "{slot}");
+            rest = rest.split_once(slot).expect(slot).1;
+        }
+        // The static parts cannot end their own elements early.
+        assert!(!CSS.contains("</"), "page.css must not contain `</`");
+        assert!(!JS.contains("</"), "page.js must not contain `</`");
+        assert!(!JS.contains("<!--"), "page.js must not contain `<!--`");
+    }
+
+    #[test]
+    fn json_cannot_close_the_script() {
+        let s = script_safe_json(&["</script><script>alert(1)</script>", "<!-- x -->"]).unwrap();
+        assert!(!s.contains('<'), "{s}");
+        let back: Vec<String> = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, ["</script><script>alert(1)</script>", "<!-- x -->"]);
+    }
+
+    #[test]
+    fn thinning_keeps_peaks_and_the_last_point() {
+        assert_eq!(thin(5, 10, |i| i as u64), [0, 1, 2, 3, 4]);
+        let values = [1u64, 9, 2, 3, 8, 1, 1, 1, 7, 5];
+        let kept = thin(values.len(), 4, |i| values[i]);
+        assert!(kept.len() <= 4, "{kept:?}");
+        assert_eq!(kept, [1, 4, 8, 9]);
+        let kept = thin(100_000, MAX_POINTS, |i| (i % 7) as u64);
+        assert!(kept.len() <= MAX_POINTS);
+        assert!(kept.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(kept.last(), Some(&99_999));
+    }
+
+    #[test]
+    fn frames_are_shared_between_stacks() {
+        let f = |name: &str, line| Frame {
+            function: name.to_string(),
+            file: Some("src/app.rs".to_string()),
+            line: Some(line),
+        };
+        let a = vec![
+            f("alloc::alloc::alloc", 1),
+            f("app::leaf", 2),
+            f("app::main", 3),
+        ];
+        let b = vec![f("app::other", 4), f("app::main", 3)];
+        let mut table = FrameTable::default();
+        assert_eq!(table.stack(&a), [0, 1, 2]);
+        assert_eq!(table.stack(&b), [3, 2]);
+        assert_eq!(table.files, ["src/app.rs"]);
+        assert_eq!(table.frames[0].3, 1, "alloc::alloc::alloc is plumbing");
+        assert_eq!(blamed(&a), 1);
+        assert_eq!(blamed(&b), 0);
+    }
+}
