@@ -677,8 +677,8 @@ mod tests {
     const DT: f64 = 10.0;
     /// Bytes per sample in the sampled-mode series (the default mean interval).
     const W: f64 = 512.0 * KIB;
-    /// Seeds every randomized test runs over.
-    const SEEDS: u64 = 200;
+    /// Seeds every randomized test runs over (a few under miri, where each costs seconds).
+    const SEEDS: u64 = if cfg!(miri) { 3 } else { 200 };
 
     thread_local! {
         /// Snapshots per generated series (60 unless a test changes it).

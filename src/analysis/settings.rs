@@ -62,7 +62,9 @@ pub(crate) fn set_interval(interval: Duration) {
     INTERVAL_OVERRIDE.store(ns, Ordering::Relaxed);
 }
 
-fn from_env(var: impl Fn(&std::ffi::CStr) -> Option<&'static str>) -> Settings {
+/// The settings from `var` (the environment, or a stand-in for tests and the fuzzer), with the
+/// defaults for unset values and one stderr line for each bad one.
+pub(crate) fn from_env<'a>(var: impl Fn(&std::ffi::CStr) -> Option<&'a str>) -> Settings {
     let interval = read(
         var(c"HEAPTIDE_INTERVAL"),
         "HEAPTIDE_INTERVAL",

@@ -184,6 +184,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "file system calls (openat, renameat) miri does not emulate"
+    )]
     fn writes_atomically_with_mode_0600() {
         let path = scratch("write");
         let dir = Dir::open(&path).unwrap();
@@ -200,6 +204,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "file system calls (openat, renameat) miri does not emulate"
+    )]
     fn replaces_a_symlink_at_the_final_name() {
         let path = scratch("link");
         let outside = path.with_extension("victim");
@@ -217,6 +225,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "file system calls (openat, renameat) miri does not emulate"
+    )]
     fn refuses_a_symlinked_directory() {
         let path = scratch("dirlink");
         let link = path.with_extension("link");
@@ -228,6 +240,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "file system calls (openat, renameat) miri does not emulate"
+    )]
     fn bad_names_and_missing_dirs_are_errors() {
         let path = scratch("names");
         let dir = Dir::open(&path).unwrap();

@@ -368,10 +368,16 @@ impl<'a> PageLeak<'a> {
             age_ns: &l.age_ns,
             history: thin(h.len(), limit, |i| h[i].1)
                 .into_iter()
-                .map(|i| (h[i].0 as i64 - t0 as i64, h[i].1))
+                .map(|i| (ms_since(h[i].0, t0), h[i].1))
                 .collect(),
         }
     }
+}
+
+/// `t - t0` in ms as a signed number, saturating (times come from arbitrary reports too).
+fn ms_since(t: u64, t0: u64) -> i64 {
+    let t = i64::try_from(t).unwrap_or(i64::MAX);
+    t.saturating_sub(i64::try_from(t0).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -84,6 +84,10 @@ fn statm() -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "calls jemalloc (C, which miri cannot run) and reads /proc"
+    )]
     fn snapshot_reads_kernel_and_jemalloc_figures() {
         // Unit tests run on the system allocator: give jemalloc something to count.
         let layout = std::alloc::Layout::from_size_align(1 << 20, 8).unwrap();

@@ -812,6 +812,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads /proc/self/cmdline: file access, which miri's isolation refuses"
+    )]
     fn this_process_has_a_command_line() {
         let args = command_line();
         assert!(!args.is_empty());

@@ -146,7 +146,11 @@ impl fmt::Display for Report {
         )?;
         for b in &self.size_buckets {
             let range = match b.max_bytes {
-                Some(max) => format!("{}-{}", ByteSize(b.min_bytes), ByteSize(max + 1)),
+                Some(max) => format!(
+                    "{}-{}",
+                    ByteSize(b.min_bytes),
+                    ByteSize(max.saturating_add(1))
+                ),
                 None => format!(">= {}", ByteSize(b.min_bytes)),
             };
             writeln!(
