@@ -13,85 +13,16 @@
 //! files, so the child itself can wait for heaptide's stderr lines.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+
+use common::child::*;
 
 #[global_allocator]
 static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
 
-/// Names the child case to run.
-const CHILD: &str = "HEAPTIDE_TEST_CHILD";
-/// The file the child's stderr goes to (so the child can read heaptide's lines).
-const STDERR_FILE: &str = "HEAPTIDE_TEST_STDERR";
-/// A directory outside the dump directory, for the symlink case.
-const OUTSIDE: &str = "HEAPTIDE_TEST_OUTSIDE";
-/// Variables of heaptide that a child must not inherit from the test's environment.
-const HEAPTIDE_VARS: [&str; 7] = [
-    "HEAPTIDE_SAMPLE",
-    "HEAPTIDE_DEPTH",
-    "HEAPTIDE_SEED",
-    "HEAPTIDE_SIGNAL",
-    "HEAPTIDE_FORMATS",
-    "HEAPTIDE_DIR",
-    "HEAPTIDE_DUMP_AT_EXIT",
-];
-
 // === helpers of the child ===
-
-fn dump_dir() -> PathBuf {
-    PathBuf::from(std::env::var_os("HEAPTIDE_DIR").expect("HEAPTIDE_DIR is set for this child"))
-}
-
-fn raise(signal: libc::c_int) {
-    // SAFETY: sends a signal to this process, for which heaptide installed a handler.
-    assert_eq!(unsafe { libc::kill(libc::getpid(), signal) }, 0);
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// What the child has written to stderr so far.
-fn own_stderr() -> String {
-    let path = std::env::var_os(STDERR_FILE).expect("stderr file is set for children");
-    String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned()
-}
-
-/// Waits until stderr holds at least `n` lines containing `needle`.
-fn wait_stderr_lines(needle: &str, n: usize) {
-    let ok = wait_until(Duration::from_secs(20), || {
-        own_stderr().lines().filter(|l| l.contains(needle)).count() >= n
-    });
-    assert!(
-        ok,
-        "no {n} lines with {needle:?} on stderr: {}",
-        own_stderr()
-    );
-}
-
-/// The signal disposition of `signal` is a handler function (not the default or "ignore").
-fn has_handler(signal: libc::c_int) -> bool {
-    // SAFETY: queries only (no new action); `old` is a valid out-pointer.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        assert_eq!(libc::sigaction(signal, std::ptr::null(), &mut old), 0);
-        old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN
-    }
-}
-
-#[inline(never)]
-fn keep_some() -> Vec<Vec<u8>> {
-    (0..200).map(|i| vec![i as u8; 4096]).collect()
-}
 
 fn file_name(path: &Path) -> &str {
     path.file_name().unwrap().to_str().unwrap()
@@ -222,115 +153,6 @@ fn child_bad_values() {
 
 // === the parent side ===
 
-/// A fresh directory for one test (with `dumps/` and `outside/` in it), removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "heaptide-dump-files-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(path.join("dumps")).unwrap();
-        std::fs::create_dir_all(path.join("outside")).unwrap();
-        Scratch(path)
-    }
-
-    fn dumps(&self) -> PathBuf {
-        self.0.join("dumps")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = std::fs::set_permissions(self.dumps(), std::fs::Permissions::from_mode(0o700));
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct ChildRun {
-    pid: u32,
-    stdout: String,
-    stderr: String,
-}
-
-impl ChildRun {
-    fn heaptide_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("heaptide:"))
-            .collect()
-    }
-}
-
-/// Runs child `case` with `vars` (and no other `HEAPTIDE_*`); it must succeed within a minute.
-fn run_child(case: &str, scratch: &Scratch, vars: &[(&str, &Path)]) -> ChildRun {
-    let stdout_path = scratch.0.join(format!("{case}.stdout"));
-    let stderr_path = scratch.0.join(format!("{case}.stderr"));
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD, case)
-        .env(STDERR_FILE, &stderr_path)
-        .env(OUTSIDE, scratch.0.join("outside"))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(&stderr_path).unwrap());
-    for var in HEAPTIDE_VARS {
-        cmd.env_remove(var);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "child {case} did not finish within a minute:\n--- stdout\n{}\n--- stderr\n{}",
-                std::fs::read_to_string(&stdout_path).unwrap_or_default(),
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let run = ChildRun {
-        pid,
-        stdout: std::fs::read_to_string(&stdout_path).unwrap(),
-        stderr: std::fs::read_to_string(&stderr_path).unwrap(),
-    };
-    assert!(
-        status.success(),
-        "child {case} failed ({status}):\n--- stdout\n{}\n--- stderr\n{}",
-        run.stdout,
-        run.stderr
-    );
-    run
-}
-
-/// The names of the entries of `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Runs the `unwritable` child with `HEAPTIDE_DIR=dir`; checks that `dump()` failed with
-/// `kind` and a message containing `reason`, and that each of the two signal dumps printed
-/// exactly one line, `heaptide: cannot write dump to <dir>: <reason...>`.
 fn check_unwritable(scratch: &Scratch, dir: &Path, kind: &str, reason: &str) {
     let run = run_child(
         "unwritable",

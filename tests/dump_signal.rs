@@ -7,31 +7,19 @@
 //! variables set, since they are read at the process's first allocation. The child's stdout
 //! and stderr go to files, so the child itself can wait for heaptide's stderr lines.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::child::*;
 
 #[global_allocator]
 static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
 
-/// Names the child case to run.
-const CHILD: &str = "HEAPTIDE_TEST_CHILD";
-/// The file the child's stderr goes to (so the child can read heaptide's lines).
-const STDERR_FILE: &str = "HEAPTIDE_TEST_STDERR";
 /// Asks the ELF constructor below to install a SIGUSR1 handler before anything else runs.
 const PRIOR_HANDLER: &str = "HEAPTIDE_TEST_PRIOR_HANDLER";
-/// Variables of heaptide that a child must not inherit from the test's environment.
-const HEAPTIDE_VARS: [&str; 7] = [
-    "HEAPTIDE_SAMPLE",
-    "HEAPTIDE_DEPTH",
-    "HEAPTIDE_SEED",
-    "HEAPTIDE_SIGNAL",
-    "HEAPTIDE_FORMATS",
-    "HEAPTIDE_DIR",
-    "HEAPTIDE_DUMP_AT_EXIT",
-];
-
 // === the handler installed before heaptide's (signal chaining) ===
 
 /// Calls of the program's own SIGUSR1 handler.
@@ -73,47 +61,6 @@ static INSTALL_PRIOR_HANDLER: extern "C" fn() = install_prior_handler;
 
 // === helpers of the child ===
 
-fn dump_dir() -> PathBuf {
-    PathBuf::from(std::env::var_os("HEAPTIDE_DIR").expect("HEAPTIDE_DIR is set for children"))
-}
-
-fn raise(signal: libc::c_int) {
-    // SAFETY: sends a signal to this process; a handler is installed for it (checked by the
-    // cases that need it).
-    assert_eq!(unsafe { libc::kill(libc::getpid(), signal) }, 0);
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// What the child has written to stderr so far.
-fn own_stderr() -> String {
-    let path = std::env::var_os(STDERR_FILE).expect("stderr file is set for children");
-    String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned()
-}
-
-/// Waits until stderr holds at least `n` lines containing `needle`.
-fn wait_stderr_lines(needle: &str, n: usize) {
-    let ok = wait_until(Duration::from_secs(20), || {
-        own_stderr().lines().filter(|l| l.contains(needle)).count() >= n
-    });
-    assert!(
-        ok,
-        "no {n} lines with {needle:?} on stderr: {}",
-        own_stderr()
-    );
-}
-
 fn dump_names(pid: u32, seq: u64, extensions: &[&str]) -> Vec<String> {
     extensions
         .iter()
@@ -131,21 +78,6 @@ fn wait_for_dump(seq: u64, extensions: &[&str]) -> Duration {
     });
     assert!(ok, "dump {seq} never appeared: {names:?}");
     start.elapsed()
-}
-
-/// The signal disposition of `signal` is a handler function (not the default or "ignore").
-fn has_handler(signal: libc::c_int) -> bool {
-    // SAFETY: queries only (no new action); `old` is a valid out-pointer.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        assert_eq!(libc::sigaction(signal, std::ptr::null(), &mut old), 0);
-        old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN
-    }
-}
-
-#[inline(never)]
-fn keep_some() -> Vec<Vec<u8>> {
-    (0..200).map(|i| vec![i as u8; 4096]).collect()
 }
 
 // === the child cases ===
@@ -291,113 +223,6 @@ fn child_default_formats() {
 
 // === the parent side ===
 
-/// A fresh directory for one test, removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "heaptide-dump-signal-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(path.join("dumps")).unwrap();
-        Scratch(path)
-    }
-
-    fn dumps(&self) -> PathBuf {
-        self.0.join("dumps")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct ChildRun {
-    pid: u32,
-    stdout: String,
-    stderr: String,
-}
-
-impl ChildRun {
-    fn heaptide_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("heaptide:"))
-            .collect()
-    }
-}
-
-/// Runs child `case` with `HEAPTIDE_DIR` set to the scratch's dump directory and `vars`;
-/// it must succeed within a minute.
-fn run_child(case: &str, scratch: &Scratch, vars: &[(&str, &str)]) -> ChildRun {
-    let stdout_path = scratch.0.join(format!("{case}.stdout"));
-    let stderr_path = scratch.0.join(format!("{case}.stderr"));
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD, case)
-        .env(STDERR_FILE, &stderr_path)
-        .env_remove(PRIOR_HANDLER)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(&stderr_path).unwrap());
-    for var in HEAPTIDE_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.env("HEAPTIDE_DIR", scratch.dumps());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "child {case} did not finish within a minute:\n--- stdout\n{}\n--- stderr\n{}",
-                std::fs::read_to_string(&stdout_path).unwrap_or_default(),
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let run = ChildRun {
-        pid,
-        stdout: std::fs::read_to_string(&stdout_path).unwrap(),
-        stderr: std::fs::read_to_string(&stderr_path).unwrap(),
-    };
-    assert!(
-        status.success(),
-        "child {case} failed ({status}):\n--- stdout\n{}\n--- stderr\n{}",
-        run.stdout,
-        run.stderr
-    );
-    run
-}
-
-/// The names of the files in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Checks one dump file: a regular file of mode 0600; JSON ones parse as this process's
-/// report.
 fn check_file(path: &Path, pid: u32) {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::symlink_metadata(path).unwrap();
@@ -536,7 +361,7 @@ fn heaptide_signal_none_installs_nothing() {
 #[test]
 fn the_default_formats_are_json_pprof_and_text() {
     let scratch = Scratch::new("default");
-    let run = run_child("default_formats", &scratch, &[]);
+    let run = run_child::<&str>("default_formats", &scratch, &[]);
     let names = listing(&scratch.dumps());
     assert_eq!(names, dump_names(run.pid, 1, &["json", "pb.gz", "txt"]));
     for name in &names {

@@ -5,15 +5,18 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+
+use common::child::{CHILD, Scratch, run_child};
 
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().exact();
 
-const CASE: &str = "HEAPTIDE_TEST_HOSTILE";
 
 // === allocation before main ===
 
@@ -120,7 +123,7 @@ fn child_bad_everything() {
 
 #[test]
 fn child() {
-    match std::env::var(CASE).as_deref() {
+    match std::env::var(CHILD).as_deref() {
         Ok("before_main") => child_before_main(),
         Ok("exit") => child_exit(),
         Ok("full_disk") => child_full_disk(),
@@ -129,73 +132,23 @@ fn child() {
     }
 }
 
-fn run(case: &str, vars: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CASE, case);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HEAPTIDE_") && k != CASE {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Never hang: a child still running after a minute has hung.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("case {case}: the child hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "case {case} failed: {:?}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn heaptide_lines(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.starts_with("heaptide:"))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn allocations_before_main_are_recorded() {
-    let out = run("before_main", &[]);
-    assert!(stdout(&out).contains("before-main ok"), "{}", stdout(&out));
+    let scratch = Scratch::new("before-main");
+    let run = run_child::<&str>("before_main", &scratch, &[]);
+    assert!(run.stdout.contains("before-main ok"), "{}", run.stdout);
 }
 
 #[test]
 fn allocating_in_atexit_handlers_and_while_main_returns_is_safe() {
-    let dir = scratch("exit");
-    let out = run(
+    let scratch = Scratch::new("exit");
+    let dir = scratch.dumps();
+    let run = run_child(
         "exit",
-        &[
-            ("HEAPTIDE_DUMP_AT_EXIT", "1"),
-            ("HEAPTIDE_DIR", dir.to_str().unwrap()),
-            ("HEAPTIDE_FORMATS", "json"),
-        ],
+        &scratch,
+        &[("HEAPTIDE_DUMP_AT_EXIT", "1"), ("HEAPTIDE_FORMATS", "json")],
     );
-    let text = stdout(&out);
+    let text = &run.stdout;
     assert!(text.contains("main returns"), "{text}");
     assert!(text.contains("atexit ok 1000 true"), "{text}");
     // heaptide's own exit dump ran too, and wrote a complete file.
@@ -207,12 +160,12 @@ fn allocating_in_atexit_handlers_and_while_main_returns_is_safe() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&dumps[0]).unwrap()).unwrap();
     assert!(json["pid"].is_u64());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_dump_to_a_full_disk_fails_cleanly() {
-    let dir = scratch("full");
+    let scratch = Scratch::new("full");
+    let dir = scratch.dumps();
     // A 64 KiB tmpfs, filled up: every write fails with ENOSPC.
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
@@ -224,27 +177,19 @@ fn a_dump_to_a_full_disk_fails_cleanly() {
             "a_dump_to_a_full_disk_fails_cleanly: cannot mount a tmpfs here (not root?); the \
              atomic-write unit tests in src/dump/file.rs cover the clean-up path"
         );
-        let _ = std::fs::remove_dir_all(&dir);
         return;
     }
     struct Unmount<'a>(&'a Path);
     impl Drop for Unmount<'_> {
         fn drop(&mut self) {
             let _ = Command::new("umount").arg(self.0).status();
-            let _ = std::fs::remove_dir_all(self.0);
         }
     }
     let _unmount = Unmount(&dir);
     let filler = vec![0u8; 1 << 20];
     let _ = std::fs::write(dir.join("filler"), &filler);
-    let out = run(
-        "full_disk",
-        &[
-            ("HEAPTIDE_DIR", dir.to_str().unwrap()),
-            ("HEAPTIDE_FORMATS", "json,text"),
-        ],
-    );
-    let text = stdout(&out);
+    let run = run_child("full_disk", &scratch, &[("HEAPTIDE_FORMATS", "json,text")]);
+    let text = &run.stdout;
     assert!(text.contains("full-disk ok 100000"), "{text}");
     assert_eq!(text.matches("failed:").count(), 3, "{text}");
     assert!(
@@ -269,10 +214,11 @@ fn every_variable_invalid_at_once_gives_one_line_each_and_defaults() {
         ("HEAPTIDE_WARN", "-5"),
         ("HEAPTIDE_CRITICAL", "1e9"),
     ];
-    let out = run("bad_everything", &bad);
-    let lines = heaptide_lines(&out);
+    let scratch = Scratch::new("bad-everything");
+    let run = run_child("bad_everything", &scratch, &bad);
+    let lines = run.heaptide_lines();
     for (var, value) in bad {
-        let about: Vec<&String> = lines
+        let about: Vec<&&str> = lines
             .iter()
             .filter(|l| l.contains(&format!("{var}=")))
             .collect();
@@ -285,17 +231,9 @@ fn every_variable_invalid_at_once_gives_one_line_each_and_defaults() {
         assert!(about[0].contains("expected"), "{var}: names the forms");
     }
     assert_eq!(lines.len(), bad.len(), "{lines:#?}");
-    let text = stdout(&out);
+    let text = &run.stdout;
     assert!(
         text.contains("bad-values ok 10000 interval_ms=10000 max=500 sample_interval=1"),
         "defaults in force: {text}"
     );
-}
-
-/// A fresh scratch directory.
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("heaptide-hostile-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

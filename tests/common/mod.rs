@@ -6,6 +6,8 @@
     reason = "each test binary uses a subset of the shared helpers"
 )]
 
+pub mod child;
+
 use std::alloc::{Layout, dealloc};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
