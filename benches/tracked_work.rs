@@ -44,6 +44,11 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+#[path = "support.rs"]
+mod support;
+
+use support::cpu_ns;
+
 /// A deterministic hasher (std's SipHash with fixed keys): iteration order, and so the work,
 /// is the same on every run.
 type Fixed = BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
@@ -366,20 +371,6 @@ pub fn untracked_run() -> u64 {
     let out = handle_request(black_box(body()));
     drop(black_box(out));
     t.elapsed().as_nanos() as u64
-}
-
-/// CPU time of the whole process (every thread), in nanoseconds.
-fn cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn median(v: &mut [u64]) -> u64 {

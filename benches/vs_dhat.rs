@@ -24,6 +24,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "support.rs"]
+mod support;
+
+use support::{median, quantile};
+
 struct Options {
     heaptide: Option<PathBuf>,
     dhat: Option<PathBuf>,
@@ -83,41 +88,6 @@ fn parse_args() -> Options {
 fn fail(msg: &str) -> ! {
     eprintln!("vs_dhat: {msg}");
     std::process::exit(2)
-}
-
-/// The newest executable named `<stem>-<hash>` next to this one (cargo's `deps/` directory).
-fn sibling(stem: &str, flag: &str) -> PathBuf {
-    let me = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
-    let dir = me.parent().unwrap_or(Path::new("."));
-    let prefix = format!("{stem}-");
-    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir)
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())))
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(hash) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        if hash.contains('.') {
-            continue; // .d files and the like
-        }
-        let Ok(meta) = entry.metadata() else { continue };
-        use std::os::unix::fs::PermissionsExt;
-        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-            continue;
-        }
-        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-        if best.as_ref().is_none_or(|(t, _)| mtime > *t) {
-            best = Some((mtime, entry.path()));
-        }
-    }
-    best.map(|(_, p)| p).unwrap_or_else(|| {
-        fail(&format!(
-            "no {stem} binary next to {}; build with `cargo bench --no-run` or pass {flag}",
-            me.display()
-        ))
-    })
 }
 
 /// The three children of a round.
@@ -240,21 +210,6 @@ fn run_child(bin: &Path, v: Variant, o: &Options) -> Child {
         ));
     }
     c
-}
-
-fn median(v: &[f64]) -> f64 {
-    quantile(v, 0.5)
-}
-
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (s.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
 }
 
 fn fmt_time(ns: f64) -> String {
@@ -417,4 +372,9 @@ fn main() {
         fmt_time(median(&h.first_total)),
         fmt_time(median(&h.first_closure))
     );
+}
+
+/// [`support::sibling`], or stop with its reason and the flag that names the binary instead.
+fn sibling(stem: &str, flag: &str) -> PathBuf {
+    support::sibling(stem).unwrap_or_else(|e| fail(&format!("{e}, or pass {flag}")))
 }

@@ -29,6 +29,11 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
 
+#[path = "../support.rs"]
+pub mod support;
+
+use support::cpu_ns;
+
 /// Which allocator a binary was built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -263,20 +268,6 @@ pub fn child_main(mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64, u64
             }
         }
     }
-}
-
-/// CPU time of the whole process (every thread, the drain thread included), in nanoseconds.
-fn cpu_ns() -> u128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
 
 fn die(msg: &str) -> ! {
