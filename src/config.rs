@@ -259,6 +259,17 @@ impl fmt::Display for ByteSize {
     }
 }
 
+/// A change in bytes, with its sign and a binary unit (`+4.1 MiB`, `-512 KiB`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignedBytes(pub(crate) f64);
+
+impl fmt::Display for SignedBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0.0 { "-" } else { "+" };
+        write!(f, "{sign}{}", ByteSize(self.0.abs().round() as u64))
+    }
+}
+
 /// The value of an environment variable, without allocating. `None` if unset or not UTF-8.
 pub(crate) fn getenv(name: &std::ffi::CStr) -> Option<&'static str> {
     // SAFETY: `name` is NUL-terminated. The environment is read once, at start-up; a program

@@ -17,7 +17,6 @@ use common::child::{CHILD, Scratch, run_child};
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().exact();
 
-
 // === allocation before main ===
 
 static BEFORE_MAIN: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());

@@ -171,10 +171,7 @@ fn is_serious(leak: &Leak) -> bool {
 }
 
 fn leak_site_name(leak: &Leak) -> String {
-    leak.frames
-        .iter()
-        .find(|f| !crate::drain::symbolize::is_plumbing(&f.function))
-        .or(leak.frames.first())
+    leak.blamed_frame()
         .map_or_else(|| format!("site {}", leak.site_id), |f| f.to_string())
 }
 

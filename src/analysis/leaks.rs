@@ -113,6 +113,13 @@ pub(crate) fn trends(history: &History, limit: Option<u64>) -> (Option<Trend>, O
     )
 }
 
+impl Leak {
+    /// The innermost frame that is not allocation plumbing: usually the function to blame.
+    pub fn blamed_frame(&self) -> Option<&Frame> {
+        crate::report::from_blamed(&self.frames).first()
+    }
+}
+
 impl Judged {
     /// Whether this verdict makes the site a leak candidate.
     pub(crate) fn is_leak(&self) -> bool {

@@ -69,7 +69,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::trend::{Fit, Point, fit, slope};
-use crate::config::ByteSize;
+use crate::config::{ByteSize, SignedBytes};
 
 /// Fewest snapshots for a verdict.
 pub(crate) const MIN_POINTS: usize = 9;
@@ -518,9 +518,9 @@ fn judge(e: &Evidence, samples: u64) -> Verdict {
                 reason,
                 ", but the troughs rise: {} along their line through {} troughs ({}/h, \
                  r²={r2:.2}; {steps})",
-                signed_bytes(rate * e.span),
+                SignedBytes(rate * e.span),
                 e.troughs.len(),
-                signed_bytes(rate * 3600.0),
+                SignedBytes(rate * 3600.0),
             );
             let confidence = quantity * (r2 + e.up_fraction()) / 2.0;
             return verdict(Pattern::SteadyGrowth, rate * 3600.0, confidence, reason);
@@ -530,7 +530,7 @@ fn judge(e: &Evidence, samples: u64) -> Verdict {
                 reason,
                 "; the troughs do not rise: {} along their line through {} troughs \
                  (r²={r2:.2})",
-                signed_bytes(rate * e.span),
+                SignedBytes(rate * e.span),
                 e.troughs.len(),
             );
         }
@@ -547,7 +547,7 @@ fn judge(e: &Evidence, samples: u64) -> Verdict {
              from the first's by {} ({percent:+.1}%, {change_z:.1} standard errors), under the \
              {:.0}% and {CHANGE_Z:.0} standard errors a change needs",
             bytes(e.last.mean()),
-            signed_bytes(change),
+            SignedBytes(change),
             100.0 * CHANGE_OF_LEVEL,
         );
         return verdict(Pattern::StableLongLived, overall_rate, quantity, reason);
@@ -558,9 +558,9 @@ fn judge(e: &Evidence, samples: u64) -> Verdict {
          {} ({percent:+.0}%) from the first's, {change_z:.1} standard errors",
         if fitted < 0.0 { "fell" } else { "rose" },
         bytes(fitted),
-        signed_bytes(overall_rate),
+        SignedBytes(overall_rate),
         e.overall.r2,
-        signed_bytes(change),
+        SignedBytes(change),
     );
     if change < 0.0 {
         return verdict(Pattern::Declining, overall_rate, quantity, reason);
@@ -600,10 +600,6 @@ fn judge(e: &Evidence, samples: u64) -> Verdict {
 
 fn bytes(v: f64) -> ByteSize {
     ByteSize(v.abs().round() as u64)
-}
-
-fn signed_bytes(v: f64) -> String {
-    format!("{}{}", if v < 0.0 { "-" } else { "+" }, bytes(v))
 }
 
 /// `470 ms`, `38 s`, `9.8 min`, `3.5 h`, `2.1 d`.

@@ -139,19 +139,17 @@ fn lock() -> MutexGuard<'static, Option<Aggregate>> {
 }
 
 /// Drains everything pushed so far into the aggregate, then runs `f` on it, inside the
-/// profiler scope. Deferred blocks are given back to jemalloc after the scope ends, so freeing
-/// the user's memory is not counted as the profiler's.
+/// profiler scope. Deferred blocks are given back to jemalloc after the drain lock is released
+/// (freeing the user's memory is not counted as the profiler's: see [`release_deferred`]).
 pub(crate) fn with_flushed<R>(f: impl FnOnce(&mut Aggregate) -> R) -> R {
-    let deferred;
-    let result;
-    {
-        let _scope = ProfilerScope::enter();
+    let _scope = ProfilerScope::enter();
+    let (deferred, result) = {
         let mut state = lock();
         let agg = state.get_or_insert_with(new_aggregate);
-        deferred = pass(agg);
+        let deferred = pass(agg);
         agg.tick(crate::sample::capture::now_ns());
-        result = f(agg);
-    }
+        (deferred, f(agg))
+    };
     release_deferred(deferred);
     result
 }
@@ -212,16 +210,19 @@ fn drain_rings(agg: &mut Aggregate) {
     }
 }
 
-/// Gives deferred blocks back to jemalloc (after their frees are recorded).
+/// Gives deferred blocks back to jemalloc (after their frees are recorded). They are the
+/// program's memory: freeing them is not profiler work, whatever scope the caller is in.
 fn release_deferred(mut head: *mut Header) {
-    while !head.is_null() {
-        // SAFETY: the list was built by `pass` from blocks that are ours; read `next` first.
-        unsafe {
-            let next = Header::next(head);
-            sampled_arena::free_unsized(head, 0);
-            head = next;
+    crate::sample::thread::not_profiler_work(|| {
+        while !head.is_null() {
+            // SAFETY: the list was built by `pass` from blocks that are ours; read `next` first.
+            unsafe {
+                let next = Header::next(head);
+                sampled_arena::free_unsized(head, 0);
+                head = next;
+            }
         }
-    }
+    });
 }
 
 // === fork ===

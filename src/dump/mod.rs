@@ -121,10 +121,7 @@ pub(crate) fn dump() -> io::Result<Vec<PathBuf>> {
         Ok(paths) => Ok(paths.clone()),
         Err((message, e)) => Err(io::Error::new(e.kind(), message.clone())),
     };
-    {
-        let _scope = ProfilerScope::enter();
-        drop(result);
-    }
+    crate::sample::thread::drop_in_scope(result);
     handed
 }
 

@@ -70,10 +70,7 @@ pub(crate) fn serve(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         Ok(bound) => Ok(*bound),
         Err((kind, message)) => Err(io::Error::new(*kind, message.clone())),
     };
-    {
-        let _scope = ProfilerScope::enter();
-        drop(result);
-    }
+    crate::sample::thread::drop_in_scope(result);
     handed
 }
 

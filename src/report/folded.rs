@@ -81,7 +81,7 @@ fn push_name(out: &mut String, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Frame, ProfilerStats, Totals};
+    use crate::report::Frame;
 
     fn frame(function: &str, line: u32) -> Frame {
         Frame {
@@ -93,18 +93,13 @@ mod tests {
 
     fn site(frames: Vec<Frame>, alloc_bytes: u64, live_bytes: u64) -> Site {
         Site {
-            id: 0,
             frames,
             alloc_bytes,
             alloc_count: 1,
             live_bytes,
             live_count: u64::from(live_bytes > 0),
             samples: 1,
-            lifetime_ns: None,
-            size_histogram: Vec::new(),
-            pattern: None,
-            first_seen_ms: 0,
-            last_seen_ms: 0,
+            ..Site::default()
         }
     }
 
@@ -112,24 +107,11 @@ mod tests {
         Report {
             version: crate::report::REPORT_VERSION,
             pid: 1,
-            command_line: Vec::new(),
-            timestamp: 0,
             sample_interval: 1,
             exact: true,
-            memory: Default::default(),
-            totals: Totals::default(),
-            size_buckets: Vec::new(),
-            rate: Default::default(),
-            lifetime_ns: None,
-            leaks: Vec::new(),
-            health: Default::default(),
-            alerts: Vec::new(),
-            recommendations: Vec::new(),
-            trend: Default::default(),
-            snapshots: Default::default(),
             sites_seen: sites.len() as u64,
             sites,
-            profiler: ProfilerStats::default(),
+            ..Report::default()
         }
     }
 

@@ -235,10 +235,7 @@ impl<'a> FrameTable<'a> {
 
 /// Position of the frame a person would blame (as [`Site::blamed_frame`]).
 fn blamed(frames: &[Frame]) -> usize {
-    frames
-        .iter()
-        .position(|f| !is_plumbing(&f.function))
-        .unwrap_or(0)
+    frames.len() - super::from_blamed(frames).len()
 }
 
 /// Indices of at most `limit` of `n` points, in order: each stretch of `n / limit` points keeps

@@ -47,7 +47,7 @@ const COMMAND_LINE_ARG_BYTES: usize = 256;
 /// Byte and count figures are **estimates** when sampling (each sample weighted by the inverse
 /// of its probability of being sampled, which makes them unbiased) and **exact** in exact mode
 /// (`sample_interval == 1`); `exact` says which.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     /// [`REPORT_VERSION`].
     pub version: u32,
@@ -286,14 +286,22 @@ pub struct ProfilerStats {
     pub stack_walker: String,
 }
 
+/// A stack from the frame a person would blame: without the allocation plumbing on top
+/// (`alloc::`, `core::`, `std::`, ...; see `drain::symbolize::is_plumbing`). The whole stack if
+/// every frame is plumbing. Every view that names "who allocated this" starts here.
+pub(crate) fn from_blamed(frames: &[Frame]) -> &[Frame] {
+    let start = frames
+        .iter()
+        .position(|f| !crate::drain::symbolize::is_plumbing(&f.function))
+        .unwrap_or(0);
+    &frames[start..]
+}
+
 impl Site {
     /// The innermost frame that is not allocation plumbing (`alloc::`, `core::`, `std::`, ...):
     /// usually the function a person would blame.
     pub fn blamed_frame(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .find(|f| !crate::drain::symbolize::is_plumbing(&f.function))
-            .or_else(|| self.frames.first())
+        from_blamed(&self.frames).first()
     }
 
     /// Whether any frame's function name contains `needle`.
@@ -351,23 +359,12 @@ impl std::fmt::Display for Frame {
 
 /// Takes a report now. See [`crate::report()`].
 pub(crate) fn take() -> Report {
-    let inner = take_in_scope();
-    // `inner` was allocated inside the profiler scope; hand the caller a copy allocated outside
-    // it (the caller's memory, as any value it asks for), and free `inner` inside the scope, so
-    // the overhead figure stays balanced.
-    let report = inner.clone();
-    {
-        let _scope = ProfilerScope::enter();
-        drop(inner);
-    }
-    report
+    crate::sample::thread::hand_out(take_in_scope())
 }
 
 /// Builds a report (for the leak detector's alerts) and throws it away, all as profiler work.
 pub(crate) fn evaluate() {
-    let report = take_in_scope();
-    let _scope = ProfilerScope::enter();
-    drop(report);
+    crate::sample::thread::drop_in_scope(take_in_scope());
 }
 
 /// A report allocated as profiler memory: drop it inside a profiler scope.

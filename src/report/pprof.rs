@@ -83,15 +83,13 @@ impl Report {
         let mut sample = Vec::with_capacity(self.sites.len());
         for site in &self.sites {
             // Start at the frame a person would blame (see the module docs).
-            let start = site
-                .frames
-                .iter()
-                .position(|f| !crate::drain::symbolize::is_plumbing(&f.function))
-                .unwrap_or(0);
             let location_id = if site.frames.is_empty() {
                 vec![b.location(&unknown)]
             } else {
-                site.frames[start..].iter().map(|f| b.location(f)).collect()
+                super::from_blamed(&site.frames)
+                    .iter()
+                    .map(|f| b.location(f))
+                    .collect()
             };
             sample.push(Sample {
                 location_id,
@@ -144,10 +142,7 @@ impl Report {
         // The leak candidates travel with the profile (pprof shows comments in its header).
         for leak in &self.leaks {
             let at = leak
-                .frames
-                .iter()
-                .find(|f| !crate::drain::symbolize::is_plumbing(&f.function))
-                .or(leak.frames.first())
+                .blamed_frame()
                 .map_or("<unknown>", |f| f.function.as_str());
             comment.push(b.string(&format!(
                 "leak: {:?} {:?} at {at}: {} bytes live, {:+.0} bytes/h, confidence {:.2}",
@@ -400,7 +395,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::report::{ProfilerStats, Site, Totals};
+    use crate::report::Site;
 
     fn frame(function: &str, file: Option<&str>, line: Option<u32>) -> Frame {
         Frame {
@@ -420,11 +415,7 @@ mod tests {
             live_bytes,
             live_count,
             samples: alloc_count,
-            lifetime_ns: None,
-            size_histogram: Vec::new(),
-            pattern: None,
-            first_seen_ms: 0,
-            last_seen_ms: 0,
+            ..Site::default()
         }
     }
 
@@ -432,24 +423,12 @@ mod tests {
         Report {
             version: crate::report::REPORT_VERSION,
             pid: 4242,
-            command_line: Vec::new(),
             timestamp: 1_700_000_000_123,
             sample_interval,
             exact,
-            memory: Default::default(),
-            totals: Totals::default(),
-            size_buckets: Vec::new(),
-            rate: Default::default(),
-            lifetime_ns: None,
-            leaks: Vec::new(),
-            health: Default::default(),
-            alerts: Vec::new(),
-            recommendations: Vec::new(),
-            trend: Default::default(),
-            snapshots: Default::default(),
             sites_seen: sites.len() as u64,
             sites,
-            profiler: ProfilerStats::default(),
+            ..Report::default()
         }
     }
 

@@ -106,10 +106,7 @@ impl fmt::Display for Report {
             )?;
             for leak in self.leaks.iter().take(ROWS) {
                 let blamed = leak
-                    .frames
-                    .iter()
-                    .find(|fr| !crate::drain::symbolize::is_plumbing(&fr.function))
-                    .or(leak.frames.first())
+                    .blamed_frame()
                     .map_or_else(|| "<unknown>".to_string(), |fr| fr.to_string());
                 writeln!(
                     f,
@@ -175,13 +172,9 @@ impl fmt::Display for Report {
 }
 
 /// A growth in bytes, with its sign.
+/// (A `String`, so the tables can pad it.)
 fn signed(bytes: f64) -> String {
-    let size = ByteSize(bytes.abs().round() as u64);
-    if bytes < 0.0 {
-        format!("-{size}")
-    } else {
-        format!("+{size}")
-    }
+    crate::config::SignedBytes(bytes).to_string()
 }
 
 /// Nanoseconds, shown with a unit a person reads at a glance.
@@ -216,8 +209,10 @@ fn table(
         } else {
             100.0 * bytes as f64 / total as f64
         };
-        let blamed = site.blamed_frame();
-        let head = blamed.map_or_else(|| "<unknown>".to_string(), |fr| fr.to_string());
+        let useful = super::from_blamed(&site.frames);
+        let head = useful
+            .first()
+            .map_or_else(|| "<unknown>".to_string(), |fr| fr.to_string());
         writeln!(
             f,
             "  {:>12} {:>5.1}% {:>12}  {head}",
@@ -225,10 +220,7 @@ fn table(
             share,
             group(count)
         )?;
-        let start = blamed
-            .and_then(|b| site.frames.iter().position(|x| std::ptr::eq(x, b)))
-            .map_or(0, |i| i + 1);
-        for caller in site.frames.iter().skip(start).take(CALLERS) {
+        for caller in useful.iter().skip(1).take(CALLERS) {
             writeln!(f, "  {:>33}  <- {caller}", "")?;
         }
     }

@@ -41,6 +41,9 @@ struct ThreadState {
     stack: Cell<(usize, usize)>,
     /// The `heaptide::testing` scope tracking this thread's allocations (0: none).
     scope: Cell<u64>,
+    /// Bytes allocated and freed inside the current profiler scope on the program's behalf
+    /// ([`not_profiler_work`]), left out of the scope's overhead when it ends.
+    excluded: Cell<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,7 @@ impl ThreadState {
             counters: Cell::new((std::ptr::null(), std::ptr::null())),
             stack: Cell::new((0, 0)),
             scope: Cell::new(0),
+            excluded: Cell::new((0, 0)),
         }
     }
 }
@@ -246,6 +250,42 @@ impl Overhead {
     }
 }
 
+/// Runs `f`, whose allocations and frees are the program's, not the profiler's, even inside a
+/// profiler scope (e.g. a drain pass giving the program's deferred blocks back to jemalloc while
+/// a dump holds a scope): what `f` moves on jemalloc's counters is left out of the overhead.
+pub(crate) fn not_profiler_work<R>(f: impl FnOnce() -> R) -> R {
+    if !in_profiler() {
+        return f();
+    }
+    let before = THREAD.with(read_counters);
+    let result = f();
+    THREAD.with(|t| {
+        let after = read_counters(t);
+        let (a, d) = t.excluded.get();
+        t.excluded.set((
+            a.wrapping_add(after.0.wrapping_sub(before.0)),
+            d.wrapping_add(after.1.wrapping_sub(before.1)),
+        ));
+    });
+    result
+}
+
+/// Drops a value allocated inside a profiler scope, inside one, so the profiler's own-memory
+/// figure stays balanced.
+pub(crate) fn drop_in_scope<T>(value: T) {
+    let _scope = ProfilerScope::enter();
+    drop(value);
+}
+
+/// Hands a value built inside a profiler scope to the program: the program gets a copy
+/// allocated outside the scope (its memory, as any value it asks for), and the original is
+/// freed inside the scope.
+pub(crate) fn hand_out<T: Clone>(inner: T) -> T {
+    let out = inner.clone();
+    drop_in_scope(inner);
+    out
+}
+
 /// While alive, the thread runs profiler code: its allocations are not sampled and are counted
 /// as profiler overhead. Nested scopes are no-ops.
 #[derive(Debug)]
@@ -294,13 +334,16 @@ impl Drop for ProfilerScope {
         }
         THREAD.with(|t| {
             let (a, d) = read_counters(t);
+            let (xa, xd) = t.excluded.replace((0, 0));
             if !t.counters.get().0.is_null() {
-                OVERHEAD
-                    .allocated
-                    .fetch_add(a.wrapping_sub(self.start.0), Ordering::Relaxed);
-                OVERHEAD
-                    .freed
-                    .fetch_add(d.wrapping_sub(self.start.1), Ordering::Relaxed);
+                OVERHEAD.allocated.fetch_add(
+                    a.wrapping_sub(self.start.0).wrapping_sub(xa),
+                    Ordering::Relaxed,
+                );
+                OVERHEAD.freed.fetch_add(
+                    d.wrapping_sub(self.start.1).wrapping_sub(xd),
+                    Ordering::Relaxed,
+                );
             }
             t.in_profiler.set(false);
         });

@@ -99,7 +99,7 @@ pub fn assert_no_growth(warmup: usize, iterations: usize, mut f: impl FnMut()) {
     };
     let mid_bytes: u64 = mid.values().map(|h| h.bytes).sum();
     let (t, growth) = tracking::finish(scope, Some(&mid));
-    tracking::drop_profiler_owned(mid);
+    crate::sample::thread::drop_in_scope(mid);
     if t.leaked_bytes > mid_bytes {
         let grew = t.leaked_bytes - mid_bytes;
         let calls = (iterations - mid_at) as u64;

@@ -53,20 +53,12 @@ impl SiteBytes {
     /// The innermost frame that is not allocation plumbing (`alloc::`, `core::`, `std::`, ...):
     /// usually the function to blame.
     pub fn blamed_frame(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .find(|f| !symbolize::is_plumbing(&f.function))
-            .or_else(|| self.frames.first())
+        self.useful_frames().first()
     }
 
     /// The blamed frame and its callers (innermost useful frame first).
     pub fn useful_frames(&self) -> &[Frame] {
-        let start = self
-            .frames
-            .iter()
-            .position(|f| !symbolize::is_plumbing(&f.function))
-            .unwrap_or(0);
-        &self.frames[start..]
+        crate::report::from_blamed(&self.frames)
     }
 
     /// Whether any frame's function name contains `needle`.
@@ -98,10 +90,7 @@ impl Tracking {
             drop((stacks, held));
             sites
         };
-        let out = inner.clone();
-        let _inside = ProfilerScope::enter();
-        drop(inner);
-        out
+        thread::hand_out(inner)
     }
 
     /// Whether anything the closure allocated is still live.
@@ -275,16 +264,9 @@ impl Drop for EndScope {
 
 /// A scope's live figures now, by raw site, without ending it. The map is profiler memory
 /// (allocated in the profiler scope, so the tracked thread does not record it): drop it with
-/// [`drop_profiler_owned`].
+/// `thread::drop_in_scope`.
 pub(crate) fn live_now(scope: u64) -> HashMap<u32, Held> {
     drain::with_flushed(|agg| agg.scope(scope).map(|s| s.live.clone()).unwrap_or_default())
-}
-
-/// Drops a value that was allocated in the profiler scope, in the profiler scope (keeps the
-/// profiler's own-memory figure balanced).
-pub(crate) fn drop_profiler_owned<T>(value: T) {
-    let _inside = ProfilerScope::enter();
-    drop(value);
 }
 
 /// Ends the record of an ended scope and builds its [`Tracking`]. With `mid` (the scope's
@@ -312,11 +294,7 @@ pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking,
         drop(stacks);
         out
     };
-    // Hand the caller a copy allocated outside the profiler scope (see `report::take`).
-    let out = inner.clone();
-    let _inside = ProfilerScope::enter();
-    drop(inner);
-    out
+    thread::hand_out(inner)
 }
 
 /// Symbolizes a scope's record into a [`Tracking`] (and the growth since `mid`). Runs in the
