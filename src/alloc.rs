@@ -2,7 +2,8 @@
 //!
 //! Fast paths (inlined into `__rust_alloc` and friends):
 //! - allocation: subtract the size from the thread's countdown; still positive: plain jemalloc;
-//! - free: `ptr - base < len`? no: plain jemalloc `sdallocx`;
+//! - free: `ptr & mask == key` (the handle's copy of the sampled range)? no: plain jemalloc
+//!   `sdallocx`;
 //! - realloc: both of the above.
 //!
 //! Everything else is `#[cold]` and out of line: initialisation on the first allocation,
@@ -17,7 +18,7 @@ use std::cell::UnsafeCell;
 use std::ptr;
 
 use crate::backend::plain;
-use crate::backend::sampled_arena::{self, Resized, Sampled};
+use crate::backend::sampled_arena::{self, RangeFilter, Resized, Sampled};
 use crate::buffer::event::{Event, FRAME_SLOTS, Kind, OWN_FRAMES, OverflowNode};
 use crate::buffer::registry::Slot;
 use crate::config::{Config, Sampling};
@@ -36,9 +37,11 @@ use crate::sync::{AtomicU8, AtomicU64, Ordering};
 /// Settings given here are defaults; `HEAPTIDE_*` environment variables override them (so an
 /// operator can change or switch off profiling without a rebuild). The settings are read once,
 /// on the first allocation of the process.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Heaptide {
     config: Config,
+    /// This handle's copy of the sampled range, for the free path's one-mask test.
+    range: RangeFilter,
 }
 
 impl Default for Heaptide {
@@ -53,6 +56,7 @@ impl Heaptide {
     pub const fn new() -> Self {
         Self {
             config: Config::DEFAULT,
+            range: RangeFilter::new(),
         }
     }
 
@@ -135,10 +139,14 @@ impl Heaptide {
     #[inline]
     fn ready(&self) -> Option<Config> {
         match INIT.load(Ordering::Acquire) {
-            // SAFETY: see `ConfigCell`.
-            ON => Some(unsafe { *CONFIG.0.get() }),
+            ON => {
+                self.sync_filter();
+                // SAFETY: see `ConfigCell`.
+                Some(unsafe { *CONFIG.0.get() })
+            }
             OFF => {
-                COUNTDOWN.with(|c| c.set(i64::MAX));
+                self.sync_filter();
+                COUNTDOWN.with(|c| c.set(u64::MAX));
                 None
             }
             // Another thread is initialising: stay on the plain path, come back next time.
@@ -151,6 +159,7 @@ impl Heaptide {
                     self.init();
                     // The allocation that started the profiler is sampled like any other (in
                     // exact mode it must be recorded too).
+                    self.sync_filter();
                     if INIT.load(Ordering::Acquire) == ON {
                         // SAFETY: see `ConfigCell`.
                         return Some(unsafe { *CONFIG.0.get() });
@@ -158,6 +167,17 @@ impl Heaptide {
                 }
                 None
             }
+        }
+    }
+
+    /// Brings this handle's range filter up to date with the profiler's state (a no-op once
+    /// done, and while another thread is still initialising).
+    #[inline]
+    fn sync_filter(&self) {
+        match INIT.load(Ordering::Acquire) {
+            ON => self.range.sync(),
+            OFF => self.range.rule_out_all(),
+            _ => {}
         }
     }
 
@@ -193,17 +213,16 @@ impl Heaptide {
 
 // === the GlobalAlloc impl ===
 
-/// Charges `size` bytes to the countdown; `true` if no sample point was crossed.
+/// Charges `size` bytes to the countdown; `true` if no sample point was crossed. Unsigned, so
+/// the check is the subtraction's borrow: load, `sub`, branch, store.
 #[inline(always)]
 fn countdown_allows(size: usize) -> bool {
     COUNTDOWN.with(|c| {
-        let left = c.get().wrapping_sub(size as i64);
-        if left > 0 {
+        let (left, crossed) = c.get().overflowing_sub(size as u64);
+        if !crossed {
             c.set(left);
-            true
-        } else {
-            false
         }
+        !crossed
     })
 }
 
@@ -220,7 +239,7 @@ unsafe impl GlobalAlloc for Heaptide {
             return unsafe { plain::alloc(layout) };
         }
         // SAFETY: forwarded contract.
-        unsafe { self.alloc_slow(layout, false) }
+        unsafe { Self::alloc_slow(layout.size(), layout.align(), self, false) }
     }
 
     #[inline]
@@ -230,28 +249,37 @@ unsafe impl GlobalAlloc for Heaptide {
             return unsafe { plain::alloc_zeroed(layout) };
         }
         // SAFETY: forwarded contract.
-        unsafe { self.alloc_slow(layout, true) }
+        unsafe { Self::alloc_slow(layout.size(), layout.align(), self, true) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if !sampled_arena::contains(ptr) {
+        if !self.range.may_contain(ptr) {
             // SAFETY: not in the range, so it came from the plain path.
             return unsafe { plain::dealloc(ptr, layout) };
         }
-        // SAFETY: in the range, so it is a sampled block of this layout.
-        unsafe { free_sampled(ptr, layout) }
+        // SAFETY: forwarded contract.
+        unsafe { Self::dealloc_slow(ptr, layout.size(), layout.align(), self) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let old_sampled = sampled_arena::contains(ptr);
-        if !old_sampled && countdown_allows(new_size) {
+        let maybe_sampled = self.range.may_contain(ptr);
+        if !maybe_sampled && countdown_allows(new_size) {
             // SAFETY: a plain block, and no sample point crossed.
             return unsafe { plain::realloc(ptr, layout, new_size) };
         }
         // SAFETY: forwarded contract.
-        unsafe { self.realloc_slow(ptr, layout, new_size, old_sampled) }
+        unsafe {
+            Self::realloc_slow(
+                ptr,
+                layout.size(),
+                layout.align(),
+                new_size,
+                self,
+                maybe_sampled,
+            )
+        }
     }
 }
 
@@ -270,12 +298,16 @@ unsafe fn plain_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
     }
 }
 
+// The slow paths take the handle after the layout, so their arguments sit in the registers
+// `__rust_alloc` and friends received them in: the fast path moves nothing around for them.
 impl Heaptide {
     /// A sample point was crossed (or the thread/profiler is not initialised yet).
     #[cold]
     #[inline(never)]
-    unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
-        if let Some(decision) = self.should_sample(layout.size()) {
+    unsafe fn alloc_slow(size: usize, align: usize, this: &Self, zeroed: bool) -> *mut u8 {
+        // SAFETY: the size and alignment of the caller's valid layout.
+        let layout = unsafe { Layout::from_size_align_unchecked(size, align) };
+        if let Some(decision) = this.should_sample(size) {
             // SAFETY: forwarded contract.
             match unsafe { sample_alloc(&decision, layout, zeroed) } {
                 Outcome::Block(p) => return p,
@@ -310,23 +342,47 @@ impl Heaptide {
         }
     }
 
+    /// The free of a block the handle's filter could not rule out: a sampled block, or any
+    /// block while the handle has not synced its filter yet.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_slow(ptr: *mut u8, size: usize, align: usize, this: &Self) {
+        // SAFETY: the size and alignment of the caller's valid layout.
+        let layout = unsafe { Layout::from_size_align_unchecked(size, align) };
+        this.sync_filter();
+        if sampled_arena::contains(ptr) {
+            // SAFETY: in the range, so it is a sampled block of this layout.
+            unsafe { free_sampled(ptr, layout) }
+        } else {
+            // SAFETY: not in the range, so it came from the plain path.
+            unsafe { plain::dealloc(ptr, layout) }
+        }
+    }
+
+    /// A resize that crossed a sample point, or of a block the handle's filter could not rule
+    /// out (`maybe_sampled`).
     #[cold]
     #[inline(never)]
     unsafe fn realloc_slow(
-        &self,
         ptr: *mut u8,
-        layout: Layout,
+        size: usize,
+        align: usize,
         new_size: usize,
-        old_sampled: bool,
+        this: &Self,
+        maybe_sampled: bool,
     ) -> *mut u8 {
-        // An unsampled block already charged the countdown in `realloc`; a sampled one not yet.
-        let fires = !old_sampled || !countdown_allows(new_size);
+        // SAFETY: the size and alignment of the caller's valid layout.
+        let layout = unsafe { Layout::from_size_align_unchecked(size, align) };
+        this.sync_filter();
+        let old_sampled = maybe_sampled && sampled_arena::contains(ptr);
+        // A block the filter ruled out crossed a sample point in `realloc` (a crossing leaves
+        // the countdown as it was); any other block charges the countdown here.
+        let fires = !maybe_sampled || !countdown_allows(new_size);
         let decision = if fires {
-            self.should_sample(new_size)
+            this.should_sample(new_size)
         } else {
             None
         };
-        let align = layout.align();
         // SAFETY: for the whole match, `ptr` is a live block of `layout`, sampled iff `old_sampled`;
         // `new_size` is non-zero and fits `align` (GlobalAlloc::realloc's contract).
         unsafe {
@@ -542,8 +598,9 @@ unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Out
         (room, alloc_event(id, layout.size(), decision))
     };
     // Outside the scope: the block is the user's memory, not the profiler's.
+    let cache = thread::cache();
     // SAFETY: sampling is on, so the arena exists; the layout is valid and non-zero.
-    match unsafe { sampled_arena::alloc(layout.size(), layout.align(), zeroed, event.id) } {
+    match unsafe { sampled_arena::alloc(layout.size(), layout.align(), zeroed, event.id, cache) } {
         Sampled::Block(p) => {
             event.time_ns = now_ns();
             room.push(event);
@@ -575,9 +632,18 @@ unsafe fn resample_realloc(
     };
     // SAFETY: `ptr` is a live sampled block allocated with this alignment.
     let old_id = unsafe { (*sampled_arena::header(ptr, layout.align())).id };
+    let cache = thread::cache();
     // SAFETY: as above; `new_size > 0`.
-    match unsafe { sampled_arena::realloc(ptr, layout.size(), layout.align(), new_size, event.id) }
-    {
+    match unsafe {
+        sampled_arena::realloc(
+            ptr,
+            layout.size(),
+            layout.align(),
+            new_size,
+            event.id,
+            cache,
+        )
+    } {
         Resized::Block(p) => {
             let now = now_ns();
             room.push(Event::free(old_id, now));
@@ -611,7 +677,7 @@ unsafe fn free_sampled(ptr: *mut u8, layout: Layout) {
         && push_to_ring(slot, Event::free(id, now))
     {
         // SAFETY: a live sampled block of this layout, not used after this.
-        unsafe { sampled_arena::free(header, layout.size(), layout.align()) };
+        unsafe { sampled_arena::free(header, layout.size(), layout.align(), thread::cache()) };
         return;
     }
     // SAFETY: the block is dead to the user; it becomes a node of the deferred stack, and is

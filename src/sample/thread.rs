@@ -1,7 +1,7 @@
 //! Per-thread state: the hot countdown, the cold sampling state, the thread's ring slot, and the
 //! profiler scope (reentrancy guard).
 //!
-//! Only [`COUNTDOWN`] is touched by an unsampled allocation: a `const`-initialised `Cell<i64>`
+//! Only [`COUNTDOWN`] is touched by an unsampled allocation: a `const`-initialised `Cell<u64>`
 //! with no destructor, i.e. one `fs:`-relative load and store. Everything else is read on the
 //! sampling path only.
 //!
@@ -12,6 +12,7 @@
 
 use std::cell::Cell;
 
+use crate::backend::sampled_arena::Cache;
 use crate::buffer::event::Event;
 use crate::buffer::registry::Slot;
 use crate::sample::weight::Rng;
@@ -21,7 +22,7 @@ thread_local! {
     /// Bytes this thread may still allocate before its next sample point. `<= 0` after the
     /// subtraction means "take the slow path". Starts at 0 so a thread's first allocation
     /// initialises the thread (and, for the first thread, the profiler).
-    pub(crate) static COUNTDOWN: Cell<i64> = const { Cell::new(0) };
+    pub(crate) static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
 
     static THREAD: ThreadState = const { ThreadState::new() };
 
@@ -44,6 +45,8 @@ struct ThreadState {
     /// Bytes allocated and freed inside the current profiler scope on the program's behalf
     /// ([`not_profiler_work`]), left out of the scope's overhead when it ends.
     excluded: Cell<(u64, u64)>,
+    /// The thread's sampled-only jemalloc cache, made with the slot and destroyed with it.
+    cache: Cell<Cache>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,11 +72,12 @@ impl ThreadState {
             stack: Cell::new((0, 0)),
             scope: Cell::new(0),
             excluded: Cell::new((0, 0)),
+            cache: Cell::new(Cache::NONE),
         }
     }
 }
 
-/// Releases the thread's slot at thread exit.
+/// Releases the thread's slot and destroys its sampled cache at thread exit.
 struct SlotOwner;
 
 impl Drop for SlotOwner {
@@ -81,6 +85,9 @@ impl Drop for SlotOwner {
         THREAD.with(|t| {
             let slot = t.slot.replace(std::ptr::null());
             t.slot_status.set(SlotStatus::Gone);
+            // Later sampled frees on this thread (other thread-locals' destructors) go straight
+            // to the arena.
+            t.cache.replace(Cache::NONE).destroy();
             if !slot.is_null() {
                 // SAFETY: `slot` came from the global registry, whose slots live forever.
                 crate::drain::registry().release(unsafe { &*slot });
@@ -111,8 +118,7 @@ pub(crate) fn rearm_countdown(mean: u64, seed: Option<u64>, size: usize) -> bool
         };
         let mut next = rng.next_countdown(mean);
         let sampled = if first {
-            let left = next.saturating_sub(size as i64);
-            if left > 0 {
+            if let Some(left) = next.checked_sub(size as u64) {
                 next = left;
                 false
             } else {
@@ -151,7 +157,7 @@ pub(crate) fn set_tracking_scope(
             t.rng.set(Some(rng));
             next
         }),
-        (0, crate::config::Sampling::Off) => i64::MAX,
+        (0, crate::config::Sampling::Off) => u64::MAX,
         _ => 0,
     };
     COUNTDOWN.with(|c| c.set(countdown));
@@ -187,6 +193,7 @@ pub(crate) fn slot() -> Option<&'static Slot<Event>> {
             match crate::drain::registry().acquire() {
                 Some(slot) => {
                     t.stack.set(current_stack().unwrap_or((0, 0)));
+                    t.cache.set(Cache::create().unwrap_or(Cache::NONE));
                     t.slot.set(slot);
                     t.slot_status.set(SlotStatus::Owned);
                     Some(slot)
@@ -198,6 +205,13 @@ pub(crate) fn slot() -> Option<&'static Slot<Event>> {
             }
         }
     })
+}
+
+/// This thread's sampled-only jemalloc cache ([`Cache::NONE`] before the thread has a slot,
+/// after it gave it back, or when jemalloc had no cache to give).
+#[inline]
+pub(crate) fn cache() -> Cache {
+    THREAD.with(|t| t.cache.get())
 }
 
 /// This thread's stack bounds, known once the thread has a slot (for the frame-pointer walk).

@@ -35,9 +35,9 @@ impl Rng {
     }
 
     /// Bytes until the next sample point: exponential with mean `mean`, at least 1.
-    pub(crate) fn next_countdown(&mut self, mean: u64) -> i64 {
+    pub(crate) fn next_countdown(&mut self, mean: u64) -> u64 {
         let d = -self.next_unit().ln() * mean as f64;
-        d.clamp(1.0, (i64::MAX / 2) as f64) as i64
+        d.clamp(1.0, (u64::MAX / 2) as f64) as u64
     }
 }
 
