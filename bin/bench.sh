@@ -98,6 +98,14 @@ instructions() { # label, binary, N, env...
     sed -n 's/^summary: *//p' "$out"
 }
 
+# jemalloc as a program without heaptide has it: tikv-jemallocator's default features, without
+# the statistics heaptide turns on (Cargo unifies features within a package, so instr_bare has
+# them too). A separate package, so its jemalloc is built without `stats`.
+echo "bench.sh: building benches/baseline (jemalloc without statistics)" >&2
+cargo build --release --quiet --manifest-path benches/baseline/Cargo.toml \
+    --target-dir benches/baseline/target
+bin_instr_bare_nostats=benches/baseline/target/release/instr_bare_nostats
+
 echo "bench.sh: callgrind, N = $n1 and $n2" >&2
 echo "### Instructions per malloc+free pair (16 B, \`std::alloc::alloc\`/\`dealloc\`)"
 echo
@@ -122,14 +130,15 @@ row() { # label, description, binary, env...
     echo "| $desc | $i1 | $i2 | $per | $delta |"
     printf -v "per_$label" '%s' "$per"
 }
-row bare "bare tikv-jemallocator" "$bin_instr_bare"
+row bare "bare tikv-jemallocator (with jemalloc statistics, as heaptide builds it)" "$bin_instr_bare"
+row nostats "bare tikv-jemallocator, default features (no statistics: a program without heaptide)" "$bin_instr_bare_nostats"
 row default "heaptide default (1 sample / 512 KiB, seed 1)" "$bin_instr_heaptide" HEAPTIDE_SEED=1
 row off "heaptide, \`HEAPTIDE_SAMPLE=off\` (countdown never fires, range test always false)" "$bin_instr_heaptide" HEAPTIDE_SAMPLE=off
 row huge "heaptide, \`HEAPTIDE_SAMPLE=1TiB\` (sampling on, next sample point out of reach)" "$bin_instr_heaptide" HEAPTIDE_SAMPLE=1TiB HEAPTIDE_SEED=1
 echo
 # shellcheck disable=SC2154 # set by printf -v in row
-awk -v d="$per_default" -v o="$per_off" -v h="$per_huge" -v b="$bare_per" 'BEGIN {
-    printf "Unsampled path (sampling on, no sample point crossed): %+.2f instructions per pair against bare (target: within +15).\n", h - b
+awk -v d="$per_default" -v o="$per_off" -v h="$per_huge" -v b="$bare_per" -v n="$per_nostats" 'BEGIN {
+    printf "Unsampled path (sampling on, no sample point crossed): %+.2f instructions per pair against bare jemalloc with statistics (heaptide'"'"'s own cost), %+.2f against jemalloc without them (what a program pays to switch to heaptide: heaptide plus jemalloc'"'"'s statistics, %+.2f). Target: within +15.\n", h - b, h - n, b - n
     printf "Default sampling adds %+.2f per pair on top of that: its samples (one per 32,768 pairs of 16 B on average), amortised, and the drain thread.\n", d - h
 }'
 
