@@ -237,12 +237,14 @@
 //! about 2,250.
 //!
 //! Measured (`bin/bench.sh`, `valgrind --tool=callgrind`): an unsampled malloc+free pair costs
-//! 10.5 instructions more than bare jemalloc (72.4 -> 82.9): 5 on allocation (a thread-local
-//! load, `sub`, branch on borrow, store) and 5 on free (two loads, `and`, compare, branch).
-//! Whole workloads with default sampling run 2-12% more instructions than bare jemalloc, 2-4% on
-//! the two that are not pure allocation loops; the README has the table. On the tightest loop
-//! (two threads doing nothing but 7 ns malloc+free pairs) that is about 10% of wall time: the
-//! DESIGN target of 5% on such a loop is not met (see the README).
+//! 9.8 instructions more than bare jemalloc built as heaptide builds it, with statistics
+//! (72.5 -> 82.3): 5 on allocation (a thread-local load, `sub`, branch on borrow, store) and 5 on
+//! free (two loads, `and`, compare, branch). heaptide needs jemalloc's statistics, which cost
+//! 5.2 of their own against plain tikv-jemallocator (67.3), so a program switching to heaptide
+//! pays +15.0 per pair. Whole workloads with default sampling run 0.5-11% more instructions than
+//! bare jemalloc; the README has the table. On the tightest loop (two threads doing nothing but
+//! 7.5 ns malloc+free pairs) that is about 10% of wall time: the DESIGN target of 5% on such a
+//! loop is not met.
 //!
 //! Stacks are captured as raw return addresses into the event; symbols are resolved only when a
 //! report is built, and cached by address. With frame pointers
