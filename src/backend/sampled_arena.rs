@@ -259,6 +259,7 @@ pub(crate) fn init() -> Result<(), ArenaError> {
         return Err(ArenaError::Create);
     }
     RANGE.arena.store(arena as usize, Ordering::Relaxed);
+    measure_cache();
     // Publishing `len` turns the range test on.
     RANGE.len.store(len, Ordering::Release);
     Ok(())
@@ -309,6 +310,12 @@ impl Cache {
     /// A new explicit tcache, `None` if jemalloc has none to give (it keeps at most 4,093).
     /// Must not run inside jemalloc (a hook); allocates only inside jemalloc's base memory.
     pub(crate) fn create() -> Option<Cache> {
+        let cache = Self::create_uncounted()?;
+        LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
+        Some(cache)
+    }
+
+    fn create_uncounted() -> Option<Cache> {
         let mut index: libc::c_uint = 0;
         let mut len = size_of::<libc::c_uint>();
         // SAFETY: "tcache.create" writes an `unsigned` to `oldp`, which points at a local of
@@ -328,6 +335,13 @@ impl Cache {
     /// Flushes the cache's blocks back to the arena and gives its index back to jemalloc.
     /// Nothing may use the cache afterwards.
     pub(crate) fn destroy(self) {
+        if self.0.is_some() {
+            LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.destroy_uncounted();
+    }
+
+    fn destroy_uncounted(self) {
         let Some(mut index) = self.0 else {
             return;
         };
@@ -344,6 +358,34 @@ impl Cache {
             );
         }
     }
+}
+
+/// Threads' sampled caches alive now.
+static LIVE_CACHES: AtomicUsize = AtomicUsize::new(0);
+/// What one sampled cache costs jemalloc (its bins' pointer stacks and bookkeeping), measured
+/// at start-up; 0 if it could not be measured.
+static CACHE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Measures what one cache adds to jemalloc's metadata (the cache is internal memory, which
+/// the thread counters that measure the profiler's own allocations do not see): creates one,
+/// reads `stats.metadata` around it, destroys it. Called once, at start-up.
+fn measure_cache() {
+    let before = crate::backend::ctl::stats();
+    let Some(cache) = Cache::create_uncounted() else {
+        return;
+    };
+    let after = crate::backend::ctl::stats();
+    cache.destroy_uncounted();
+    if let (Some(before), Some(after)) = (before, after) {
+        let bytes = after.metadata.saturating_sub(before.metadata);
+        CACHE_BYTES.store(bytes as usize, Ordering::Relaxed);
+    }
+}
+
+/// Bytes held by the live threads' sampled caches themselves (the blocks they keep are the
+/// program's): the number of caches times the size measured at start-up.
+pub(crate) fn cache_bytes() -> usize {
+    LIVE_CACHES.load(Ordering::Relaxed) * CACHE_BYTES.load(Ordering::Relaxed)
 }
 
 /// Outcome of asking the sampled arena for a block.

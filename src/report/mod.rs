@@ -265,7 +265,9 @@ pub struct ProfilerStats {
     pub dropped: u64,
     /// Bytes the profiler itself holds: measured with jemalloc's per-thread counters around all
     /// of its own code (rings, symbol cache, aggregation), plus the headers of live sampled
-    /// blocks (exact: 32 bytes or the alignment, per live sample).
+    /// blocks (exact: 32 bytes or the alignment, per live sample), plus the sampling threads'
+    /// sampled-block caches (jemalloc metadata the counters do not see: the size of one cache,
+    /// measured at start-up, about 29 KiB, times the threads alive that have one).
     pub overhead_bytes: u64,
     /// Threads that ever took a sample (ring slots created; slots are reused after exit).
     pub thread_slots: u64,
@@ -766,7 +768,9 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
         profiler: ProfilerStats {
             samples: snapshot.samples,
             dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
-            overhead_bytes: OVERHEAD.live_bytes() + header_bytes,
+            overhead_bytes: OVERHEAD.live_bytes()
+                + header_bytes
+                + crate::backend::sampled_arena::cache_bytes() as u64,
             thread_slots: drain::registry().slots() as u64,
             live_samples: live_samples as u64,
             pending_frees: pending_frees as u64,
