@@ -311,7 +311,6 @@ impl Heaptide {
             // SAFETY: forwarded contract.
             match unsafe { sample_alloc(&decision, layout, zeroed) } {
                 Outcome::Block(p) => return p,
-                Outcome::Null => return ptr::null_mut(),
                 Outcome::Plain => {}
             }
         }
@@ -396,19 +395,70 @@ impl Heaptide {
                             plain::dealloc(ptr, layout);
                             p
                         }
-                        Outcome::Null => ptr::null_mut(),
                         Outcome::Plain => plain::realloc(ptr, layout, new_size),
                     }
                 }
-                (true, None) => move_out_of_range(ptr, layout, new_size),
+                (true, None) => retire_realloc(ptr, layout, new_size),
                 (true, Some(decision)) => {
                     match resample_realloc(&decision, ptr, layout, new_size) {
                         Outcome::Block(p) => p,
-                        Outcome::Null => ptr::null_mut(),
                         Outcome::Plain => move_out_of_range(ptr, layout, new_size),
                     }
                 }
             }
+        }
+    }
+}
+
+/// Resizes a block of the sampled arena that this resize does not sample: the block stays in
+/// the arena, where jemalloc can grow it in place as it would an ordinary one, but no longer
+/// stands for a sample (its header says [`sampled_arena::RETIRED`]). The old sample's death is
+/// recorded; later frees and resizes of the block find it in the range and see that it is
+/// retired. Moving it out of the range instead would copy it on every such resize, which bare
+/// jemalloc often avoids (a `Vec` that was sampled once and keeps growing).
+///
+/// Falls back to [`move_out_of_range`] when the death cannot be queued or the arena cannot
+/// serve the new size.
+///
+/// # Safety
+/// `ptr` is a live block of the sampled arena, of `layout`; `new_size > 0`.
+unsafe fn retire_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    // SAFETY: per the caller, a block of the arena allocated with this alignment; its header is
+    // initialised.
+    let old_id = unsafe { (*sampled_arena::header(ptr, layout.align())).id };
+    let mut room = None;
+    if old_id != sampled_arena::RETIRED {
+        let _scope = ProfilerScope::enter();
+        room = Room::secure(thread::slot(), 1, config().sampling == Sampling::Exact);
+        if room.is_none() {
+            drop(_scope);
+            // SAFETY: forwarded contract.
+            return unsafe { move_out_of_range(ptr, layout, new_size) };
+        }
+    }
+    let cache = thread::cache();
+    // SAFETY: `ptr` is a live block of the arena; `new_size > 0`.
+    let resized = unsafe {
+        sampled_arena::realloc(
+            ptr,
+            layout.size(),
+            layout.align(),
+            new_size,
+            sampled_arena::RETIRED,
+            cache,
+        )
+    };
+    match resized {
+        Resized::Block(p) | Resized::LeftRange(p) => {
+            if let Some(room) = &mut room {
+                room.push(Event::free(old_id, now_ns()));
+            }
+            p
+        }
+        Resized::Null => {
+            drop(room);
+            // SAFETY: the old block is untouched by a failed resize.
+            unsafe { move_out_of_range(ptr, layout, new_size) }
         }
     }
 }
@@ -449,9 +499,8 @@ impl Decision {
 enum Outcome {
     /// A sampled block, recorded.
     Block(*mut u8),
-    /// Out of memory.
-    Null,
-    /// Not sampled after all (no ring slot, full ring, refused by the arena): use plain.
+    /// Not sampled after all (no ring slot, full ring, refused by or out of room in the arena):
+    /// use the plain path (which returns null if memory is really out).
     Plain,
 }
 
@@ -606,7 +655,12 @@ unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Out
             room.push(event);
             Outcome::Block(p)
         }
-        Sampled::Null => Outcome::Null,
+        Sampled::Null => {
+            // The arena could not serve it (its range used up, or out of memory): the plain
+            // path gets its chance; this sample is lost, and counted.
+            drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+            Outcome::Plain
+        }
         Sampled::Refused => Outcome::Plain,
     }
 }
@@ -646,15 +700,24 @@ unsafe fn resample_realloc(
     } {
         Resized::Block(p) => {
             let now = now_ns();
-            room.push(Event::free(old_id, now));
+            if old_id != sampled_arena::RETIRED {
+                room.push(Event::free(old_id, now));
+            }
             event.time_ns = now;
             room.push(event);
             Outcome::Block(p)
         }
-        Resized::Null => Outcome::Null,
+        Resized::Null => {
+            // The arena could not serve it (its range used up, or out of memory): the caller
+            // moves the block to an ordinary one; this sample is lost, and counted.
+            drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+            Outcome::Plain
+        }
         Resized::LeftRange(p) => {
             // The old sample died; the bytes now live in an ordinary block.
-            room.push(Event::free(old_id, now_ns()));
+            if old_id != sampled_arena::RETIRED {
+                room.push(Event::free(old_id, now_ns()));
+            }
             Outcome::Block(p)
         }
     }
@@ -672,6 +735,12 @@ unsafe fn free_sampled(ptr: *mut u8, layout: Layout) {
     let header = unsafe { sampled_arena::header(ptr, layout.align()) };
     // SAFETY: the header is ours and initialised.
     let id = unsafe { (*header).id };
+    if id == sampled_arena::RETIRED {
+        // No sample to record: just give the block back.
+        // SAFETY: a live block of the arena of this layout, not used after this.
+        unsafe { sampled_arena::free(header, layout.size(), layout.align(), thread::cache()) };
+        return;
+    }
     let now = now_ns();
     if let Some(slot) = thread::slot()
         && push_to_ring(slot, Event::free(id, now))

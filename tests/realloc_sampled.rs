@@ -276,3 +276,69 @@ fn vecs_grow_byte_by_byte_to_a_mebibyte_and_shrink() {
         r.profiler
     );
 }
+
+// === retired blocks ===
+
+#[inline(never)]
+fn rs_retire_first(size: usize) -> *mut u8 {
+    black_box("rs_retire_first");
+    // SAFETY: non-zero size.
+    black_box(unsafe { alloc(Layout::from_size_align(size, ALIGN).unwrap()) })
+}
+
+#[inline(never)]
+fn rs_retire_step(p: *mut u8, old: usize, new: usize) -> *mut u8 {
+    black_box("rs_retire_step");
+    // SAFETY: per the caller, `p` is a live block of `old` bytes at ALIGN; `new > 0`.
+    black_box(unsafe { realloc(p, Layout::from_size_align(old, ALIGN).unwrap(), new) })
+}
+
+/// A sampled block resized without being resampled stays in the sampled arena, retired: it no
+/// longer stands for a sample. A 256 KiB block is sampled (all but surely at R = 4 KiB), shrunk
+/// to 8 bytes (sampled with probability 0.2%, so nearly always retired), then grown a byte at a
+/// time to 200 (each step sampled with probability under 5%: the chain flips between retired
+/// and resampled), its bytes checked at every step, and freed. The first site's sample must
+/// die at the shrink, the steps' samples must all die, nothing may be left waiting.
+#[test]
+fn blocks_resized_without_a_sample_retire_and_record_nothing_more() {
+    let _serial = serial();
+    const BIG: usize = 256 << 10;
+    let chains = 200;
+    for c in 0..chains {
+        let mut p = rs_retire_first(BIG);
+        assert!(!p.is_null());
+        let mut size = BIG;
+        let pat = pattern(BIG, c);
+        // SAFETY: `p` is a live block of `size` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(pat.as_ptr(), p, 8) };
+        for new in std::iter::once(8).chain(9..=200) {
+            p = rs_retire_step(p, size, new);
+            assert!(!p.is_null());
+            // SAFETY: `p` is a live block of `new >= 8` bytes.
+            let got = unsafe { std::slice::from_raw_parts(p, 8) };
+            assert_eq!(got, &pat[..8], "contents lost at size {new}");
+            if new > 8 {
+                // SAFETY: as above; byte `new - 1` is past the pattern, checked next step.
+                unsafe { p.add(new - 1).write(new as u8) };
+            }
+            if new > 9 {
+                // SAFETY: as above.
+                assert_eq!(unsafe { p.add(new - 2).read() }, (new - 1) as u8);
+            }
+            size = new;
+        }
+        // SAFETY: a live block of `size` bytes at ALIGN, freed once.
+        unsafe { dealloc(p, Layout::from_size_align(size, ALIGN).unwrap()) };
+    }
+    let r = settled_report();
+    let first = figures(&r, "rs_retire_first");
+    let steps = figures(&r, "rs_retire_step");
+    assert!(
+        first.samples >= chains as u64 * 9 / 10,
+        "the big blocks are sampled: {first:?}"
+    );
+    assert!(steps.samples > 0, "some steps resample: {steps:?}");
+    assert_eq!((first.live_bytes, first.live_count), (0, 0), "{first:?}");
+    assert_eq!((steps.live_bytes, steps.live_count), (0, 0), "{steps:?}");
+    assert_eq!(r.profiler.pending_frees, 0, "{:?}", r.profiler);
+}

@@ -38,6 +38,11 @@ type CBool = bool;
 /// Address space reserved for sampled blocks, largest first; the first that maps is used.
 const RESERVATIONS: [usize; 4] = [64 << 30, 16 << 30, 4 << 30, 1 << 30];
 
+/// The header id of a retired block: one that was resized without being resampled. It stays
+/// in the arena (so jemalloc can keep growing it in place) but stands for no sample, so its
+/// free and resizes record nothing. Never a sample id (see `registry::orphan_id`).
+pub(crate) const RETIRED: u64 = u64::MAX;
+
 /// Bytes in front of every sampled block's user data (at least; more for larger alignments).
 pub(crate) const HEADER_BYTES: usize = 32;
 

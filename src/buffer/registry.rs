@@ -36,7 +36,9 @@ const COUNTER_BITS: u32 = 48;
 pub(crate) fn orphan_id() -> u64 {
     static COUNTER: crate::sync::AtomicU64 = crate::sync::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
-    ((MAX_SLOTS as u64) << COUNTER_BITS) | (n & ((1u64 << COUNTER_BITS) - 1))
+    // Modulo 2^48 - 1, so the counter part never has all bits set: u64::MAX is the sampled
+    // arena's "retired block" marker, never a sample id.
+    ((MAX_SLOTS as u64) << COUNTER_BITS) | (n % ((1u64 << COUNTER_BITS) - 1))
 }
 
 /// One thread's ring plus its hand-over state.
