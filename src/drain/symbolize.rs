@@ -29,6 +29,8 @@ pub(crate) struct Symbols {
     frames: Vec<Frame>,
     own: Vec<bool>,
     ids: HashMap<Frame, u32>,
+    /// An address was resolved since [`take_resolved_new`](Self::take_resolved_new) last ran.
+    resolved_new: bool,
 }
 
 impl Symbols {
@@ -36,6 +38,7 @@ impl Symbols {
     /// nothing is known).
     pub(crate) fn frame_ids(&mut self, ip: usize) -> &[u32] {
         if !self.by_ip.contains_key(&ip) {
+            self.resolved_new = true;
             let ids: Box<[u32]> = resolve(ip).into_iter().map(|f| self.intern(f)).collect();
             self.by_ip.insert(ip, ids);
         }
@@ -51,6 +54,11 @@ impl Symbols {
         self.frames.push(frame.clone());
         self.ids.insert(frame, id);
         id
+    }
+
+    /// Whether an address was resolved since the last call (which resets it).
+    pub(crate) fn take_resolved_new(&mut self) -> bool {
+        std::mem::take(&mut self.resolved_new)
     }
 
     /// An interned frame.

@@ -376,12 +376,23 @@ fn take_in_scope() -> Report {
     let snapshot = drain::with_flushed(|agg| Snapshot::of(agg));
     let (mut inner, leak_sites) = {
         let _scope = ProfilerScope::enter();
+        let mut symbols = symbolize::lock();
+        let symbols = symbols.get_or_insert_with(Symbols::default);
+        // Symbolize first, then read memory, so the heap figures and the profiler's own memory
+        // agree on what symbolizing holds.
+        for s in &snapshot.sites {
+            for &ip in &s.frames {
+                symbols.frame_ids(ip);
+            }
+        }
+        if symbols.take_resolved_new() {
+            // Everything this report needs is in our own cache now; the resolver's cache
+            // (backtrace's parsed debug info, tens of MiB for a large binary) is dropped, and
+            // rebuilt only when a later report meets an address we have not seen.
+            backtrace::clear_symbol_cache();
+        }
         let memory = memory::snapshot();
-        let built = build(
-            &snapshot,
-            memory,
-            symbolize::lock().get_or_insert_with(Symbols::default),
-        );
+        let built = build(&snapshot, memory, symbols);
         drop(snapshot);
         built
     };
@@ -768,7 +779,7 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
         profiler: ProfilerStats {
             samples: snapshot.samples,
             dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
-            overhead_bytes: OVERHEAD.live_bytes()
+            overhead_bytes: OVERHEAD.live_bytes_now()
                 + header_bytes
                 + crate::backend::sampled_arena::cache_bytes() as u64,
             thread_slots: drain::registry().slots() as u64,

@@ -47,6 +47,8 @@ struct ThreadState {
     excluded: Cell<(u64, u64)>,
     /// The thread's sampled-only jemalloc cache, made with the slot and destroyed with it.
     cache: Cell<Cache>,
+    /// jemalloc's counters when the thread's outermost open profiler scope began.
+    scope_start: Cell<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +75,7 @@ impl ThreadState {
             scope: Cell::new(0),
             excluded: Cell::new((0, 0)),
             cache: Cell::new(Cache::NONE),
+            scope_start: Cell::new((0, 0)),
         }
     }
 }
@@ -256,11 +259,31 @@ pub(crate) static OVERHEAD: Overhead = Overhead {
 };
 
 impl Overhead {
-    /// Bytes heaptide's own code holds right now (allocated minus freed, never negative).
+    /// Bytes heaptide's own code holds right now (allocated minus freed, never negative), as
+    /// of the profiler scopes that have ended.
     pub(crate) fn live_bytes(&self) -> u64 {
         let a = self.allocated.load(Ordering::Relaxed);
         let f = self.freed.load(Ordering::Relaxed);
         a.saturating_sub(f)
+    }
+
+    /// [`live_bytes`](Self::live_bytes) plus what the calling thread's open profiler scope has
+    /// taken so far. A report is built inside a scope, and the first one symbolizes (loading
+    /// debug info into the symbol cache, tens of MiB for a large binary): without this, a
+    /// report would not count what building it just took, only the next one would.
+    pub(crate) fn live_bytes_now(&self) -> u64 {
+        let open = THREAD.with(|t| {
+            if !t.in_profiler.get() || t.counters.get().0.is_null() {
+                return 0i128;
+            }
+            let (a, d) = read_counters(t);
+            let (sa, sd) = t.scope_start.get();
+            let (xa, xd) = t.excluded.get();
+            let allocated = a.wrapping_sub(sa).wrapping_sub(xa) as i128;
+            let freed = d.wrapping_sub(sd).wrapping_sub(xd) as i128;
+            allocated - freed
+        });
+        (self.live_bytes() as i128 + open).max(0) as u64
     }
 }
 
@@ -318,9 +341,11 @@ impl ProfilerScope {
                     start: (0, 0),
                 };
             }
+            let start = read_counters(t);
+            t.scope_start.set(start);
             ProfilerScope {
                 outermost: true,
-                start: read_counters(t),
+                start,
             }
         })
     }
