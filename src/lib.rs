@@ -247,7 +247,9 @@
 //! loop is not met.
 //!
 //! Stacks are captured as raw return addresses into the event; symbols are resolved only when a
-//! report is built, and cached by address. With frame pointers
+//! report is built, and cached by address. The resolver's own cache (the binary's parsed debug
+//! info, tens of MiB for a large binary) is dropped once a report has cached its frames, and a
+//! report counts what building it took in [`ProfilerStats::overhead_bytes`]. With frame pointers
 //! (`-C force-frame-pointers=yes`, detected at build time) the capture is a walk of the frame
 //! records within the thread's stack bounds, about a nanosecond per frame; otherwise it uses
 //! DWARF unwinding (libgcc via `backtrace`, no lock), 1-2 µs per frame. For function names and
