@@ -3,7 +3,7 @@
 //! Fast paths (inlined into `__rust_alloc` and friends):
 //! - allocation: subtract the size from the thread's countdown; still positive: plain jemalloc;
 //! - free: `ptr & mask == key` (the handle's copy of the sampled range)? no: plain jemalloc
-//!   `sdallocx`;
+//!   `sdallocx`; yes: the authoritative range test, out of line;
 //! - realloc: both of the above.
 //!
 //! Everything else is `#[cold]` and out of line: initialisation on the first allocation,
@@ -40,7 +40,7 @@ use crate::sync::{AtomicU8, AtomicU64, Ordering};
 #[derive(Debug)]
 pub struct Heaptide {
     config: Config,
-    /// This handle's copy of the sampled range, for the free path's one-mask test.
+    /// This handle's copy of the sampled range, for the free path's mask test.
     range: RangeFilter,
 }
 
@@ -140,12 +140,12 @@ impl Heaptide {
     fn ready(&self) -> Option<Config> {
         match INIT.load(Ordering::Acquire) {
             ON => {
-                self.sync_filter();
+                self.range.sync();
                 // SAFETY: see `ConfigCell`.
                 Some(unsafe { *CONFIG.0.get() })
             }
             OFF => {
-                self.sync_filter();
+                self.range.rule_out_all();
                 COUNTDOWN.with(|c| c.set(u64::MAX));
                 None
             }
@@ -426,15 +426,18 @@ unsafe fn retire_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut 
     // SAFETY: per the caller, a block of the arena allocated with this alignment; its header is
     // initialised.
     let old_id = unsafe { (*sampled_arena::header(ptr, layout.align())).id };
+    // Room for the old sample's death (none needed if the block was retired already).
     let mut room = None;
     if old_id != sampled_arena::RETIRED {
-        let _scope = ProfilerScope::enter();
-        room = Room::secure(thread::slot(), 1, config().sampling == Sampling::Exact);
-        if room.is_none() {
-            drop(_scope);
+        let secured = {
+            let _scope = ProfilerScope::enter();
+            Room::secure(thread::slot(), 1, config().sampling == Sampling::Exact)
+        };
+        let Some(secured) = secured else {
             // SAFETY: forwarded contract.
             return unsafe { move_out_of_range(ptr, layout, new_size) };
-        }
+        };
+        room = Some(secured);
     }
     let cache = thread::cache();
     // SAFETY: `ptr` is a live block of the arena; `new_size > 0`.
@@ -451,7 +454,7 @@ unsafe fn retire_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut 
     match resized {
         Resized::Block(p) | Resized::LeftRange(p) => {
             if let Some(room) = &mut room {
-                room.push(Event::free(old_id, now_ns()));
+                room.push_death(old_id, now_ns());
             }
             p
         }
@@ -582,6 +585,14 @@ impl<'a> Room<'a> {
         debug_assert!(pushed, "secured ring room vanished");
     }
 
+    /// Records the death of the block whose header id is `id`, if it stood for a sample
+    /// (a retired block stands for none).
+    fn push_death(&mut self, id: u64, now: u64) {
+        if id != sampled_arena::RETIRED {
+            self.push(Event::free(id, now));
+        }
+    }
+
     /// Gives back unused overflow nodes.
     fn release(&mut self) {
         for node in &mut self.nodes {
@@ -700,9 +711,7 @@ unsafe fn resample_realloc(
     } {
         Resized::Block(p) => {
             let now = now_ns();
-            if old_id != sampled_arena::RETIRED {
-                room.push(Event::free(old_id, now));
-            }
+            room.push_death(old_id, now);
             event.time_ns = now;
             room.push(event);
             Outcome::Block(p)
@@ -715,9 +724,7 @@ unsafe fn resample_realloc(
         }
         Resized::LeftRange(p) => {
             // The old sample died; the bytes now live in an ordinary block.
-            if old_id != sampled_arena::RETIRED {
-                room.push(Event::free(old_id, now_ns()));
-            }
+            room.push_death(old_id, now_ns());
             Outcome::Block(p)
         }
     }

@@ -43,11 +43,6 @@ pub(crate) mod plain {
         align > MAX_ALIGN_T || align > size
     }
 
-    #[inline(always)]
-    fn align_flag(align: usize) -> libc::c_int {
-        ffi::MALLOCX_ALIGN(align)
-    }
-
     /// # Safety
     /// As [`std::alloc::GlobalAlloc::alloc`].
     #[inline(always)]
@@ -122,28 +117,30 @@ pub(crate) mod plain {
         #[inline(never)]
         pub(super) unsafe fn alloc(size: usize, align: usize) -> *mut u8 {
             // SAFETY: forwarded from `plain::alloc`.
-            unsafe { ffi::mallocx(size, align_flag(align)).cast() }
+            unsafe { ffi::mallocx(size, ffi::MALLOCX_ALIGN(align)).cast() }
         }
 
         #[cold]
         #[inline(never)]
         pub(super) unsafe fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
             // SAFETY: forwarded from `plain::alloc_zeroed`.
-            unsafe { ffi::mallocx(size, align_flag(align) | ffi::MALLOCX_ZERO).cast() }
+            unsafe { ffi::mallocx(size, ffi::MALLOCX_ALIGN(align) | ffi::MALLOCX_ZERO).cast() }
         }
 
         #[cold]
         #[inline(never)]
         pub(super) unsafe fn dealloc(ptr: *mut u8, size: usize, align: usize) {
             // SAFETY: forwarded from `plain::dealloc`.
-            unsafe { ffi::sdallocx(ptr.cast::<c_void>(), size, align_flag(align)) }
+            unsafe { ffi::sdallocx(ptr.cast::<c_void>(), size, ffi::MALLOCX_ALIGN(align)) }
         }
 
         #[cold]
         #[inline(never)]
         pub(super) unsafe fn realloc(ptr: *mut u8, new_size: usize, align: usize) -> *mut u8 {
             // SAFETY: forwarded from `plain::realloc`.
-            unsafe { ffi::rallocx(ptr.cast::<c_void>(), new_size, align_flag(align)).cast() }
+            unsafe {
+                ffi::rallocx(ptr.cast::<c_void>(), new_size, ffi::MALLOCX_ALIGN(align)).cast()
+            }
         }
     }
 
@@ -179,7 +176,7 @@ pub(crate) mod plain {
                         ffi::MALLOCX_ALIGN(align)
                     };
                     let ours = if needs_align(align, size) {
-                        align_flag(align)
+                        ffi::MALLOCX_ALIGN(align)
                     } else {
                         0
                     };

@@ -115,7 +115,12 @@ pub(crate) fn contains(ptr: *const u8) -> bool {
 /// then asks [`contains`], which is authoritative, so an unsynced handle is slow, never wrong.
 /// `key` is stored before `mask` (Release) and `mask` is loaded first (Acquire), so a thread
 /// that sees the mask also sees the key. On x86-64 both orderings are plain moves.
+///
+/// It has a cache line of its own: the free path reads it on every call, and a neighbouring
+/// static of the program written by another thread would otherwise make each of those reads
+/// a miss.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct RangeFilter {
     mask: AtomicUsize,
     key: AtomicUsize,
@@ -315,12 +320,6 @@ impl Cache {
     /// A new explicit tcache, `None` if jemalloc has none to give (it keeps at most 4,093).
     /// Must not run inside jemalloc (a hook); allocates only inside jemalloc's base memory.
     pub(crate) fn create() -> Option<Cache> {
-        let cache = Self::create_uncounted()?;
-        LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
-        Some(cache)
-    }
-
-    fn create_uncounted() -> Option<Cache> {
         let mut index: libc::c_uint = 0;
         let mut len = size_of::<libc::c_uint>();
         // SAFETY: "tcache.create" writes an `unsigned` to `oldp`, which points at a local of
@@ -334,22 +333,20 @@ impl Cache {
                 0,
             )
         };
-        (rc == 0).then_some(Cache(Some(index)))
+        if rc != 0 {
+            return None;
+        }
+        LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
+        Some(Cache(Some(index)))
     }
 
     /// Flushes the cache's blocks back to the arena and gives its index back to jemalloc.
     /// Nothing may use the cache afterwards.
     pub(crate) fn destroy(self) {
-        if self.0.is_some() {
-            LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.destroy_uncounted();
-    }
-
-    fn destroy_uncounted(self) {
         let Some(mut index) = self.0 else {
             return;
         };
+        LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: "tcache.destroy" reads an `unsigned` from `newp`, which points at a local of
         // that type; the index came from "tcache.create" and is destroyed once (the caller
         // owns the value and drops it here).
@@ -376,11 +373,11 @@ static CACHE_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// reads `stats.metadata` around it, destroys it. Called once, at start-up.
 fn measure_cache() {
     let before = crate::backend::ctl::stats();
-    let Some(cache) = Cache::create_uncounted() else {
+    let Some(cache) = Cache::create() else {
         return;
     };
     let after = crate::backend::ctl::stats();
-    cache.destroy_uncounted();
+    cache.destroy();
     if let (Some(before), Some(after)) = (before, after) {
         let bytes = after.metadata.saturating_sub(before.metadata);
         CACHE_BYTES.store(bytes as usize, Ordering::Relaxed);

@@ -19,8 +19,8 @@ use crate::sample::weight::Rng;
 use crate::sync::{AtomicU64, Ordering};
 
 thread_local! {
-    /// Bytes this thread may still allocate before its next sample point. `<= 0` after the
-    /// subtraction means "take the slow path". Starts at 0 so a thread's first allocation
+    /// Bytes this thread may still allocate before its next sample point. An allocation
+    /// larger than what is left (the subtraction would borrow) takes the slow path. Starts at 0 so a thread's first allocation
     /// initialises the thread (and, for the first thread, the profiler).
     pub(crate) static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
 
@@ -273,15 +273,11 @@ impl Overhead {
     /// report would not count what building it just took, only the next one would.
     pub(crate) fn live_bytes_now(&self) -> u64 {
         let open = THREAD.with(|t| {
-            if !t.in_profiler.get() || t.counters.get().0.is_null() {
+            if !t.in_profiler.get() {
                 return 0i128;
             }
-            let (a, d) = read_counters(t);
-            let (sa, sd) = t.scope_start.get();
-            let (xa, xd) = t.excluded.get();
-            let allocated = a.wrapping_sub(sa).wrapping_sub(xa) as i128;
-            let freed = d.wrapping_sub(sd).wrapping_sub(xd) as i128;
-            allocated - freed
+            let (allocated, freed) = open_scope_bytes(t);
+            allocated as i128 - freed as i128
         });
         (self.live_bytes() as i128 + open).max(0) as u64
     }
@@ -328,7 +324,22 @@ pub(crate) fn hand_out<T: Clone>(inner: T) -> T {
 #[derive(Debug)]
 pub(crate) struct ProfilerScope {
     outermost: bool,
-    start: (u64, u64),
+}
+
+/// What the thread's outermost open profiler scope has allocated and freed so far, as the
+/// profiler's own (the program's work inside it, [`not_profiler_work`], left out); (0, 0)
+/// without jemalloc's counters.
+fn open_scope_bytes(t: &ThreadState) -> (u64, u64) {
+    if t.counters.get().0.is_null() {
+        return (0, 0);
+    }
+    let (a, d) = read_counters(t);
+    let (sa, sd) = t.scope_start.get();
+    let (xa, xd) = t.excluded.get();
+    (
+        a.wrapping_sub(sa).wrapping_sub(xa),
+        d.wrapping_sub(sd).wrapping_sub(xd),
+    )
 }
 
 impl ProfilerScope {
@@ -336,17 +347,10 @@ impl ProfilerScope {
     pub(crate) fn enter() -> Self {
         THREAD.with(|t| {
             if t.in_profiler.replace(true) {
-                return ProfilerScope {
-                    outermost: false,
-                    start: (0, 0),
-                };
+                return ProfilerScope { outermost: false };
             }
-            let start = read_counters(t);
-            t.scope_start.set(start);
-            ProfilerScope {
-                outermost: true,
-                start,
-            }
+            t.scope_start.set(read_counters(t));
+            ProfilerScope { outermost: true }
         })
     }
 }
@@ -372,18 +376,10 @@ impl Drop for ProfilerScope {
             return;
         }
         THREAD.with(|t| {
-            let (a, d) = read_counters(t);
-            let (xa, xd) = t.excluded.replace((0, 0));
-            if !t.counters.get().0.is_null() {
-                OVERHEAD.allocated.fetch_add(
-                    a.wrapping_sub(self.start.0).wrapping_sub(xa),
-                    Ordering::Relaxed,
-                );
-                OVERHEAD.freed.fetch_add(
-                    d.wrapping_sub(self.start.1).wrapping_sub(xd),
-                    Ordering::Relaxed,
-                );
-            }
+            let (allocated, freed) = open_scope_bytes(t);
+            t.excluded.set((0, 0));
+            OVERHEAD.allocated.fetch_add(allocated, Ordering::Relaxed);
+            OVERHEAD.freed.fetch_add(freed, Ordering::Relaxed);
             t.in_profiler.set(false);
         });
     }
