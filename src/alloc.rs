@@ -1,8 +1,9 @@
 //! The `GlobalAlloc` handle: forward to jemalloc, decide what to sample.
 //!
 //! Fast paths (inlined into `__rust_alloc` and friends):
-//! - allocation: subtract the size from the thread's countdown; still positive: plain jemalloc;
-//! - free: `ptr & mask == key` (the handle's copy of the sampled range)? no: plain jemalloc
+//! - allocation: subtract the size from the thread's countdown (`sub` on the thread-local and a
+//!   branch on the borrow); no borrow: plain jemalloc;
+//! - free: `ptr >= floor` (the handle's copy of the sampled range's start)? no: plain jemalloc
 //!   `sdallocx`; yes: the authoritative range test, out of line;
 //! - realloc: both of the above.
 //!
@@ -40,7 +41,7 @@ use crate::sync::{AtomicU8, AtomicU64, Ordering};
 #[derive(Debug)]
 pub struct Heaptide {
     config: Config,
-    /// This handle's copy of the sampled range, for the free path's mask test.
+    /// This handle's copy of the sampled range's start, for the free path's test.
     range: RangeFilter,
 }
 
@@ -213,15 +214,15 @@ impl Heaptide {
 
 // === the GlobalAlloc impl ===
 
-/// Charges `size` bytes to the countdown; `true` if no sample point was crossed. Unsigned, so
-/// the check is the subtraction's borrow: load, `sub`, branch, store.
+/// Charges `size` bytes to the countdown; `true` if no sample point was crossed. Unsigned and
+/// stored whatever the outcome, so it compiles to one read-modify-write `sub` on the
+/// thread-local and a branch on its borrow. A crossing leaves the countdown wrapped around;
+/// the slow path always re-arms it ([`Heaptide::should_sample`]).
 #[inline(always)]
 fn countdown_allows(size: usize) -> bool {
     COUNTDOWN.with(|c| {
         let (left, crossed) = c.get().overflowing_sub(size as u64);
-        if !crossed {
-            c.set(left);
-        }
+        c.set(left);
         !crossed
     })
 }
@@ -322,6 +323,10 @@ impl Heaptide {
     /// says whether (and for which tracking scope) to sample this one.
     #[inline]
     fn should_sample(&self, size: usize) -> Option<Decision> {
+        // The crossing left the countdown wrapped around. 0 brings the thread back on its next
+        // allocation (still initialising, exact mode, a tracked thread); the arms below set
+        // anything else (off: never; sampling: the next distance).
+        COUNTDOWN.with(|c| c.set(0));
         let config = self.ready()?;
         // The profiler's own allocations are never sampled; a sample point they cross is
         // simply skipped (the process is memoryless, so the user's estimate stays unbiased).

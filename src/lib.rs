@@ -180,7 +180,7 @@
 //! # Safety and correctness
 //!
 //! - **The allocation path never blocks, locks, or panics.** An unsampled allocation is a
-//!   thread-local countdown; an unsampled free is a mask compare. A sampled one pushes to the
+//!   thread-local countdown; an unsampled free is one compare. A sampled one pushes to the
 //!   thread's own ring. A full ring drops the sample and counts it ([`ProfilerStats::dropped`])
 //!   in sampled mode; in exact mode the event goes to an overflow node instead, so nothing is
 //!   dropped while memory lasts.
@@ -218,16 +218,24 @@
 //!
 //! Sampled blocks come from a dedicated jemalloc arena (`arenas.create` with custom extent
 //! hooks) whose memory all lies in one `PROT_NONE | MAP_NORESERVE` reservation of up to
-//! 64 GiB made at start-up, aligned to its own (power-of-two) length. The free path's test is
-//! therefore `ptr & mask == key`, with no lock, no hash probe and no shared write, while
-//! jemalloc still does size classes, in-place growth and reuse for sampled blocks. The mask and
-//! key are a copy kept inside the `Heaptide` value itself: it is a static of the program, so
-//! the two loads are RIP-relative, where a static of this crate would cost a GOT load more. A
-//! handle copies them on its first slow path; until then every pointer "may" be sampled for it
-//! and the authoritative test decides, so a second, never-installed handle is slow but never
-//! wrong (`tests/handles.rs`). The alternatives (a page per sampled object, or a filter in front
-//! of a lock-free set) cost memory per sample or a dependent memory load per free. If no range
-//! can be reserved, profiling switches off with one stderr line.
+//! 64 GiB, made on the process's first allocation, before jemalloc maps anything. It is placed
+//! above every mapping made after it: with Linux's usual top-down layout the kernel does that
+//! by itself (later mappings go below); when a probe mapping shows a bottom-up layout (valgrind,
+//! for one), the reservation moves to an address hint near the top of the address space. The
+//! free path's test is therefore one-sided, `ptr >= floor`: one compare against a RIP-relative
+//! load, with no lock, no hash probe and no shared write, while jemalloc still does size
+//! classes, in-place growth and reuse for sampled blocks. The floor is a copy kept inside the
+//! `Heaptide` value itself: it is a static of the program, so the load is RIP-relative, where a
+//! static of this crate would cost a GOT load more. A handle copies it on its first slow path;
+//! until then every pointer "may" be sampled for it and the authoritative two-sided test
+//! decides, so a second, never-installed handle is slow but never wrong (`tests/handles.rs`).
+//! The same exact test catches an ordinary block that lies above the floor anyway (memory
+//! mapped into a hole above the reservation, say a stack of a thread that existed before the
+//! first allocation and has since exited): its frees are slower, never wrong.
+//! `tests/range_placement.rs` checks that thread stacks, fresh mappings of 2 MiB to 1 GiB and
+//! jemalloc's own large blocks land below. The alternatives (a page per sampled object, or a
+//! filter in front of a lock-free set) cost memory per sample or a dependent memory load per
+//! free. If no range can be reserved, profiling switches off with one stderr line.
 //!
 //! Sampled blocks go through a per-thread explicit jemalloc thread cache (`tcache.create`)
 //! that only ever holds sampled blocks, created with the thread's ring slot and destroyed when
@@ -237,14 +245,12 @@
 //! about 2,250.
 //!
 //! Measured (`bin/bench.sh`, `valgrind --tool=callgrind`): an unsampled malloc+free pair costs
-//! 9.8 instructions more than bare jemalloc built as heaptide builds it, with statistics
-//! (72.5 -> 82.3): 5 on allocation (a thread-local load, `sub`, branch on borrow, store) and 5 on
-//! free (two loads, `and`, compare, branch). heaptide needs jemalloc's statistics, which cost
-//! 5.2 of their own against plain tikv-jemallocator (67.3), so a program switching to heaptide
-//! pays +15.0 per pair. Whole workloads with default sampling run 0.5-11% more instructions than
-//! bare jemalloc; the README has the table. On the tightest loop (two threads doing nothing but
-//! 7.5 ns malloc+free pairs) that is about 10% of wall time: the DESIGN target of 5% on such a
-//! loop is not met.
+//! 5.2 instructions more than bare jemalloc built as heaptide builds it, with statistics
+//! (72.3 -> 77.5): 2 on allocation (`sub` from the thread-local countdown in memory, branch on
+//! the borrow; a crossing leaves the countdown wrapped and the slow path re-arms it) and 3 on
+//! free (a load, a compare, a branch). heaptide needs jemalloc's statistics, which cost 4.8 of
+//! their own against plain tikv-jemallocator (67.5), so a program switching to heaptide pays
+//! +10.0 per pair. The README has the per-workload instruction and wall-time ratios.
 //!
 //! Stacks are captured as raw return addresses into the event; symbols are resolved only when a
 //! report is built, and cached by address. The resolver's own cache (the binary's parsed debug

@@ -3,10 +3,14 @@
 //! Why: an unsampled `free` must answer "was this pointer sampled?" without a lock or a hash
 //! probe. Every sampled block is allocated from this arena, and the arena's extent hooks hand
 //! out memory only from a `PROT_NONE | MAP_NORESERVE` reservation made once at start-up, so
-//! the answer is a range test. The reservation is aligned to its (power-of-two) length, so the
-//! allocator handle tests `ptr & mask == key` against its own copy ([`RangeFilter`]): a move,
-//! an `and` and a compare with two RIP-relative loads. jemalloc still does the size classes,
-//! slabs, in-place growth and reuse inside the range.
+//! the answer is a range test. The reservation is placed above every mapping the process makes
+//! after it (the kernel's top-down layout does that by itself; a bottom-up one, as under
+//! valgrind, gets an address hint near the top), so the allocator handle's test is one-sided:
+//! `ptr >= floor` against its own copy of the range's start ([`RangeFilter`]), one compare
+//! with a RIP-relative load. A pointer above the floor that is not in the range (memory mapped
+//! into a hole above the reservation) takes the slow path, where [`contains`] is exact: slower
+//! for that block, never wrong. jemalloc still does the size classes, slabs, in-place growth
+//! and reuse inside the range.
 //!
 //! Rules learned the hard way (see DESIGN section 2) and kept here:
 //! - the reservation is never unmapped in part: a reused hole would make ordinary memory look
@@ -106,15 +110,16 @@ pub(crate) fn contains(ptr: *const u8) -> bool {
         < RANGE.len.load(Ordering::Relaxed)
 }
 
-/// A copy of the range as a mask and a key, kept in the allocator handle itself (a static of
-/// the user's crate), so the unsampled free's test reads it with RIP-relative loads instead of
-/// going through the GOT to [`RANGE`]: `ptr & mask == key`. The range is aligned to its length,
-/// so for a handle that has synced the test is exact.
+/// A copy of the range's start, kept in the allocator handle itself (a static of the user's
+/// crate), so the unsampled free's test reads it with one RIP-relative load instead of going
+/// through the GOT to [`RANGE`]: `ptr >= floor`. Nothing the program maps after the reservation
+/// lies above it (see [`reserve`]), so the test rules out every ordinary block but those in a
+/// hole above the range, which the caller's [`contains`] then rules out.
 ///
-/// Before [`sync`](Self::sync) both words are 0 and every pointer "may" be sampled: the caller
+/// Before [`sync`](Self::sync) the floor is 0 and every pointer "may" be sampled: the caller
 /// then asks [`contains`], which is authoritative, so an unsynced handle is slow, never wrong.
-/// `key` is stored before `mask` (Release) and `mask` is loaded first (Acquire), so a thread
-/// that sees the mask also sees the key. On x86-64 both orderings are plain moves.
+/// One word, written once (0 to the range's start, or to `usize::MAX` when nothing is ever
+/// sampled), so `Relaxed` suffices: a stale 0 only sends a free to the exact test.
 ///
 /// It has a cache line of its own: the free path reads it on every call, and a neighbouring
 /// static of the program written by another thread would otherwise make each of those reads
@@ -122,47 +127,41 @@ pub(crate) fn contains(ptr: *const u8) -> bool {
 #[derive(Debug)]
 #[repr(align(64))]
 pub(crate) struct RangeFilter {
-    mask: AtomicUsize,
-    key: AtomicUsize,
+    floor: AtomicUsize,
 }
 
 impl RangeFilter {
     /// The unsynced filter: every pointer may be sampled.
     pub(crate) const fn new() -> Self {
         Self {
-            mask: AtomicUsize::new(0),
-            key: AtomicUsize::new(0),
+            floor: AtomicUsize::new(0),
         }
     }
 
     /// `false`: `ptr` is certainly not a sampled block. `true`: ask [`contains`].
     #[inline(always)]
     pub(crate) fn may_contain(&self, ptr: *const u8) -> bool {
-        let mask = self.mask.load(Ordering::Acquire);
-        (ptr as usize) & mask == self.key.load(Ordering::Relaxed)
+        ptr as usize >= self.floor.load(Ordering::Relaxed)
     }
 
     /// Copies the range in, once it exists. Cheap when already done (one load).
     #[inline]
     pub(crate) fn sync(&self) {
-        if self.mask.load(Ordering::Relaxed) != 0 {
+        if self.floor.load(Ordering::Relaxed) != 0 {
             return;
         }
-        let len = RANGE.len.load(Ordering::Acquire);
-        if len == 0 {
+        if RANGE.len.load(Ordering::Acquire) == 0 {
             return;
         }
-        self.key
+        self.floor
             .store(RANGE.base.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.mask.store(!(len - 1), Ordering::Release);
     }
 
     /// Profiling is off for good (or the arena could not be made): no pointer is sampled, and
-    /// the filter says so at once (`ptr & !0 == 0` holds for no block).
+    /// the filter says so at once (no block lies at or above `usize::MAX`).
     pub(crate) fn rule_out_all(&self) {
         if RANGE.len.load(Ordering::Acquire) == 0 {
-            self.key.store(0, Ordering::Relaxed);
-            self.mask.store(!0, Ordering::Release);
+            self.floor.store(usize::MAX, Ordering::Relaxed);
         }
     }
 }
@@ -198,44 +197,85 @@ impl std::fmt::Display for ArenaError {
     }
 }
 
-/// Maps `len` bytes of `PROT_NONE` address space aligned to `len` (a power of two), so that
-/// [`RangeFilter`] can test membership with one mask. Maps twice the length and unmaps the
-/// unaligned head and tail at once, before jemalloc has seen any of it (the rule against
-/// unmapping concerns memory the arena used).
-fn reserve_aligned(len: usize) -> Option<(usize, usize)> {
-    debug_assert!(len.is_power_of_two());
-    let span = len.checked_mul(2)?;
-    // SAFETY: an anonymous private mapping with no address hint touches no existing memory;
-    // the result is checked against MAP_FAILED.
+/// Where a bottom-up layout gets the reservation instead: near the top of the 47-bit user
+/// address space, far above anything it maps from the bottom. Tried in order; each is the end
+/// of the reservation.
+const HIGH_ENDS: [usize; 3] = [0x7e00_0000_0000, 0x7000_0000_0000, 0x4000_0000_0000];
+
+/// The size of the probe mapping that checks a placement: jemalloc maps its extents in
+/// multiples of 2 MiB, so a hole smaller than this above the range never holds its memory.
+const PROBE: usize = 2 << 20;
+
+/// Maps `len` bytes of `PROT_NONE` address space above every mapping the process will make
+/// after it, so [`RangeFilter`]'s one-sided test holds:
+/// 1. where the kernel puts it (with the usual top-down layout, the highest gap: later
+///    mappings go below);
+/// 2. if a probe mapping lands above that (a bottom-up layout, as valgrind's), at an address
+///    hint near the top of the address space instead;
+/// 3. if no hint is honoured either, where the kernel put it: frees of ordinary blocks mapped
+///    above it then take the slow path (correct, slower).
+///
+/// A placement that is not kept is unmapped whole, before jemalloc has seen any of it (the
+/// rule against unmapping concerns memory the arena used).
+fn reserve(len: usize) -> Option<(usize, usize)> {
+    let chosen = map_reservation(ptr::null_mut(), len);
+    if chosen.is_some_and(probe_lies_below) {
+        return chosen.map(|base| (base, len));
+    }
+    for end in HIGH_ENDS {
+        let Some(hint) = end.checked_sub(len) else {
+            continue;
+        };
+        let Some(base) = map_reservation(hint as *mut c_void, len) else {
+            continue;
+        };
+        if probe_lies_below(base) {
+            if let Some(other) = chosen {
+                unmap(other, len);
+            }
+            return Some((base, len));
+        }
+        unmap(base, len);
+    }
+    chosen.map(|base| (base, len))
+}
+
+/// An anonymous `PROT_NONE | MAP_NORESERVE` mapping of `len` bytes, at `hint` if the kernel
+/// takes it (never `MAP_FIXED`: nothing existing is replaced).
+fn map_reservation(hint: *mut c_void, len: usize) -> Option<usize> {
+    // SAFETY: an anonymous private mapping without MAP_FIXED touches no existing memory (the
+    // hint is only a hint); the result is checked against MAP_FAILED.
     let start = unsafe {
         libc::mmap(
-            ptr::null_mut(),
-            span,
+            hint,
+            len,
             libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
     };
-    if start == libc::MAP_FAILED {
-        return None;
-    }
-    let start = start as usize;
-    let base = start.next_multiple_of(len);
-    let head = base - start;
-    let tail = start + span - (base + len);
-    // SAFETY: both pieces lie inside the mapping made above, are page-aligned (`len` is a
-    // multiple of the page size and so is `start`) and have never been handed to anyone. A
-    // failed unmap only leaves unused address space reserved.
+    (start != libc::MAP_FAILED).then_some(start as usize)
+}
+
+/// Unmaps a whole reservation that jemalloc has never seen.
+fn unmap(base: usize, len: usize) {
+    // SAFETY: `[base, base + len)` is a mapping `map_reservation` made and nobody else knows
+    // of. A failed unmap only leaves unused address space reserved.
     unsafe {
-        if head > 0 {
-            libc::munmap(start as *mut c_void, head);
-        }
-        if tail > 0 {
-            libc::munmap((base + len) as *mut c_void, tail);
-        }
+        libc::munmap(base as *mut c_void, len);
     }
-    Some((base, len))
+}
+
+/// Does a new mapping, made the way jemalloc makes its own, land below `base`?
+fn probe_lies_below(base: usize) -> bool {
+    match map_reservation(ptr::null_mut(), PROBE) {
+        Some(probe) => {
+            unmap(probe, PROBE);
+            probe + PROBE <= base
+        }
+        None => false,
+    }
 }
 
 /// Reserves the range and creates the arena. Called once, by the thread that wins the
@@ -243,7 +283,7 @@ fn reserve_aligned(len: usize) -> Option<(usize, usize)> {
 pub(crate) fn init() -> Result<(), ArenaError> {
     let (base, len) = RESERVATIONS
         .into_iter()
-        .find_map(reserve_aligned)
+        .find_map(reserve)
         .ok_or(ArenaError::Reserve)?;
     RANGE.base.store(base, Ordering::Relaxed);
     RANGE.cursor.store(base, Ordering::Relaxed);

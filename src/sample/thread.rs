@@ -2,7 +2,7 @@
 //! profiler scope (reentrancy guard).
 //!
 //! Only [`COUNTDOWN`] is touched by an unsampled allocation: a `const`-initialised `Cell<u64>`
-//! with no destructor, i.e. one `fs:`-relative load and store. Everything else is read on the
+//! with no destructor, i.e. one `sub` on an `fs:`-relative memory operand. Everything else is read on the
 //! sampling path only.
 //!
 //! The slot is released by the destructor of a separate thread-local ([`SlotOwner`]), so the
@@ -20,7 +20,8 @@ use crate::sync::{AtomicU64, Ordering};
 
 thread_local! {
     /// Bytes this thread may still allocate before its next sample point. An allocation
-    /// larger than what is left (the subtraction would borrow) takes the slow path. Starts at 0 so a thread's first allocation
+    /// larger than what is left (the subtraction borrows, leaving it wrapped around) takes the
+    /// slow path, which always sets it again. Starts at 0 so a thread's first allocation
     /// initialises the thread (and, for the first thread, the profiler).
     pub(crate) static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
 
