@@ -60,6 +60,18 @@ fn ordinary_memory_lies_below_the_sampled_range() {
         // SAFETY: allocated just above with this size and no flags.
         unsafe { tikv_jemalloc_sys::sdallocx(p, size, 0) };
     }
+    // Arena 0, without the thread cache: the main thread's arena, whose first extent jemalloc
+    // maps on its first call. That call must come after the reservation, or the main thread's
+    // small blocks would all lie above the floor.
+    for size in [16usize, 512, 4096, 40_000] {
+        let flags = tikv_jemalloc_sys::MALLOCX_ARENA(0) | tikv_jemalloc_sys::MALLOCX_TCACHE_NONE;
+        // SAFETY: a plain jemalloc block of non-zero size, freed below with the same flags.
+        let p = unsafe { tikv_jemalloc_sys::mallocx(size, flags) };
+        assert!(!p.is_null());
+        seen.push(("a block of arena 0", size, p as usize));
+        // SAFETY: allocated just above with this size and these flags.
+        unsafe { tikv_jemalloc_sys::sdallocx(p, size, flags) };
+    }
     for (what, size, addr) in seen {
         assert!(
             addr < floor,

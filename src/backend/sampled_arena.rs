@@ -278,9 +278,16 @@ fn probe_lies_below(base: usize) -> bool {
     }
 }
 
-/// Reserves the range and creates the arena. Called once, by the thread that wins the
-/// initialisation race; must not allocate through the global allocator.
-pub(crate) fn init() -> Result<(), ArenaError> {
+/// Reserves the range, unless that is done already. Called at load time, before jemalloc's own
+/// constructor maps its first extents (`alloc::RESERVE_AT_LOAD`), and again by the thread that
+/// wins the initialisation race, before anything there allocates. jemalloc's extents must lie
+/// below the reservation (see [`reserve`]), or every free of a block in them would take the
+/// slow path. Must not allocate.
+pub(crate) fn reserve_range() -> Result<(), ArenaError> {
+    if RANGE.base.load(Ordering::Relaxed) != 0 {
+        // Made already, at load time (`alloc::RESERVE_AT_LOAD`).
+        return Ok(());
+    }
     let (base, len) = RESERVATIONS
         .into_iter()
         .find_map(reserve)
@@ -288,6 +295,29 @@ pub(crate) fn init() -> Result<(), ArenaError> {
     RANGE.base.store(base, Ordering::Relaxed);
     RANGE.cursor.store(base, Ordering::Relaxed);
     RANGE.end.store(base + len, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Gives the reservation back when profiling turns out to be off. Only before
+/// [`create_arena`]: jemalloc has never seen the range.
+pub(crate) fn release_range() {
+    let base = RANGE.base.swap(0, Ordering::Relaxed);
+    let end = RANGE.end.swap(0, Ordering::Relaxed);
+    RANGE.cursor.store(0, Ordering::Relaxed);
+    if base != 0 {
+        unmap(base, end - base);
+    }
+}
+
+/// Creates the arena over the range [`reserve_range`] made, and turns the range test on. Called
+/// once, by the thread that wins the initialisation race; must not allocate through the global
+/// allocator.
+pub(crate) fn create_arena() -> Result<(), ArenaError> {
+    let base = RANGE.base.load(Ordering::Relaxed);
+    let len = RANGE.end.load(Ordering::Relaxed) - base;
+    if base == 0 {
+        return Err(ArenaError::Reserve);
+    }
 
     let mut arena: libc::c_uint = 0;
     let mut arena_len = size_of::<libc::c_uint>();
