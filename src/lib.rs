@@ -218,7 +218,8 @@
 //!
 //! Sampled blocks come from a dedicated jemalloc arena (`arenas.create` with custom extent
 //! hooks) whose memory all lies in one `PROT_NONE | MAP_NORESERVE` reservation of up to
-//! 64 GiB, made on the process's first allocation, before jemalloc maps anything. It is placed
+//! 64 GiB, made when the program is loaded (an `.init_array` entry that runs before jemalloc's
+//! own constructor maps its first extent; failing that, on the first allocation). It is placed
 //! above every mapping made after it: with Linux's usual top-down layout the kernel does that
 //! by itself (later mappings go below); when a probe mapping shows a bottom-up layout (valgrind,
 //! for one), the reservation moves to an address hint near the top of the address space. The
@@ -245,12 +246,13 @@
 //! about 2,250.
 //!
 //! Measured (`bin/bench.sh`, `valgrind --tool=callgrind`): an unsampled malloc+free pair costs
-//! 5.2 instructions more than bare jemalloc built as heaptide builds it, with statistics
-//! (72.3 -> 77.5): 2 on allocation (`sub` from the thread-local countdown in memory, branch on
-//! the borrow; a crossing leaves the countdown wrapped and the slow path re-arms it) and 3 on
-//! free (a load, a compare, a branch). heaptide needs jemalloc's statistics, which cost 4.8 of
-//! their own against plain tikv-jemallocator (67.5), so a program switching to heaptide pays
-//! +10.0 per pair. The README has the per-workload instruction and wall-time ratios.
+//! about 5 instructions more than bare jemalloc built as heaptide builds it, with statistics
+//! (72.3 -> 77.3-77.8 across runs): 2 on allocation (`sub` from the thread-local countdown in
+//! memory, branch on the borrow; a crossing leaves the countdown wrapped and the slow path
+//! re-arms it) and 3 on free (a load, a compare, a branch). heaptide needs jemalloc's
+//! statistics, which cost about 5 of their own against plain tikv-jemallocator (67.3), so a
+//! program switching to heaptide pays about +10 per pair. The README has the per-workload
+//! instruction and wall-time ratios.
 //!
 //! Stacks are captured as raw return addresses into the event; symbols are resolved only when a
 //! report is built, and cached by address. The resolver's own cache (the binary's parsed debug
