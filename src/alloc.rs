@@ -124,16 +124,37 @@ pub(crate) fn config() -> Config {
 /// and the free path's one-sided test rules out the blocks of that extent too (without this,
 /// every free of a block in the main thread's first 4 MiB took the slow path: 2% on the json
 /// benchmark). Prioritised `.init_array.NNNNN` entries run before plain ones; the standard
-/// library uses `.init_array.00099` the same way. Only maps address space (never allocates);
-/// the first allocation reserves instead if this did not run, and gives the range back if
-/// profiling turns out to be off.
+/// library uses `.init_array.00099` the same way. Only maps address space (never allocates),
+/// in any program that links heaptide, unless `HEAPTIDE_SAMPLE` says off; the first
+/// allocation reserves instead if this did not run, and gives the range back if profiling
+/// turns out to be off (by the environment or the handle's settings).
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
 #[used]
 #[unsafe(link_section = ".init_array.00101")]
 static RESERVE_AT_LOAD: extern "C" fn() = {
     extern "C" fn reserve_at_load() {
+        if off_in_environment() {
+            return;
+        }
         // A failure is retried, and reported, by the first allocation's initialisation.
         let _ = sampled_arena::reserve_range();
+    }
+    /// `HEAPTIDE_SAMPLE` says off (`off`, `none`, `false`, as `config::parse_sampling` reads
+    /// them), so an operator can keep even the address space. No allocation: `getenv` only.
+    fn off_in_environment() -> bool {
+        // SAFETY: a NUL-terminated name; the result is null or a NUL-terminated string of the
+        // environment, which nothing modifies while load-time constructors run.
+        let value = unsafe { libc::getenv(c"HEAPTIDE_SAMPLE".as_ptr()) };
+        if value.is_null() {
+            return false;
+        }
+        // SAFETY: non-null, so a NUL-terminated string (see above).
+        let value = unsafe { std::ffi::CStr::from_ptr(value) }
+            .to_bytes()
+            .trim_ascii();
+        [&b"off"[..], b"none", b"false"]
+            .iter()
+            .any(|off| value.eq_ignore_ascii_case(off))
     }
     reserve_at_load
 };

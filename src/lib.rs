@@ -218,8 +218,10 @@
 //!
 //! Sampled blocks come from a dedicated jemalloc arena (`arenas.create` with custom extent
 //! hooks) whose memory all lies in one `PROT_NONE | MAP_NORESERVE` reservation of up to
-//! 64 GiB, made when the program is loaded (an `.init_array` entry that runs before jemalloc's
-//! own constructor maps its first extent; failing that, on the first allocation). It is placed
+//! 64 GiB (address space only), made when the program is loaded (an `.init_array` entry that
+//! runs before jemalloc's own constructor maps its first extent; failing that, on the first
+//! allocation; not at all with `HEAPTIDE_SAMPLE=off`, and given back when the handle's own
+//! settings turn profiling off). It is placed
 //! above every mapping made after it: with Linux's usual top-down layout the kernel does that
 //! by itself (later mappings go below); when a probe mapping shows a bottom-up layout (valgrind,
 //! for one), the reservation moves to an address hint near the top of the address space. The

@@ -22,6 +22,23 @@ fn child_main() {
     );
     let report = heaptide::report();
     println!("sample_interval={}", report.sample_interval);
+    println!("reservations={}", reservations());
+}
+
+/// `PROT_NONE` mappings of at least 1 GiB in this process: the sampled range's reservation
+/// (and its unused part), nothing else in these test binaries.
+fn reservations() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let mut f = l.split_whitespace();
+            let (range, perms) = (f.next().unwrap(), f.next().unwrap());
+            let (a, b) = range.split_once('-').unwrap();
+            let len = usize::from_str_radix(b, 16).unwrap() - usize::from_str_radix(a, 16).unwrap();
+            perms.starts_with("---") && len >= 1 << 30
+        })
+        .count()
 }
 
 fn run_child(vars: &[(&str, &str)]) -> (String, String) {
@@ -116,6 +133,15 @@ fn off_is_plain_jemalloc_and_an_empty_report() {
     assert!(heaptide_lines(&stderr).is_empty(), "stderr: {stderr}");
     assert!(stdout.contains("sampling=Off"), "{stdout}");
     assert!(stdout.contains("sample_interval=0"), "{stdout}");
+    // Off keeps no address space either: not reserved at load, and the range the first
+    // allocation reserves (before it reads the settings) is given back.
+    assert!(stdout.contains("reservations=0"), "{stdout}");
+    // The load-time check reads the forms of off as the parser does.
+    let (stdout, _) = run_child(&[("HEAPTIDE_SAMPLE", " None ")]);
+    assert!(stdout.contains("sampling=Off"), "{stdout}");
+    assert!(stdout.contains("reservations=0"), "{stdout}");
+    let (stdout, _) = run_child(&[]);
+    assert!(stdout.contains("reservations=1"), "{stdout}");
 }
 
 #[test]
