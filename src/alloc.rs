@@ -16,6 +16,8 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+use std::ffi::CStr;
 use std::ptr;
 
 use crate::backend::plain;
@@ -128,33 +130,28 @@ pub(crate) fn config() -> Config {
 /// in any program that links heaptide, unless `HEAPTIDE_SAMPLE` says off; the first
 /// allocation reserves instead if this did not run, and gives the range back if profiling
 /// turns out to be off (by the environment or the handle's settings).
+// SAFETY (of the `link_section`): the dynamic loader calls each `.init_array` entry once, on
+// the main thread, before `main`, with (argc, argv, envp), which an `extern "C" fn()` ignores.
+// What it runs needs nothing of std's runtime: `getenv`, `mmap` and atomics of a static.
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
 #[used]
 #[unsafe(link_section = ".init_array.00101")]
 static RESERVE_AT_LOAD: extern "C" fn() = {
     extern "C" fn reserve_at_load() {
-        if off_in_environment() {
+        // SAFETY: a NUL-terminated name; the result is null or a NUL-terminated string of the
+        // environment, which nothing modifies while load-time constructors run (one thread).
+        let sample = unsafe { libc::getenv(c"HEAPTIDE_SAMPLE".as_ptr()) };
+        let off = !sample.is_null() && {
+            // SAFETY: non-null, so a NUL-terminated string (see above).
+            let value = unsafe { CStr::from_ptr(sample) };
+            crate::config::says_off(value.to_bytes())
+        };
+        if off {
+            // An operator who switched profiling off keeps even the address space.
             return;
         }
         // A failure is retried, and reported, by the first allocation's initialisation.
         let _ = sampled_arena::reserve_range();
-    }
-    /// `HEAPTIDE_SAMPLE` says off (`off`, `none`, `false`, as `config::parse_sampling` reads
-    /// them), so an operator can keep even the address space. No allocation: `getenv` only.
-    fn off_in_environment() -> bool {
-        // SAFETY: a NUL-terminated name; the result is null or a NUL-terminated string of the
-        // environment, which nothing modifies while load-time constructors run.
-        let value = unsafe { libc::getenv(c"HEAPTIDE_SAMPLE".as_ptr()) };
-        if value.is_null() {
-            return false;
-        }
-        // SAFETY: non-null, so a NUL-terminated string (see above).
-        let value = unsafe { std::ffi::CStr::from_ptr(value) }
-            .to_bytes()
-            .trim_ascii();
-        [&b"off"[..], b"none", b"false"]
-            .iter()
-            .any(|off| value.eq_ignore_ascii_case(off))
     }
     reserve_at_load
 };

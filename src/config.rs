@@ -110,13 +110,20 @@ pub const SAMPLING_FORMS: &str = "a byte size such as 524288, 512KiB, 4MiB (mean
 /// Accepted forms of `HEAPTIDE_DEPTH`.
 pub const DEPTH_FORMS: &str = "an integer from 1 to 64";
 
+/// Whether a `HEAPTIDE_SAMPLE` value is one of the forms of off (`off`, `none`, `false`, any
+/// case, surrounding ASCII whitespace ignored). Bytes and no allocation: the load-time
+/// reservation asks it of a raw `getenv` result, before anything is initialised.
+pub(crate) fn says_off(value: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    [&b"off"[..], b"none", b"false"]
+        .iter()
+        .any(|off| v.eq_ignore_ascii_case(off))
+}
+
 /// Parses a `HEAPTIDE_SAMPLE` value.
 pub fn parse_sampling(value: &str) -> Result<Sampling, ParseError> {
     let v = value.trim();
-    if v.eq_ignore_ascii_case("off")
-        || v.eq_ignore_ascii_case("none")
-        || v.eq_ignore_ascii_case("false")
-    {
+    if says_off(v.as_bytes()) {
         return Ok(Sampling::Off);
     }
     match parse_size(v)? {

@@ -221,10 +221,10 @@
 //! 64 GiB (address space only), made when the program is loaded (an `.init_array` entry that
 //! runs before jemalloc's own constructor maps its first extent; failing that, on the first
 //! allocation; not at all with `HEAPTIDE_SAMPLE=off`, and given back when the handle's own
-//! settings turn profiling off). It is placed
-//! above every mapping made after it: with Linux's usual top-down layout the kernel does that
-//! by itself (later mappings go below); when a probe mapping shows a bottom-up layout (valgrind,
-//! for one), the reservation moves to an address hint near the top of the address space. The
+//! settings turn profiling off). It is placed above every mapping made after it: with Linux's
+//! usual top-down layout the kernel does that by itself (later mappings go below); when a probe
+//! mapping shows a bottom-up layout (valgrind, for one), the reservation moves to an address
+//! hint near the top of the address space. The
 //! free path's test is therefore one-sided, `ptr >= floor`: one compare against a RIP-relative
 //! load, with no lock, no hash probe and no shared write, while jemalloc still does size
 //! classes, in-place growth and reuse for sampled blocks. The floor is a copy kept inside the

@@ -314,10 +314,10 @@ pub(crate) fn release_range() {
 /// allocator.
 pub(crate) fn create_arena() -> Result<(), ArenaError> {
     let base = RANGE.base.load(Ordering::Relaxed);
-    let len = RANGE.end.load(Ordering::Relaxed) - base;
     if base == 0 {
         return Err(ArenaError::Reserve);
     }
+    let len = RANGE.end.load(Ordering::Relaxed) - base;
 
     let mut arena: libc::c_uint = 0;
     let mut arena_len = size_of::<libc::c_uint>();

@@ -2,8 +2,8 @@
 //! profiler scope (reentrancy guard).
 //!
 //! Only [`COUNTDOWN`] is touched by an unsampled allocation: a `const`-initialised `Cell<u64>`
-//! with no destructor, i.e. one `sub` on an `fs:`-relative memory operand. Everything else is read on the
-//! sampling path only.
+//! with no destructor, i.e. one `sub` on an `fs:`-relative memory operand. Everything else is
+//! read on the sampling path only.
 //!
 //! The slot is released by the destructor of a separate thread-local ([`SlotOwner`]), so the
 //! hot and cold cells themselves never have a destructor and stay usable during thread
