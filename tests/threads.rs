@@ -293,3 +293,47 @@ fn allocations_in_thread_local_destructors_are_recorded() {
          profile (profiler.dropped = {dropped})"
     );
 }
+
+/// The drain thread runs under `SCHED_BATCH`, so its wake-ups do not preempt the program's
+/// threads (see `step_aside` in src/drain/mod.rs). Read from /proc: field 41 of a task's
+/// `stat` is its scheduling policy.
+#[cfg(target_os = "linux")]
+#[test]
+fn drain_thread_runs_under_sched_batch() {
+    const SCHED_BATCH: u32 = 3;
+    let _serial = serial();
+    black_box(vec![0u8; 100]);
+    heaptide::flush();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    // The thread is named before it runs, so a first look may come before it changes policy.
+    let mut seen = None;
+    loop {
+        let found = std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .filter_map(|e| e.ok())
+            .find(|e| {
+                std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end() == "heaptide-drain")
+            });
+        if let Some(task) = found {
+            let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
+            // Fields after the command name's closing parenthesis start at field 3.
+            let rest = &stat[stat.rfind(')').expect("stat has (comm)") + 1..];
+            let policy: u32 = rest
+                .split_whitespace()
+                .nth(41 - 3)
+                .expect("stat has a policy field")
+                .parse()
+                .expect("policy is a number");
+            if policy == SCHED_BATCH {
+                break;
+            }
+            seen = Some(policy);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drain thread's policy within 10 s: {seen:?} (None: no heaptide-drain thread), want {SCHED_BATCH}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
