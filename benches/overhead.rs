@@ -1,11 +1,18 @@
 //! The overhead comparison driver: runs the same workloads built three ways (`alloc_bare`,
 //! `alloc_default`, `alloc_exact`) interleaved in one run, and prints Markdown tables of time
-//! per op and ratio against bare jemalloc.
+//! per op and ratio against bare jemalloc. A fourth mode, `off`, runs the `alloc_default`
+//! binary with `HEAPTIDE_SAMPLE=off`: the same machine code and layout as `default` without
+//! sampling or the drain thread. `default / off` is then what sampling costs with the binary
+//! held fixed, and `off / bare` the fast path's tests plus whatever two different binaries'
+//! code and data layouts do to a loop of a few nanoseconds. On churn that layout term is as
+//! large as the targets: `off / bare` measured 0.80-0.82 on the 2-core bench machine, and a
+//! bare build that only had 64 or 1,600 bytes of thread-locals added ran 0.94-0.96 of the
+//! plain bare build's time per op, while instruction counts put the fast path at +3.8%.
 //!
 //! ```text
 //! cargo bench --bench overhead                 # finds the alloc_* binaries next to itself
 //! overhead --bare P --default P --exact P      # or be told where they are (bin/bench.sh)
-//!          [--rounds N] [--reps N] [--warmup N] [--scale F] [--only churn,json]
+//!          [--off P] [--rounds N] [--reps N] [--warmup N] [--scale F] [--only churn,json]
 //! ```
 //!
 //! With no argument at all (`cargo test --benches`) it does a one-round smoke pass at 1/1000
@@ -29,7 +36,7 @@ use workloads::support::{self, median, quantile};
 use workloads::{Kind, Mode, WORKLOADS, Workload};
 
 struct Options {
-    bins: [Option<PathBuf>; 3],
+    bins: [Option<PathBuf>; 4],
     rounds: usize,
     reps: u32,
     warmup: u32,
@@ -39,7 +46,7 @@ struct Options {
 
 fn parse_args() -> Options {
     let mut o = Options {
-        bins: [None, None, None],
+        bins: [None, None, None, None],
         rounds: 7,
         reps: 3,
         warmup: 1,
@@ -58,6 +65,7 @@ fn parse_args() -> Options {
             "--bare" => o.bins[0] = Some(value().into()),
             "--default" => o.bins[1] = Some(value().into()),
             "--exact" => o.bins[2] = Some(value().into()),
+            "--off" => o.bins[3] = Some(value().into()),
             "--rounds" => {
                 o.rounds = value()
                     .parse()
@@ -127,6 +135,9 @@ fn run_child(bin: &Path, mode: Mode, w: &Workload, o: &Options) -> Child {
     // The handle's settings are what is compared; an operator's environment must not change them.
     for var in ["HEAPTIDE_SAMPLE", "HEAPTIDE_DEPTH", "HEAPTIDE_SEED"] {
         cmd.env_remove(var);
+    }
+    if mode == Mode::Off {
+        cmd.env("HEAPTIDE_SAMPLE", "off").arg("--off");
     }
     let out = cmd
         .output()
@@ -201,25 +212,32 @@ fn fmt_bytes(b: u64) -> String {
     }
 }
 
-type PerMode = [Vec<f64>; 3];
+type PerMode = [Vec<f64>; 4];
+
+// Indices into a `PerMode` (the order of `Mode::ALL`).
+const BARE: usize = 0;
+const DEFAULT: usize = 1;
+const EXACT: usize = 2;
+const OFF: usize = 3;
 
 /// One Markdown table: time per op per mode and ratios against bare.
 fn table(workloads: &[&Workload], samples: &[PerMode], rounds: &[PerMode], verdict: bool) {
     println!(
-        "| workload | kind | bare jemalloc | heaptide default | default / bare (spread) |{} heaptide exact | exact / bare (spread) |",
+        "| workload | kind | bare jemalloc | heaptide default | default / bare (spread) |{} heaptide off | off / bare (spread) | default / off (spread) | heaptide exact | exact / bare (spread) |",
         if verdict { " target |" } else { "" }
     );
     println!(
-        "|---|---|---:|---:|---:|{}---:|---:|",
+        "|---|---|---:|---:|---:|{}---:|---:|---:|---:|---:|",
         if verdict { ":---:|" } else { "" }
     );
     for (wi, w) in workloads.iter().enumerate() {
         let med = |m: usize| median(&samples[wi][m]);
-        // Paired per-round ratios: this round's median against bare's median of the same round.
-        let ratio = |m: usize| {
+        // Paired per-round ratios: this round's median of mode `m` against the median of mode
+        // `base` in the same round.
+        let ratio = |m: usize, base: usize| {
             let paired: Vec<f64> = rounds[wi][m]
                 .iter()
-                .zip(&rounds[wi][0])
+                .zip(&rounds[wi][base])
                 .map(|(x, b)| x / b)
                 .collect();
             (
@@ -228,8 +246,10 @@ fn table(workloads: &[&Workload], samples: &[PerMode], rounds: &[PerMode], verdi
                 quantile(&paired, 0.75),
             )
         };
-        let (d, d_lo, d_hi) = ratio(1);
-        let (e, e_lo, e_hi) = ratio(2);
+        let (d, d_lo, d_hi) = ratio(DEFAULT, BARE);
+        let (e, e_lo, e_hi) = ratio(EXACT, BARE);
+        let (f, f_lo, f_hi) = ratio(OFF, BARE);
+        let (s, s_lo, s_hi) = ratio(DEFAULT, OFF);
         let limit = match w.kind {
             Kind::Micro => 1.05,
             Kind::Real => 1.02,
@@ -244,19 +264,26 @@ fn table(workloads: &[&Workload], samples: &[PerMode], rounds: &[PerMode], verdi
             String::new()
         };
         println!(
-            "| {} | {} | {} | {} | {:.3} ({:.3}..{:.3}) |{} {} | {:.1} ({:.1}..{:.1}) |",
+            "| {} | {} | {} | {} | {:.3} ({:.3}..{:.3}) |{} {} | {:.3} ({:.3}..{:.3}) | {:.3} ({:.3}..{:.3}) | {} | {:.1} ({:.1}..{:.1}) |",
             w.name,
             match w.kind {
                 Kind::Micro => "malloc-bound",
                 Kind::Real => "real",
             },
-            fmt_time(med(0)),
-            fmt_time(med(1)),
+            fmt_time(med(BARE)),
+            fmt_time(med(DEFAULT)),
             d,
             d_lo,
             d_hi,
             target,
-            fmt_time(med(2)),
+            fmt_time(med(OFF)),
+            f,
+            f_lo,
+            f_hi,
+            s,
+            s_lo,
+            s_hi,
+            fmt_time(med(EXACT)),
             e,
             e_lo,
             e_hi,
@@ -270,9 +297,14 @@ fn main() {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            o.bins[i].clone().unwrap_or_else(|| {
-                support::sibling(&format!("alloc_{}", m.name()))
-                    .unwrap_or_else(|e| fail(&format!("{e}, or pass --{}", m.name())))
+            o.bins[i].clone().unwrap_or_else(|| match m {
+                // The off mode runs the default build.
+                Mode::Off => o.bins[DEFAULT].clone().unwrap_or_else(|| {
+                    support::sibling("alloc_default")
+                        .unwrap_or_else(|e| fail(&format!("{e}, or pass --default")))
+                }),
+                _ => support::sibling(&format!("alloc_{}", m.name()))
+                    .unwrap_or_else(|e| fail(&format!("{e}, or pass --{}", m.name()))),
             })
         })
         .collect();
@@ -290,17 +322,17 @@ fn main() {
 
     // samples[w][m] = ns/op of every timed repetition; rounds[w][m][r] = that round's median.
     let nw = workloads.len();
-    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new()]; nw];
-    let mut rounds = vec![[Vec::new(), Vec::new(), Vec::new()]; nw];
+    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; nw];
+    let mut rounds = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; nw];
     // The same for process CPU time (all threads).
-    let mut cpu_samples = vec![[Vec::new(), Vec::new(), Vec::new()]; nw];
-    let mut cpu_rounds = vec![[Vec::new(), Vec::new(), Vec::new()]; nw];
-    let mut stats = vec![[None, None, None]; nw];
+    let mut cpu_samples = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; nw];
+    let mut cpu_rounds = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; nw];
+    let mut stats = vec![[None, None, None, None]; nw];
     let started = Instant::now();
     for r in 0..o.rounds {
         for (wi, w) in workloads.iter().enumerate() {
-            for k in 0..3 {
-                let mi = (k + r) % 3;
+            for k in 0..Mode::ALL.len() {
+                let mi = (k + r) % Mode::ALL.len();
                 let child = run_child(&bins[mi], Mode::ALL[mi], w, &o);
                 let per_op: Vec<f64> = child.reps.iter().map(Rep::ns_per_op).collect();
                 rounds[wi][mi].push(median(&per_op));
@@ -322,7 +354,7 @@ fn main() {
     }
 
     println!(
-        "Time per op: median of {} rounds x {} timed reps (each child process: {} untimed warm-up rep first), the three modes run \
+        "Time per op: median of {} rounds x {} timed reps (each child process: {} untimed warm-up rep first), the four modes run \
          interleaved in one run (order rotating each round). Ratio: median over rounds of (this round's median / bare's median of the \
          same round); spread: 25th..75th percentile of those per-round ratios. Total {:.0} s.\n",
         o.rounds,
@@ -368,6 +400,6 @@ fn main() {
             Some((s, d, b)) => format!("{s} | {d} | {}", fmt_bytes(b)),
             None => "- | - | -".to_owned(),
         };
-        println!("| {} | {} | {} |", w.name, cell(1), cell(2));
+        println!("| {} | {} | {} |", w.name, cell(DEFAULT), cell(EXACT));
     }
 }

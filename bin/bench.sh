@@ -5,14 +5,15 @@
 #
 # 1. builds the bench binaries (cargo bench --no-run);
 # 2. wall time: benches/overhead.rs runs the same workloads built three ways (bare
-#    tikv-jemallocator, Heaptide::new(), Heaptide::new().exact()) interleaved in one run and
-#    prints medians and ratios against bare;
+#    tikv-jemallocator, Heaptide::new(), Heaptide::new().exact()), plus the default build with
+#    HEAPTIDE_SAMPLE=off (the same binary, profiling off), interleaved in one run, and prints
+#    medians, ratios against bare, and default against off;
 # 3. instructions per malloc+free pair: valgrind --tool=callgrind on instr_bare and
 #    instr_heaptide at two loop counts, subtracted, so start-up and exit cancel out;
 # 4. instructions per op of each workload, bare against default (callgrind again, 1 and 3
 #    timed reps subtracted): repeatable where the wall-time ratios of a shared machine are not.
 #
-# Progress goes to stderr, the tables to stdout. About 2-3 minutes on a 2-core machine once
+# Progress goes to stderr, the tables to stdout. About 3-4 minutes on a 2-core machine once
 # built (longer when other processes load it). Environment: ROUNDS (driver rounds, default 9), N1/N2 (callgrind loop counts, default
 # 1000000/2000000), SKIP_WALL=1, SKIP_CALLGRIND=1.
 set -euo pipefail

@@ -8,8 +8,11 @@
 //! Child command line (what the driver uses):
 //!
 //! ```text
-//! alloc_<mode> --workload NAME [--reps N] [--warmup N] [--scale F] [--no-stats]
+//! alloc_<mode> --workload NAME [--reps N] [--warmup N] [--scale F] [--no-stats] [--off]
 //! ```
+//!
+//! `--off` (heaptide builds, with `HEAPTIDE_SAMPLE=off` in the environment) labels the results
+//! `off`: the default build with profiling switched off, the same machine code as `default`.
 //!
 //! prints one `RESULT` line per timed repetition (ops, wall ns, process CPU ns: all threads,
 //! heaptide's drain thread included) and one `STATS` line with the profiler's own
@@ -43,16 +46,21 @@ pub enum Mode {
     Default,
     /// `heaptide::Heaptide::new().exact()`: every allocation recorded with its stack.
     Exact,
+    /// The `Default` binary run with `HEAPTIDE_SAMPLE=off`: the same code and layout, no
+    /// sampling, no drain thread. Against `Default` it isolates what sampling costs; against
+    /// `Bare`, the fast path's tests plus whatever the two binaries' layouts do differently.
+    Off,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Bare, Mode::Default, Mode::Exact];
+    pub const ALL: [Mode; 4] = [Mode::Bare, Mode::Default, Mode::Exact, Mode::Off];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::Bare => "bare",
             Mode::Default => "default",
             Mode::Exact => "exact",
+            Mode::Off => "off",
         }
     }
 }
@@ -150,7 +158,7 @@ pub fn heaptide_stats() -> Option<(u64, u64, u64)> {
 /// (`heaptide::flush` for the heaptide modes, so the drain's backlog is charged to the workload
 /// that made it); `stats` returns the profiler's figures after the run, as
 /// `(samples, dropped, overhead_bytes)`.
-pub fn child_main(mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64, u64)>) {
+pub fn child_main(mut mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64, u64)>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut workload = None;
     let mut reps = 3u32;
@@ -184,6 +192,15 @@ pub fn child_main(mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64, u64
             }
             // No `heaptide::report()` at the end (it symbolizes: noise for instruction counts).
             "--no-stats" => want_stats = false,
+            "--off" => {
+                if mode == Mode::Bare {
+                    die("--off: only the heaptide builds can switch profiling off");
+                }
+                if !std::env::var("HEAPTIDE_SAMPLE").is_ok_and(|v| v == "off") {
+                    die("--off: run with HEAPTIDE_SAMPLE=off in the environment");
+                }
+                mode = Mode::Off;
+            }
             // `cargo bench` passes `--bench`; filters and the like are ignored.
             _ => {}
         }
