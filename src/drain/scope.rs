@@ -49,11 +49,6 @@ impl Scope {
         self.history.push((time_ns, site, -(size as i64)));
     }
 
-    /// Every site the scope allocated at.
-    pub(crate) fn sites(&self) -> std::collections::HashSet<u32> {
-        self.history.iter().map(|&(_, site, _)| site).collect()
-    }
-
     /// Live bytes and blocks over all sites.
     pub(crate) fn live_total(&self) -> Held {
         self.live.values().fold(Held::default(), |a, h| Held {

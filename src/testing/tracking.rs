@@ -274,21 +274,25 @@ pub(crate) fn live_now(scope: u64) -> HashMap<u32, Held> {
 /// since then, with the growth.
 pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking, Vec<SiteBytes>) {
     let (record, stacks) = drain::with_flushed(|agg| {
-        let record = agg.take_scope(scope);
-        let stacks: HashMap<u32, Box<[usize]>> = match &record {
-            Some(r) => r
-                .sites()
-                .into_iter()
-                .map(|site| (site, agg.sites[site as usize].frames.clone()))
-                .collect(),
-            None => HashMap::default(),
+        let Some(mut record) = agg.take_scope(scope) else {
+            return (None, HashMap::default());
         };
-        (record, stacks)
+        // The stacks a `Tracking` can show: sites live at the end (leaks, growth) and sites
+        // holding memory at the peak. Copying only those, rather than one per site the scope
+        // ever allocated at, is most of what ending a busy scope costs.
+        let peak = record.peak();
+        let mut stacks: HashMap<u32, Box<[usize]>> = HashMap::default();
+        for &site in record.live.keys().chain(peak.1.keys()) {
+            stacks
+                .entry(site)
+                .or_insert_with(|| agg.sites[site as usize].frames.clone());
+        }
+        (Some((record, peak)), stacks)
     });
     let inner = {
         let _inside = ProfilerScope::enter();
         let out = match record {
-            Some(mut record) => build(&mut record, &stacks, mid),
+            Some((record, peak)) => build(&record, peak, &stacks, mid),
             None => (Tracking::default(), Vec::new()),
         };
         drop(stacks);
@@ -297,15 +301,15 @@ pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking,
     thread::hand_out(inner)
 }
 
-/// Symbolizes a scope's record into a [`Tracking`] (and the growth since `mid`). Runs in the
-/// profiler scope.
+/// Symbolizes a scope's record and its peak (`Scope::peak`) into a [`Tracking`] (and the
+/// growth since `mid`). Runs in the profiler scope.
 fn build(
-    record: &mut Scope,
+    record: &Scope,
+    (peak_bytes, at_peak): (u64, HashMap<u32, Held>),
     stacks: &HashMap<u32, Box<[usize]>>,
     mid: Option<&HashMap<u32, Held>>,
 ) -> (Tracking, Vec<SiteBytes>) {
     let depth = crate::alloc::config().depth;
-    let (peak_bytes, at_peak) = record.peak();
     let peak_stacks = at_peak
         .iter()
         .map(|(site, h)| (stacks.get(site).cloned().unwrap_or_default(), *h))
