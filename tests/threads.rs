@@ -294,6 +294,46 @@ fn allocations_in_thread_local_destructors_are_recorded() {
     );
 }
 
+/// The `stat` fields of the `heaptide-drain` task, from field 3 on (`None`: no such thread).
+#[cfg(target_os = "linux")]
+fn drain_task_stat() -> Option<Vec<String>> {
+    let task = std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| c.trim_end() == "heaptide-drain")
+        })?;
+    let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// After a burst at exact mode's rates, which makes the drain thread poll instead of park, it
+/// goes back to parking: an idle program's drain thread uses next to no CPU.
+#[cfg(target_os = "linux")]
+#[test]
+fn drain_thread_stops_polling_when_idle() {
+    let _serial = serial();
+    for i in 0..200_000usize {
+        black_box(vec![0u8; 16 + i % 100]);
+    }
+    heaptide::flush();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // utime and stime (fields 14 and 15), in clock ticks (100 per second here).
+    let cpu_ticks = || -> u64 {
+        let f = drain_task_stat().expect("a heaptide-drain thread");
+        f[14 - 3].parse::<u64>().unwrap() + f[15 - 3].parse::<u64>().unwrap()
+    };
+    let before = cpu_ticks();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let used = cpu_ticks() - before;
+    assert!(
+        used <= 5,
+        "the idle drain thread used {used} clock ticks of CPU in one second"
+    );
+}
+
 /// The drain thread runs under `SCHED_BATCH`, so its wake-ups do not preempt the program's
 /// threads (see `step_aside` in src/drain/mod.rs). Read from /proc: field 41 of a task's
 /// `stat` is its scheduling policy.
