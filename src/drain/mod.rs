@@ -134,7 +134,7 @@ pub(crate) fn ensure_started() {
 /// waking thread, the program's, some 20 µs on the 2-core VM (an IPI to an idle vCPU); with a
 /// 128-event ring at exact mode's rates that was a quarter of a tracked test's time. With
 /// polling, `track_heaptide` (`benches/vs_dhat.rs`) makes 6-7 futex calls per tracked run
-/// instead of 47-55 and its tracked run took 0.88-0.95 of the time (30 interleaved rounds,
+/// instead of 47-55 and its tracked run took 0.88-0.90 of the time (30 interleaved rounds,
 /// twice), and exact mode's churn (`benches/overhead.rs`) ran in half the time. Polling costs
 /// the drain thread about 40% of a core while it lasts (a drain made to poll for ever used 40
 /// clock ticks a second), which is why it needs the rate and ends after the grace period.
