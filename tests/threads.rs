@@ -294,7 +294,8 @@ fn allocations_in_thread_local_destructors_are_recorded() {
     );
 }
 
-/// The `stat` fields of the `heaptide-drain` task, from field 3 on (`None`: no such thread).
+/// The `stat` fields of the `heaptide-drain` task, from field 3 on (the ones after the command
+/// name's closing parenthesis; `None`: no such thread).
 #[cfg(target_os = "linux")]
 fn drain_task_stat() -> Option<Vec<String>> {
     let task = std::fs::read_dir("/proc/self/task")
@@ -361,23 +362,8 @@ fn drain_thread_runs_under_sched_batch() {
     // The thread is named before it runs, so a first look may come before it changes policy.
     let mut seen = None;
     loop {
-        let found = std::fs::read_dir("/proc/self/task")
-            .expect("/proc/self/task")
-            .filter_map(|e| e.ok())
-            .find(|e| {
-                std::fs::read_to_string(e.path().join("comm"))
-                    .is_ok_and(|c| c.trim_end() == "heaptide-drain")
-            });
-        if let Some(task) = found {
-            let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
-            // Fields after the command name's closing parenthesis start at field 3.
-            let rest = &stat[stat.rfind(')').expect("stat has (comm)") + 1..];
-            let policy: u32 = rest
-                .split_whitespace()
-                .nth(41 - 3)
-                .expect("stat has a policy field")
-                .parse()
-                .expect("policy is a number");
+        if let Some(fields) = drain_task_stat() {
+            let policy: u32 = fields[41 - 3].parse().expect("policy is a number");
             if policy == SCHED_BATCH {
                 break;
             }
