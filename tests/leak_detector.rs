@@ -386,6 +386,8 @@ fn alerts_child() {
     assert!(leak.severity >= Severity::High, "{leak:?}");
     std::thread::sleep(Duration::from_millis(100));
     let seen = SEEN.lock().unwrap().clone();
+    // The log as of now: the snapshots went on during the sleep above.
+    let alerts = heaptide::report().alerts;
     assert!(
         seen.iter().all(|(t, _, _)| t == "heaptide-drain"),
         "callback ran off the drain thread: {seen:?}"
@@ -399,20 +401,26 @@ fn alerts_child() {
         .filter(|(_, k, _)| *k == heaptide::AlertKind::Leak)
         .count();
     assert_eq!(health, 1, "one transition ok -> warning: {seen:?}");
-    assert_eq!(leaks, 1, "the leak was alerted once: {:#?}", r.alerts);
-    let sites: std::collections::HashSet<Option<u64>> = r
-        .alerts
+    // Once per transition, not per snapshot (there were 40 or more). A transition can come
+    // twice: a site that stops looking like a serious leak for `REARM_AFTER` evaluations in a
+    // row is alerted again when it looks like one again, and a machine loaded enough to stall
+    // the leaking thread for a few snapshots does that (seen once in CI, with a build running
+    // beside the tests).
+    assert!(
+        (1..=3).contains(&leaks),
+        "the leak was alerted once per transition: {alerts:#?}"
+    );
+    let sites: std::collections::HashSet<Option<u64>> = alerts
         .iter()
         .filter(|a| a.kind == heaptide::AlertKind::Leak)
         .map(|a| a.site_id)
         .collect();
+    assert_eq!(sites.len(), 1, "one leaking site: {alerts:#?}");
     assert_eq!(
-        sites.len(),
-        leaks,
-        "once per transition per site, not per snapshot: {:#?}",
-        r.alerts
+        alerts.len(),
+        seen.len(),
+        "every alert was delivered, once: {alerts:#?} {seen:?}"
     );
-    assert_eq!(r.alerts.len(), seen.len(), "{:?}", r.alerts);
 }
 
 fn run(name: &str, extra_env: &[(&str, &str)]) {
