@@ -178,8 +178,9 @@ fn run() {
 /// under the default policy each wake-up took a core from an allocating thread at once. On
 /// the 2-core bench machine, with the malloc-bound churn of `benches/` (2 threads), heaptide
 /// with the drain under `SCHED_BATCH` took 0.933-0.996 (geometric mean 0.968) of the time per
-/// op of the same code without it, in six interleaved runs of 21 rounds each. Nothing waits on the drain's latency: a full ring
-/// makes the allocating thread drain it itself (`try_help`), and reports run their own pass.
+/// op of the same code without it, in six interleaved runs of 21 rounds each. Nothing waits on
+/// the drain's latency: a full ring makes the allocating thread drain it itself (`try_help`),
+/// and reports run their own pass.
 /// Unprivileged and per thread; if the call fails the drain keeps the default policy.
 fn step_aside() {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
@@ -207,20 +208,37 @@ fn lock() -> MutexGuard<'static, Option<Aggregate>> {
     guard
 }
 
+/// The drain lock if it is free now (`None`: someone holds it); never waits.
+fn try_lock() -> Option<MutexGuard<'static, Option<Aggregate>>> {
+    match STATE.try_lock() {
+        Ok(state) => Some(state),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// A full pass under the held drain lock, then `f` on the aggregate; the deferred blocks are
+/// given back after the lock is released. Returns the number of events applied and `f`'s
+/// result. Runs in the profiler scope.
+fn flushed_under<R>(
+    mut state: MutexGuard<'static, Option<Aggregate>>,
+    f: impl FnOnce(&mut Aggregate) -> R,
+) -> (usize, R) {
+    let _scope = ProfilerScope::enter();
+    let agg = state.get_or_insert_with(new_aggregate);
+    let (deferred, applied) = pass(agg);
+    agg.tick(crate::sample::capture::now_ns());
+    let result = f(agg);
+    drop(state);
+    release_deferred(deferred);
+    (applied, result)
+}
+
 /// Drains everything pushed so far into the aggregate, then runs `f` on it, inside the
 /// profiler scope. Deferred blocks are given back to jemalloc after the drain lock is released
 /// (freeing the user's memory is not counted as the profiler's: see [`release_deferred`]).
 pub(crate) fn with_flushed<R>(f: impl FnOnce(&mut Aggregate) -> R) -> R {
-    let _scope = ProfilerScope::enter();
-    let (deferred, result) = {
-        let mut state = lock();
-        let agg = state.get_or_insert_with(new_aggregate);
-        let (deferred, _) = pass(agg);
-        agg.tick(crate::sample::capture::now_ns());
-        (deferred, f(agg))
-    };
-    release_deferred(deferred);
-    result
+    flushed_under(lock(), f).1
 }
 
 /// The drain thread's pass: as `with_flushed(|_| ())`, returning how many events it applied,
@@ -228,20 +246,7 @@ pub(crate) fn with_flushed<R>(f: impl FnOnce(&mut Aggregate) -> R) -> R {
 /// `flush`, a thread whose ring filled) is draining already; and a drain thread asleep on the
 /// lock would cost that holder a futex wake at unlock.
 fn flush_counting() -> Option<usize> {
-    let _scope = ProfilerScope::enter();
-    let (deferred, applied) = {
-        let mut state = match STATE.try_lock() {
-            Ok(state) => state,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        let agg = state.get_or_insert_with(new_aggregate);
-        let done = pass(agg);
-        agg.tick(crate::sample::capture::now_ns());
-        done
-    };
-    release_deferred(deferred);
-    Some(applied)
+    Some(flushed_under(try_lock()?, |_| ()).0)
 }
 
 fn new_aggregate() -> Aggregate {
@@ -257,12 +262,10 @@ pub(crate) fn try_help() -> bool {
     if WAITING.load(Ordering::Relaxed) > 0 {
         return false;
     }
-    let mut state = match STATE.try_lock() {
-        Ok(state) => state,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return false,
+    let Some(mut state) = try_lock() else {
+        return false;
     };
-    let _ = drain_rings(state.get_or_insert_with(new_aggregate));
+    drain_rings(state.get_or_insert_with(new_aggregate));
     true
 }
 

@@ -280,14 +280,14 @@ pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking,
         // The stacks a `Tracking` can show: sites live at the end (leaks, growth) and sites
         // holding memory at the peak. Copying only those, rather than one per site the scope
         // ever allocated at, is most of what ending a busy scope costs.
-        let peak = record.peak();
+        let (peak_bytes, at_peak) = record.peak();
         let mut stacks: HashMap<u32, Box<[usize]>> = HashMap::default();
-        for &site in record.live.keys().chain(peak.1.keys()) {
+        for &site in record.live.keys().chain(at_peak.keys()) {
             stacks
                 .entry(site)
                 .or_insert_with(|| agg.sites[site as usize].frames.clone());
         }
-        (Some((record, peak)), stacks)
+        (Some((record, (peak_bytes, at_peak))), stacks)
     });
     let inner = {
         let _inside = ProfilerScope::enter();
