@@ -226,6 +226,11 @@ impl Heaptide {
         // First, before anything here allocates (reading the environment does): the range must
         // lie above the extents jemalloc maps on its first call.
         let reserved = sampled_arena::reserve_range();
+        // Everything initialisation allocates (reading the environment, the dump and HTTP
+        // set-up) is the profiler's: never sampled, and it leaves the countdown and generator
+        // of this thread untouched, so the allocation that started all this is sampled with
+        // the same probability as any other (1 - exp(-size/R)).
+        let _scope = ProfilerScope::enter();
         let config = self.config.with_env();
         // SAFETY: we won UNINIT->BUSY; no reader looks before ON/OFF is published below.
         unsafe { *CONFIG.0.get() = config };
@@ -246,7 +251,7 @@ impl Heaptide {
         };
         INIT.store(state, Ordering::Release);
         if state == ON {
-            // Allocates (in a profiler scope): fine now that ON is published.
+            // Allocates (in the profiler scope): fine now that ON is published.
             crate::dump::install();
         }
         #[cfg(feature = "http")]
@@ -365,27 +370,29 @@ impl Heaptide {
     /// says whether (and for which tracking scope) to sample this one.
     #[inline]
     fn should_sample(&self, size: usize) -> Option<Decision> {
+        if thread::allocating_for_profiler() {
+            // The profiler's own allocation: never sampled, and the program's countdown and
+            // generator stay as they were (the scope puts the countdown back when it ends; a
+            // profiler thread has none). Parked at the maximum, the rest of the scope's
+            // allocations take the fast path.
+            COUNTDOWN.with(|c| c.set(u64::MAX));
+            return None;
+        }
         // The crossing left the countdown wrapped around. 0 brings the thread back on its next
         // allocation (still initialising, exact mode, a tracked thread); the arms below set
         // anything else (off: never; sampling: the next distance).
         COUNTDOWN.with(|c| c.set(0));
         let config = self.ready()?;
-        // The profiler's own allocations are never sampled; a sample point they cross is
-        // simply skipped (the process is memoryless, so the user's estimate stays unbiased).
         // A thread tracked by `heaptide::testing` keeps its countdown at 0 and records all.
         let scope = thread::tracking_scope();
         if scope != 0 {
-            return (!thread::in_profiler()).then_some(Decision { config, scope });
+            return Some(Decision { config, scope });
         }
         let crossed = match config.sampling {
             Sampling::MeanBytes(mean) => thread::rearm_countdown(mean, config.seed, size),
             Sampling::Exact | Sampling::Off => true,
         };
-        if !crossed || thread::in_profiler() {
-            None
-        } else {
-            Some(Decision { config, scope: 0 })
-        }
+        crossed.then_some(Decision { config, scope: 0 })
     }
 
     /// The free of a block the handle's filter could not rule out: a sampled block, or any

@@ -347,7 +347,11 @@ fn alerts_child() {
     static SEEN: Mutex<Vec<(String, heaptide::AlertKind, heaptide::HealthStatus)>> =
         Mutex::new(Vec::new());
     heaptide::on_alert(|alert| {
-        let thread = std::thread::current().name().unwrap_or("").to_string();
+        // The kernel's name of the thread (the drain thread is not a std thread).
+        let thread = std::fs::read_to_string("/proc/thread-self/comm")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         SEEN.lock()
             .unwrap()
             .push((thread, alert.kind, alert.status));

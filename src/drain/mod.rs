@@ -108,22 +108,66 @@ pub(crate) fn ensure_started() {
     {
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("heaptide-drain".into())
-        .spawn(run);
-    match spawned {
-        Ok(handle) => {
-            let t = Box::into_raw(Box::new(handle.thread().clone()));
-            THREAD.store(t, Ordering::Release);
-            STATUS.store(RUNNING, Ordering::Release);
-        }
-        Err(_) => {
+    match spawn_profiler_thread(c"heaptide-drain", drain_thread) {
+        Ok(()) => STATUS.store(RUNNING, Ordering::Release),
+        Err(()) => {
             crate::diag::stderr_line(format_args!(
                 "heaptide: could not start the drain thread; reports still work, events are drained when a report is taken"
             ));
             STATUS.store(FAILED, Ordering::Release);
         }
     }
+}
+
+/// Starts `entry` on a thread of the profiler's own, named `name` (as `ps`, `top` and
+/// `/proc/<pid>/task/*/comm` show it; at most 15 bytes).
+///
+/// The thread is made with `pthread_create`, not `std::thread`: std's thread start-up allocates
+/// on the new thread before the closure runs (the name and the stack-overflow handler's
+/// bookkeeping, in `thread_start`), and nothing could mark those allocations as the profiler's.
+/// Exact mode recorded them as a program site, and sampling drew them from the program's
+/// sequence of thread seeds (`HEAPTIDE_SEED` runs then differed with the moment the drain
+/// started). Here the thread marks itself as the profiler's before anything on it allocates.
+/// `std::thread::current()` works on it (park, unpark), but has no name.
+fn spawn_profiler_thread(name: &'static std::ffi::CStr, entry: fn()) -> Result<(), ()> {
+    extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
+        crate::sample::thread::mark_profiler_thread();
+        // SAFETY: `arg` is the `fn()` the spawner passed as a pointer, below.
+        let entry = unsafe { std::mem::transmute::<*mut libc::c_void, fn()>(arg) };
+        // A panic must not unwind out of an `extern "C"` function (that aborts the host): the
+        // thread just ends, as a std thread would.
+        let _ = std::panic::catch_unwind(entry);
+        std::ptr::null_mut()
+    }
+    // std's default for its threads; the drain symbolizes on this stack.
+    const STACK_BYTES: usize = 2 << 20;
+    // SAFETY: `attr` is initialised before use and destroyed after; `start` is a valid thread
+    // function and its argument a function pointer, valid for ever; the thread is detached (no
+    // join, its resources go back to the system when it ends); `name` is NUL-terminated.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_attr_init(&mut attr) != 0 {
+            return Err(());
+        }
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, STACK_BYTES.max(libc::PTHREAD_STACK_MIN));
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        let rc = libc::pthread_create(&mut thread, &attr, start, entry as *mut libc::c_void);
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            return Err(());
+        }
+        // Best effort: a thread without its name works the same.
+        let _ = libc::pthread_setname_np(thread, name.as_ptr());
+    }
+    Ok(())
+}
+
+/// The drain thread's body: publishes its handle for [`wake`], then [`run`]s.
+fn drain_thread() {
+    let t = Box::into_raw(Box::new(std::thread::current()));
+    THREAD.store(t, Ordering::Release);
+    run();
 }
 
 /// The drain thread. It parks (a producer wakes it when its ring is half full; it wakes by

@@ -50,6 +50,12 @@ struct ThreadState {
     cache: Cell<Cache>,
     /// jemalloc's counters when the thread's outermost open profiler scope began.
     scope_start: Cell<(u64, u64)>,
+    /// The program's countdown while a profiler scope is open: the scope leaves it as it was
+    /// (see [`ProfilerScope`]).
+    saved_countdown: Cell<u64>,
+    /// A thread of the profiler's own (the drain thread): nothing it allocates is sampled or
+    /// recorded, even outside a profiler scope.
+    profiler_thread: Cell<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +83,8 @@ impl ThreadState {
             excluded: Cell::new((0, 0)),
             cache: Cell::new(Cache::NONE),
             scope_start: Cell::new((0, 0)),
+            saved_countdown: Cell::new(0),
+            profiler_thread: Cell::new(false),
         }
     }
 }
@@ -107,13 +115,42 @@ pub(crate) fn in_profiler() -> bool {
     THREAD.with(|t| t.in_profiler.get())
 }
 
+/// Whether what this thread allocates now is the profiler's: inside a profiler scope, or on a
+/// thread of the profiler's own ([`mark_profiler_thread`]).
+#[inline]
+pub(crate) fn allocating_for_profiler() -> bool {
+    THREAD.with(|t| t.in_profiler.get() || t.profiler_thread.get())
+}
+
+/// Marks the calling thread as the profiler's own for the rest of its life: its allocations
+/// are never sampled, recorded or charged to a countdown. Called first thing by the drain
+/// thread, before anything on it allocates.
+pub(crate) fn mark_profiler_thread() {
+    THREAD.with(|t| t.profiler_thread.set(true));
+}
+
+/// Sets the program's countdown on this thread: the live one, or, inside a profiler scope, the
+/// one the scope restores when it ends.
+fn set_countdown(value: u64) {
+    THREAD.with(|t| {
+        if t.in_profiler.get() {
+            t.saved_countdown.set(value);
+        } else {
+            COUNTDOWN.with(|c| c.set(value));
+        }
+    });
+}
+
 /// Re-arms the countdown after the thread crossed a sample point with an allocation of `size`
 /// bytes, and says whether that allocation is sampled.
 ///
 /// A thread's countdown starts at 0, so its first allocation always arrives here before the
 /// thread has drawn any distance: that first visit draws the initial distance and charges this
 /// allocation against it like any other (sampled only if it reaches the point), so a thread's
-/// first allocation is not favoured.
+/// first allocation is not favoured. The generator is only ever touched here and when a
+/// tracking scope ends, never for the profiler's own allocations (see
+/// [`ProfilerScope`]), so "no generator yet" means exactly "no distance drawn yet", even for
+/// the allocation that initialises the profiler (initialisation allocates in a scope).
 pub(crate) fn rearm_countdown(mean: u64, seed: Option<u64>, size: usize) -> bool {
     THREAD.with(|t| {
         let (mut rng, first) = match t.rng.get() {
@@ -164,7 +201,7 @@ pub(crate) fn set_tracking_scope(
         (0, crate::config::Sampling::Off) => u64::MAX,
         _ => 0,
     };
-    COUNTDOWN.with(|c| c.set(countdown));
+    set_countdown(countdown);
     previous
 }
 
@@ -322,6 +359,13 @@ pub(crate) fn hand_out<T: Clone>(inner: T) -> T {
 
 /// While alive, the thread runs profiler code: its allocations are not sampled and are counted
 /// as profiler overhead. Nested scopes are no-ops.
+///
+/// The scope also leaves the program's sampling where it was: the countdown is saved when the
+/// outermost scope begins and put back when it ends, and an allocation inside that reaches the
+/// slow path parks the countdown (`u64::MAX`) without touching the generator. So the program's
+/// sample points, and with a seed its whole report, do not depend on what the profiler
+/// allocates on its threads (a pass of the drain run by a thread whose ring was full, a dump,
+/// initialisation).
 #[derive(Debug)]
 pub(crate) struct ProfilerScope {
     outermost: bool,
@@ -350,6 +394,7 @@ impl ProfilerScope {
             if t.in_profiler.replace(true) {
                 return ProfilerScope { outermost: false };
             }
+            t.saved_countdown.set(COUNTDOWN.with(Cell::get));
             t.scope_start.set(read_counters(t));
             ProfilerScope { outermost: true }
         })
@@ -382,6 +427,7 @@ impl Drop for ProfilerScope {
             OVERHEAD.allocated.fetch_add(allocated, Ordering::Relaxed);
             OVERHEAD.freed.fetch_add(freed, Ordering::Relaxed);
             t.in_profiler.set(false);
+            COUNTDOWN.with(|c| c.set(t.saved_countdown.get()));
         });
     }
 }
