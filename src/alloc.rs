@@ -10,9 +10,10 @@
 //! Everything else is `#[cold]` and out of line: initialisation on the first allocation,
 //! taking a sample, and freeing or resizing a sampled block.
 //!
-//! The sampled path never blocks, never locks, never panics: it pushes to the thread's own ring
-//! if there is room; otherwise a sample is dropped and counted (sampled mode), goes to an
-//! overflow node (exact mode), or, for a free, the block itself waits on the deferred stack.
+//! The sampled path never waits on a lock and never panics: it pushes to the thread's own ring
+//! if there is room; otherwise the event goes to an overflow node (after backpressure when too
+//! many are waiting: the thread helps the drain or yields), or, for a free, the block itself
+//! waits on the deferred stack. A sample is dropped (and counted) only when memory is short.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
@@ -572,8 +573,9 @@ struct Room<'a> {
 
 impl<'a> Room<'a> {
     /// Secures room for `n` (1 or 2) events: ring slots (after helping the drain if the lock
-    /// is free), else overflow nodes (always in exact mode, after backpressure; within a fixed
-    /// budget in sampled mode). `None` counts a dropped sample. Runs inside a profiler scope.
+    /// is free), else overflow nodes, after backpressure when the overflow backlog is at its
+    /// mark ([`drain::backpressure`]). `None` counts a dropped sample: only when no memory is
+    /// left for a node. Runs inside a profiler scope.
     fn secure(slot: Option<&'a Slot<Event>>, n: usize, exact: bool) -> Option<Self> {
         let mut room = Room {
             slot,
@@ -586,24 +588,22 @@ impl<'a> Room<'a> {
                 return Some(room);
             }
         }
-        let budget_left =
-            || drain::OVERFLOW_NODES.load(Ordering::Relaxed) + n <= drain::SAMPLED_OVERFLOW_BUDGET;
-        if exact {
-            drain::backpressure();
+        drain::backpressure(if exact {
+            drain::EXACT_BACKLOG_MARK
+        } else {
+            drain::SAMPLED_BACKLOG_MARK
+        });
+        for node in room.nodes.iter_mut().take(n) {
+            // SAFETY: non-zero size.
+            *node = unsafe { crate::backend::raw_alloc(OverflowNode::LAYOUT) }.cast();
+            if node.is_null() {
+                room.release();
+                break;
+            }
+            drain::OVERFLOW_NODES.fetch_add(1, Ordering::Relaxed);
         }
-        if exact || budget_left() {
-            for node in room.nodes.iter_mut().take(n) {
-                // SAFETY: non-zero size.
-                *node = unsafe { crate::backend::raw_alloc(OverflowNode::LAYOUT) }.cast();
-                if node.is_null() {
-                    room.release();
-                    break;
-                }
-                drain::OVERFLOW_NODES.fetch_add(1, Ordering::Relaxed);
-            }
-            if !room.nodes[n - 1].is_null() {
-                return Some(room);
-            }
+        if !room.nodes[n - 1].is_null() {
+            return Some(room);
         }
         drain::DROPPED.fetch_add(1, Ordering::Relaxed);
         drain::wake();

@@ -177,13 +177,43 @@
 //! what its allocation added. In exact mode (`R = 1`) every allocation is recorded with weight
 //! 1 and the figures are exact; [`Report::exact`] says which kind a report holds.
 //!
+//! Every allocation is sampled with that probability, the process's first ones and those made
+//! while heaptide initialises included: the profiler's own allocations (initialisation, stack
+//! capture, a drain pass run by a sampling thread, reports, dumps) never move a thread's
+//! countdown or generator (a profiler scope saves the countdown and puts it back), and the
+//! drain thread is the profiler's from its first instruction (it is made with
+//! `pthread_create`, so std's thread start-up allocates nothing on it before it can say so).
+//!
+//! ## Same seed, same report
+//!
+//! With `HEAPTIDE_SEED` (or [`Heaptide::seed`]) each thread's generator is seeded with the seed
+//! mixed with the thread's ordinal: the order in which threads first reach the sampling path
+//! (the main thread, which allocates first, is 0). The clock is used only without a seed.
+//! Since the profiler's work leaves the generators alone, a thread's sample points depend on
+//! the seed, its ordinal and the sizes it allocates, nothing else. So:
+//!
+//! - a program with one worker thread, or any whose threads start one after another in a fixed
+//!   order, gets the same samples and the same estimates in every run with the same seed
+//!   (`tests/sampling_truth.rs` runs one 4 times);
+//! - threads started concurrently take their ordinals in the order they first allocate, which
+//!   the scheduler decides: each thread is still a correct Poisson sample, but which seed it
+//!   gets varies, so per-site estimates vary from run to run within their sampling error
+//!   (threads that do identical work still add up to identical totals, as the 16 threads of
+//!   `tests/sampling_under_churn.rs` do);
+//! - live figures also depend on when the report is taken relative to the program's frees, and
+//!   with the `http` feature serving, its threads take ordinals at start-up.
+//!
 //! # Safety and correctness
 //!
-//! - **The allocation path never blocks, locks, or panics.** An unsampled allocation is a
-//!   thread-local countdown; an unsampled free is one compare. A sampled one pushes to the
-//!   thread's own ring. A full ring drops the sample and counts it ([`ProfilerStats::dropped`])
-//!   in sampled mode; in exact mode the event goes to an overflow node instead, so nothing is
-//!   dropped while memory lasts.
+//! - **The allocation path never waits on a lock, and never panics.** An unsampled allocation
+//!   is a thread-local countdown; an unsampled free is one compare. A sampled one pushes to the
+//!   thread's own ring; when the ring is full the event goes to an overflow node, so no sample
+//!   is dropped while memory lasts ([`ProfilerStats::dropped`] counts those lost to a shortage
+//!   of memory). When too many nodes wait (1,024 in sampled mode, about 600 KiB; 65,536 in
+//!   exact mode), the sampling thread, and only it, runs a drain pass if the drain lock is free
+//!   or yields its CPU until the backlog shrinks: backpressure on the sampled slow path, never
+//!   on unsampled allocations. Dropping instead biased estimates low by the share dropped
+//!   (16 threads churning on 2 cores lost three quarters of their samples).
 //! - **No phantom leaks.** A sampled block carries a header with a unique sample id. The drain
 //!   pairs every free with its allocation by that id, in whatever order the events arrive from
 //!   different threads, so address reuse cannot confuse it. A sampled free whose ring is full

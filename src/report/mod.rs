@@ -261,7 +261,9 @@ pub struct Frame {
 pub struct ProfilerStats {
     /// Allocation samples taken.
     pub samples: u64,
-    /// Samples lost because a thread's ring was full or memory was short (never silent).
+    /// Samples lost because memory was short (no memory for an overflow node, or the sampled
+    /// arena could not serve the block); never silent. A full ring loses nothing: the sampling
+    /// thread helps the drain or yields until there is room, so estimates keep their weight.
     pub dropped: u64,
     /// Bytes the profiler itself holds: measured with jemalloc's per-thread counters around all
     /// of its own code (rings, symbol cache, aggregation), plus the headers of live sampled
