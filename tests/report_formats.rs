@@ -100,12 +100,30 @@ struct Sample {
     location_id: Vec<u64>,
     #[prost(int64, repeated, tag = "2")]
     value: Vec<i64>,
+    #[prost(message, repeated, tag = "3")]
+    label: Vec<Label>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Label {
+    #[prost(int64, tag = "1")]
+    key: i64,
+    #[prost(int64, tag = "2")]
+    str: i64,
+    #[prost(int64, tag = "3")]
+    num: i64,
+    #[prost(int64, tag = "4")]
+    num_unit: i64,
 }
 
 #[derive(Clone, PartialEq, Message)]
 struct Mapping {
     #[prost(uint64, tag = "1")]
     id: u64,
+    #[prost(uint64, tag = "2")]
+    memory_start: u64,
+    #[prost(uint64, tag = "3")]
+    memory_limit: u64,
     #[prost(int64, tag = "5")]
     filename: i64,
     #[prost(int64, tag = "6")]
@@ -235,6 +253,11 @@ fn check_consistent(p: &Profile) {
         p.s(f.filename);
     }
     for s in &p.sample {
+        for l in &s.label {
+            p.s(l.key);
+            p.s(l.str);
+            p.s(l.num_unit);
+        }
         assert_eq!(s.value.len(), p.sample_type.len());
         assert!(!s.location_id.is_empty());
         for id in &s.location_id {
@@ -260,6 +283,12 @@ fn known_workload_in_pprof_and_folded() {
     let sites: Vec<&heaptide::Site> = r.sites_mentioning("formats_known_leaf").collect();
     assert_eq!(sites.len(), 1, "{sites:#?}");
     let site = sites[0];
+    let blamed = site.blamed.as_ref().expect("a blamed frame");
+    assert!(
+        blamed.function.ends_with("formats_known_leaf"),
+        "{blamed:?}"
+    );
+    assert_eq!(site.blamed_frame(), Some(blamed));
     let total = KEPT + FREED;
     let block = BLOCK as u64;
     assert_eq!(
@@ -328,22 +357,29 @@ fn known_workload_in_pprof_and_folded() {
             ]
         );
         let names: Vec<String> = p.stack(sample).into_iter().map(|f| f.function).collect();
-        // Stacks start at the blamed frame: the allocation plumbing on top is left out.
-        let expected: Vec<String> = match site.blamed_frame() {
-            None => vec!["<unknown>".to_string()],
-            Some(blamed) => {
-                let start = site
-                    .frames
-                    .iter()
-                    .position(|f| std::ptr::eq(f, blamed))
-                    .unwrap();
-                site.frames[start..]
-                    .iter()
-                    .map(|f| f.function.clone())
-                    .collect()
-            }
+        // Stacks run from the blamed frame (the allocation plumbing on top left out) to the
+        // program's outermost frame (the start-up frames below it left out).
+        let Some(blamed) = site.blamed_frame() else {
+            assert_eq!(names, ["<unknown>"]);
+            continue;
         };
-        assert_eq!(names, expected);
+        let start = site.frames.iter().position(|f| f == blamed).unwrap();
+        let end = start + names.len();
+        let full: Vec<&str> = site.frames.iter().map(|f| f.function.as_str()).collect();
+        assert_eq!(names, full[start..end], "{full:#?}");
+        for f in &site.frames[end..] {
+            let std_file = f
+                .file
+                .as_deref()
+                .is_some_and(|file| file.starts_with("/rustc/") || file.contains("/libc"));
+            let start_up = ["main", "_start", "start_thread", "clone3", "clone"]
+                .contains(&f.function.as_str())
+                || f.function.starts_with("__libc_start");
+            assert!(
+                std_file || start_up || f.function.starts_with("std::"),
+                "{f:?} left out of the stack in pprof: {full:#?}"
+            );
+        }
     }
 
     // The known site: exactly one sample, the exact figures, symbolized frames.
@@ -359,7 +395,31 @@ fn known_workload_in_pprof_and_folded() {
     assert_eq!(known.len(), 1);
     let expected = [total, total * block, KEPT, KEPT * block].map(|v| v as i64);
     assert_eq!(known[0].value, expected);
+    // Its object size, as Go's heap profiles label samples.
+    let labels: Vec<(&str, i64, &str)> = known[0]
+        .label
+        .iter()
+        .map(|l| (p.s(l.key), l.num, p.s(l.num_unit)))
+        .collect();
+    assert_eq!(labels, [("bytes", BLOCK as i64, "bytes")]);
+    // The mapping table: this test binary first, with its build id.
+    let exe = std::env::current_exe().unwrap();
+    assert_eq!(p.s(p.mapping[0].filename), exe.to_string_lossy());
+    assert!(p.mapping[0].memory_start < p.mapping[0].memory_limit);
+    assert!(!p.s(p.mapping[0].build_id).is_empty());
     let stack = p.stack(known[0]);
+    // The leaf is the blamed frame; the root end has no process start-up frames.
+    assert!(
+        stack[0].function.ends_with("formats_known_leaf"),
+        "{stack:#?}"
+    );
+    for f in &stack {
+        assert!(
+            !["_start", "main", "0x0", "clone3", "start_thread"].contains(&f.function.as_str())
+                && !f.function.starts_with("__libc_start"),
+            "start-up frame {f:?} in {stack:#?}"
+        );
+    }
     let leaf = stack
         .iter()
         .position(|f| f.function.ends_with("formats_known_leaf"))

@@ -293,6 +293,7 @@ fn large_report() -> Report {
         .map(|id| Site {
             id,
             frames: stack(&mut rng),
+            blamed: None,
             alloc_bytes: rng.below(1 << 36),
             alloc_count: rng.below(1 << 26),
             live_bytes: rng.below(8 << 20),

@@ -1,10 +1,15 @@
 //! Symbols for return addresses, resolved on the drain side only and cached by address.
 //!
 //! One address can stand for several frames when functions were inlined; they come out
-//! innermost first. Frames are interned, and classified as heaptide's own (the allocator shim,
-//! the sampling path, the unwinder): reports trim the leading run of such frames off every
-//! stack, frame by frame (in release builds heaptide's code is inlined into the caller's
-//! return address), and merge sites whose remaining frames are the same.
+//! innermost first. Frames are interned and classified twice:
+//!
+//! - heaptide's own (the allocator shim, the sampling path, the unwinder): reports trim the
+//!   leading run of such frames off every stack, frame by frame (in release builds heaptide's
+//!   code is inlined into the caller's return address);
+//! - the standard library's plumbing ([`is_plumbing_frame`]): by source file (the toolchain's
+//!   `library/` sources), which works whatever the names look like, or by name where there is
+//!   no file. The leading run of plumbing is not part of a call site's key: allocations from
+//!   one line of the program through `alloc`, `alloc_zeroed` or `realloc` are one site.
 
 use std::collections::HashMap;
 
@@ -28,6 +33,7 @@ pub(crate) struct Symbols {
     by_ip: HashMap<usize, Box<[u32]>>,
     frames: Vec<Frame>,
     own: Vec<bool>,
+    plumbing: Vec<bool>,
     ids: HashMap<Frame, u32>,
     /// An address was resolved since [`take_resolved_new`](Self::take_resolved_new) last ran.
     resolved_new: bool,
@@ -51,6 +57,7 @@ impl Symbols {
         }
         let id = self.frames.len() as u32;
         self.own.push(is_own_frame(&frame));
+        self.plumbing.push(is_plumbing_frame(&frame));
         self.frames.push(frame.clone());
         self.ids.insert(frame, id);
         id
@@ -70,6 +77,12 @@ impl Symbols {
     /// the sampling code, the unwinder): such frames are trimmed off the top of stacks.
     pub(crate) fn is_own(&self, id: u32) -> bool {
         self.own[id as usize]
+    }
+
+    /// Whether an interned frame is the standard library's allocation plumbing or
+    /// heaptide's own (see [`is_plumbing_frame`]).
+    pub(crate) fn is_plumbing(&self, id: u32) -> bool {
+        self.plumbing[id as usize]
     }
 
     /// Addresses cached.
@@ -111,6 +124,54 @@ fn is_own_frame(frame: &Frame) -> bool {
             .file
             .as_deref()
             .is_some_and(|f| f.starts_with(OWN_SRC) || f.contains("/backtrace-0."))
+}
+
+/// Whether a frame is one a person skips when asking "who allocated this": heaptide's own, or
+/// the standard library's, known by its source file ([`is_std_source`]: this works with any
+/// debug-info level that has files, where inlined frames carry short names such as `alloc`,
+/// `allocate` or `new<[u8; 4096]>`) or, without a file (no debug info: names from the symbol
+/// table, which are full paths), by its name ([`is_plumbing`]); also the process's start-up
+/// frames ([`is_start_up`]).
+pub(crate) fn is_plumbing_frame(frame: &Frame) -> bool {
+    is_plumbing(&frame.function)
+        || is_own_frame(frame)
+        || frame.file.as_deref().is_some_and(is_std_source)
+        || is_start_up(frame)
+}
+
+/// Whether a source file is part of the Rust toolchain's standard library, whatever the
+/// toolchain's version: the paths rustup's toolchains record (`/rustc/<commit hash>/library/..`),
+/// those of the `rust-src` component or of a toolchain built locally
+/// (`.../lib/rustlib/src/rust/library/alloc/src/..`, `.../library/std/src/..`), and the
+/// standard library's own dependencies (`/rust/deps/hashbrown-0.15.2/src/..`; older toolchains:
+/// `/cargo/registry/src/<index>/hashbrown-0.14.3/src/..`).
+pub(crate) fn is_std_source(file: &str) -> bool {
+    const LIBRARY: [&str; 3] = [
+        "library/alloc/src/",
+        "library/core/src/",
+        "library/std/src/",
+    ];
+    let in_library = |p: &str| {
+        file.match_indices(p)
+            .any(|(i, _)| i == 0 || file.as_bytes()[i - 1] == b'/')
+    };
+    (file.starts_with("/rustc/") && file.contains("/library/"))
+        || LIBRARY.iter().any(|p| in_library(p))
+        || file.starts_with("/rust/deps/")
+        || file.contains("/hashbrown-")
+}
+
+/// Whether a frame is the C library's process or thread start-up (`_start`,
+/// `__libc_start_main`, `start_thread`, `clone3`, ...), the `main` rustc generates, or an
+/// unwinder's end-of-stack marker; which every stack shares.
+pub(crate) fn is_start_up(f: &Frame) -> bool {
+    let name = f.function.as_str();
+    match name {
+        // rustc's shim has no source file, unlike a program's `main` built with line tables.
+        "main" => f.file.is_none(),
+        "0x0" | "_start" | "start_thread" | "clone" | "clone3" | "__clone" | "__clone3" => true,
+        _ => name.starts_with("__libc_start"),
+    }
 }
 
 /// Functions that belong to the sampling machinery rather than to the program.
@@ -193,5 +254,64 @@ mod tests {
         assert!(is_plumbing("<[u8]>::to_vec"));
         assert!(!is_plumbing("<demo::Cache as core::clone::Clone>::clone"));
         assert!(!is_plumbing("<demo::Cache>::insert"));
+    }
+
+    fn frame(function: &str, file: Option<&str>) -> Frame {
+        Frame {
+            function: function.to_string(),
+            file: file.map(str::to_string),
+            line: Some(1),
+        }
+    }
+
+    #[test]
+    fn standard_library_sources() {
+        for std in [
+            "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/alloc.rs",
+            "/rustc/0123/library/std/src/sys/backtrace.rs",
+            "/rustc/0123/library/test/src/lib.rs",
+            "/root/.rustup/toolchains/nightly-x86_64-unknown-linux-gnu/lib/rustlib/src/rust/library/alloc/src/boxed.rs",
+            "/home/me/rust/library/core/src/ops/function.rs",
+            "library/alloc/src/alloc.rs",
+            "/rust/deps/hashbrown-0.15.2/src/raw/mod.rs",
+            "/cargo/registry/src/index.crates.io-6f17d22bba15001f/hashbrown-0.14.3/src/map.rs",
+        ] {
+            assert!(is_std_source(std), "{std}");
+        }
+        for user in [
+            "/work/app/src/main.rs",
+            "src/alloc.rs",
+            "/work/app/mylibrary/alloc/src/x.rs",
+            "/rustc-app/src/main.rs",
+        ] {
+            assert!(!is_std_source(user), "{user}");
+        }
+    }
+
+    #[test]
+    fn plumbing_by_file_whatever_the_name() {
+        // Inlined frames of a `debug = "line-tables-only"` build: short names.
+        let lib = "/rustc/0123/library/alloc/src/boxed.rs";
+        for name in ["alloc", "allocate", "box_new_uninit", "new<[u8; 4096]>"] {
+            assert!(is_plumbing_frame(&frame(name, Some(lib))), "{name}");
+        }
+        assert!(!is_plumbing_frame(&frame(
+            "hold_pages",
+            Some("/app/src/main.rs")
+        )));
+        assert!(!is_plumbing_frame(&frame("main", Some("/app/src/main.rs"))));
+        // No debug info: names from the symbol table.
+        assert!(is_plumbing_frame(&frame(
+            "alloc::alloc::exchange_malloc",
+            None
+        )));
+        assert!(!is_plumbing_frame(&frame("app::hold_pages", None)));
+        // Start-up: rustc's `main` shim has no file.
+        assert!(is_plumbing_frame(&frame("main", None)));
+        assert!(is_plumbing_frame(&frame(
+            "__libc_start_main_impl",
+            Some("../csu/libc-start.c")
+        )));
+        assert!(is_plumbing_frame(&frame("_start", None)));
     }
 }

@@ -37,7 +37,7 @@ use super::{
     Alert, Frame, Health, Leak, Lifetimes, Memory, Pattern, ProfilerStats, Rates, Recommendation,
     Report, Severity, Site, SizeBucket, Totals, Trends,
 };
-use crate::drain::symbolize::is_plumbing;
+use crate::drain::symbolize::is_plumbing_frame;
 
 /// Version of the data block's shape.
 const FORMAT: u32 = 1;
@@ -222,7 +222,7 @@ impl<'a> FrameTable<'a> {
             &frame.function,
             file,
             frame.line,
-            u8::from(is_plumbing(&frame.function)),
+            u8::from(is_plumbing_frame(frame)),
         ));
         self.frame_ids.insert(frame, id);
         id

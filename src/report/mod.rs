@@ -6,6 +6,7 @@
 
 mod folded;
 mod html;
+mod mappings;
 pub(crate) mod memory;
 mod pprof;
 mod text;
@@ -220,8 +221,16 @@ pub struct Site {
     /// Site number, stable for the life of the process.
     pub id: u64,
     /// The stack, innermost first, heaptide's own frames removed. Inlined functions appear as
-    /// their own frames.
+    /// their own frames. A site is keyed by the frames from [`blamed`](Self::blamed) outwards
+    /// (the user's stack); the standard library's allocation plumbing above it is kept as far
+    /// as all of the site's allocations went through it (`alloc`, `alloc_zeroed` and
+    /// `realloc` from one line are one site).
     pub frames: Vec<Frame>,
+    /// The frame a person would blame: the innermost frame that is neither heaptide's nor the
+    /// standard library's allocation plumbing (see [`Site::blamed_frame`]); the first frame if
+    /// all are plumbing; `None` without frames.
+    #[serde(default)]
+    pub blamed: Option<Frame>,
     /// Bytes allocated here since start.
     pub alloc_bytes: u64,
     /// Allocations made here since start.
@@ -291,21 +300,26 @@ pub struct ProfilerStats {
 }
 
 /// A stack from the frame a person would blame: without the allocation plumbing on top
-/// (`alloc::`, `core::`, `std::`, ...; see `drain::symbolize::is_plumbing`). The whole stack if
-/// every frame is plumbing. Every view that names "who allocated this" starts here.
+/// (the standard library's frames, by source file or by name: `alloc::`, `core::`, `std::`,
+/// ...; see `drain::symbolize::is_plumbing_frame`). The whole stack if every frame is
+/// plumbing. Every view that names "who allocated this" starts here.
 pub(crate) fn from_blamed(frames: &[Frame]) -> &[Frame] {
     let start = frames
         .iter()
-        .position(|f| !crate::drain::symbolize::is_plumbing(&f.function))
+        .position(|f| !crate::drain::symbolize::is_plumbing_frame(f))
         .unwrap_or(0);
     &frames[start..]
 }
 
 impl Site {
-    /// The innermost frame that is not allocation plumbing (`alloc::`, `core::`, `std::`, ...):
-    /// usually the function a person would blame.
+    /// The innermost frame that is not allocation plumbing (the standard library's frames,
+    /// known by their source file, or by name without debug info): usually the function a
+    /// person would blame. The same as [`blamed`](Self::blamed), also for a report read back
+    /// from JSON written before that field existed.
     pub fn blamed_frame(&self) -> Option<&Frame> {
-        from_blamed(&self.frames).first()
+        self.blamed
+            .as_ref()
+            .or_else(|| from_blamed(&self.frames).first())
     }
 
     /// Whether any frame's function name contains `needle`.
@@ -448,12 +462,16 @@ impl Snapshot {
 }
 
 /// A call site's figures after merging the raw sites that share its symbolized user stack
-/// (raw stacks can differ only in heaptide's frames, or in compiler-cloned copies of a
-/// function).
+/// (raw stacks can differ in heaptide's frames, in the allocation plumbing on top, such as
+/// `alloc` or `alloc_zeroed` for `vec![x; n]` with or without a zero `x`, or in
+/// compiler-cloned copies of a function).
 #[derive(Debug, Default)]
 struct Merged {
     id: u64,
+    /// The user stack (the site's key).
     frames: Vec<u32>,
+    /// The allocation plumbing above it that all the raw sites merged here share.
+    plumbing: Vec<u32>,
     /// The raw sites merged here.
     raw: Vec<u32>,
     alloc_count: f64,
@@ -467,17 +485,63 @@ struct Merged {
     last_ns: u64,
 }
 
-/// The symbolized user stack of a raw one: frame ids, heaptide's own frames trimmed, at most
-/// `depth` frames.
+impl Merged {
+    /// The site's frames, innermost first: the plumbing its raw sites share, then the user
+    /// stack.
+    fn stack(&self, symbols: &Symbols) -> Vec<Frame> {
+        self.plumbing
+            .iter()
+            .chain(&self.frames)
+            .map(|&id| symbols.frame(id).clone())
+            .collect()
+    }
+}
+
+/// The symbolized user stack of a raw one, the key of its call site: frame ids from the
+/// frame a person would blame outwards (heaptide's own frames and the standard library's
+/// allocation plumbing above it trimmed, see [`split_stack`]), at most `depth` frames.
 pub(crate) fn user_stack(symbols: &mut Symbols, raw: &[usize], depth: usize) -> Vec<u32> {
+    split_stack(symbols, raw, depth).1
+}
+
+/// A raw stack symbolized and split in two: the standard library's allocation plumbing on
+/// top (`alloc`, `alloc_zeroed`, `realloc`, `RawVec::grow_one`, ...; heaptide's own frames
+/// above it dropped) and the user stack from the frame a person would blame outwards, at most
+/// `depth` frames. The user stack is the site's key: allocations from one line of the
+/// program land in one site whichever allocator entry point they went through. A stack made
+/// of plumbing only (the standard library allocating for itself) is its own key. Zero
+/// addresses (the end-of-stack marker some unwinders give) are skipped.
+fn split_stack(symbols: &mut Symbols, raw: &[usize], depth: usize) -> (Vec<u32>, Vec<u32>) {
     let mut key: Vec<u32> = Vec::new();
-    for &ip in raw {
+    for &ip in raw.iter().filter(|&&ip| ip != 0) {
         key.extend_from_slice(symbols.frame_ids(ip));
     }
     let own = key.iter().take_while(|&&id| symbols.is_own(id)).count();
+    let plumbing = key[own..]
+        .iter()
+        .take_while(|&&id| symbols.is_plumbing(id))
+        .count();
+    if own + plumbing == key.len() {
+        key.drain(..own);
+        key.truncate(depth);
+        return (Vec::new(), key);
+    }
+    let mut user = key.split_off(own + plumbing);
+    user.truncate(depth);
     key.drain(..own);
-    key.truncate(depth);
-    key
+    (key, user)
+}
+
+/// Keeps in `common` the frames adjacent to the user stack that `plumbing` has too (the
+/// plumbing every raw stack of a site went through).
+fn keep_common_plumbing(common: &mut Vec<u32>, plumbing: &[u32]) {
+    let shared = common
+        .iter()
+        .rev()
+        .zip(plumbing.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    common.drain(..common.len() - shared);
 }
 
 /// Percentiles of a lifetime histogram.
@@ -551,14 +615,18 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
     let mut by_stack: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut merged: Vec<Merged> = Vec::new();
     for (i, s) in snapshot.sites.iter().enumerate() {
-        let key = user_stack(symbols, &s.frames, config.depth);
+        let (plumbing, key) = split_stack(symbols, &s.frames, config.depth);
         let m = match by_stack.get(&key) {
-            Some(&m) => &mut merged[m],
+            Some(&m) => {
+                keep_common_plumbing(&mut merged[m].plumbing, &plumbing);
+                &mut merged[m]
+            }
             None => {
                 by_stack.insert(key.clone(), merged.len());
                 merged.push(Merged {
                     id: i as u64,
                     frames: key,
+                    plumbing,
                     sizes: vec![0.0; SIZE_BINS],
                     first_ns: u64::MAX,
                     ..Merged::default()
@@ -649,11 +717,7 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
         pattern_of.insert(j.index, j.verdict.pattern);
         if j.is_leak() {
             let m = &merged[j.index];
-            let frames = m
-                .frames
-                .iter()
-                .map(|&id| symbols.frame(id).clone())
-                .collect();
+            let frames = m.stack(symbols);
             leaks.push((
                 j.leak(m.id, frames, m.live_bytes.round() as u64),
                 m.raw.clone(),
@@ -686,13 +750,11 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
                 alloc_count: c.round() as u64,
             })
             .collect();
+        let frames = m.stack(symbols);
         sites.push(Site {
             id: m.id,
-            frames: m
-                .frames
-                .iter()
-                .map(|&id| symbols.frame(id).clone())
-                .collect(),
+            blamed: from_blamed(&frames).first().cloned(),
+            frames,
             alloc_bytes: m.alloc_bytes.round() as u64,
             alloc_count: m.alloc_count.round() as u64,
             live_bytes: m.live_bytes.round() as u64,

@@ -8,21 +8,31 @@
 //!   profiles).
 //! - One location per distinct frame (function, file, line), holding one line: the report
 //!   lists inlined functions as frames of their own. Functions are deduplicated by (name,
-//!   file). Locations have no address. They belong to one mapping that says symbols are
-//!   resolved: without it `go tool pprof` makes up a mapping and tries to symbolize (and
-//!   complains that the main binary's name is not available).
+//!   file). Locations have no address.
+//! - The mapping table lists the process's executable file mappings from `/proc/self/maps`,
+//!   the main binary first, with each file's offset and GNU build id (when the report is
+//!   written by the process it describes; a report read back from elsewhere gets one mapping
+//!   named after its command line). Every location belongs to the first mapping, which says
+//!   symbols are resolved: without that `go tool pprof` tries to symbolize, and without a
+//!   named main binary it complains that the binary's name is not available.
 //! - `system_name` is left empty: the report has no mangled names, and pprof takes a function
 //!   whose `system_name` equals its `name` for one still to demangle, and would strip every
 //!   `<...>` from it (`<alloc::alloc::Global>::alloc_impl` would read `::alloc_impl`).
-//! - Each stack starts at the innermost frame that is not the standard library's allocation
-//!   plumbing (`alloc::`, `core::`, `std::`, `hashbrown::` and their trait impls on standard
-//!   types, [`Site::blamed_frame`](super::Site::blamed_frame)), as in the text report: `-top`
-//!   then charges each allocation's bytes ("flat") to the function that asked for them, not to
-//!   `Vec::with_capacity_in`. The JSON report keeps the full stacks.
+//! - Each stack's leaf is the site's blamed frame ([`Site::blamed_frame`](super::Site::blamed_frame)):
+//!   the innermost frame that is not heaptide's or the standard library's allocation
+//!   plumbing, known by its source file (the toolchain's `library/` sources, whatever the
+//!   debug-info level) or, without debug info, by its name. `-top` then charges each
+//!   allocation's bytes ("flat") to the function that asked for them, as Go's heap profiles
+//!   do with the runtime's malloc frames. The JSON report keeps the plumbing frames.
+//! - Each stack's root end loses the process's start-up frames (`_start`,
+//!   `__libc_start_main`, rustc's `main` shim, `std::rt::lang_start` and the standard
+//!   library's frames under the program's outermost frame; for threads `clone3`,
+//!   `start_thread` and std's thread start), which every stack shares and which say nothing.
+//! - Each sample carries a numeric label `bytes` (unit `bytes`): the site's average object
+//!   size (allocated bytes / allocations), as Go's heap profiles label each sample with its
+//!   object size (`-tagfocus=bytes:1MB:` selects big objects).
 //! - `drop_frames` also names the allocator's entry points in the standard library (`alloc::alloc`,
-//!   `alloc::raw_vec`). They never call back into the program, so hiding them in pprof's views
-//!   loses nothing and charges each allocation's bytes ("flat") to the function that asked for
-//!   them, as Go's heap profiles do with the runtime's malloc frames.
+//!   `alloc::raw_vec`), for profiles whose frames came from elsewhere.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -31,7 +41,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use prost::Message;
 
-use super::{Frame, Report};
+use super::{Frame, Report, Site};
 
 /// The sample types, in the order of each sample's values: (type, unit).
 const SAMPLE_TYPES: [(&str, &str); 4] = [
@@ -82,17 +92,28 @@ impl Report {
 
         let mut sample = Vec::with_capacity(self.sites.len());
         for site in &self.sites {
-            // Start at the frame a person would blame (see the module docs).
+            // From the frame a person would blame to the program's outermost frame (see the
+            // module docs).
             let location_id = if site.frames.is_empty() {
                 vec![b.location(&unknown)]
             } else {
-                super::from_blamed(&site.frames)
+                shown_stack(&site.frames)
                     .iter()
                     .map(|f| b.location(f))
                     .collect()
             };
+            let label = object_size(site)
+                .map(|size| Label {
+                    key: b.string("bytes"),
+                    str: 0,
+                    num: to_i64(size),
+                    num_unit: b.string("bytes"),
+                })
+                .into_iter()
+                .collect();
             sample.push(Sample {
                 location_id,
+                label,
                 value: [
                     site.alloc_count,
                     site.alloc_bytes,
@@ -157,14 +178,7 @@ impl Report {
             r#type: b.string("space"),
             unit: b.string("bytes"),
         });
-        let mapping = vec![Mapping {
-            id: MAPPING_ID,
-            has_functions: true,
-            has_filenames: true,
-            has_line_numbers: true,
-            has_inline_frames: true,
-            ..Mapping::default()
-        }];
+        let mapping = self.mapping_table(&mut b);
         let drop_frames = b.string(DROP_FRAMES);
 
         Profile {
@@ -186,8 +200,66 @@ impl Report {
     }
 }
 
-/// The id of the profile's one mapping.
+impl Report {
+    /// The profile's mapping table (see the module docs): the process's executable mappings
+    /// if this process wrote the report, else one mapping named after the program.
+    fn mapping_table(&self, b: &mut Builder<'_>) -> Vec<Mapping> {
+        let resolved = |id: u64, filename: i64| Mapping {
+            id,
+            filename,
+            has_functions: true,
+            has_filenames: true,
+            has_line_numbers: true,
+            has_inline_frames: true,
+            ..Mapping::default()
+        };
+        let maps = if self.pid == std::process::id() {
+            super::mappings::current()
+        } else {
+            Vec::new()
+        };
+        if maps.is_empty() {
+            let program = self.command_line.first().map_or("", String::as_str);
+            return vec![resolved(MAPPING_ID, b.string(program))];
+        }
+        maps.iter()
+            .zip(MAPPING_ID..)
+            .map(|(m, id)| Mapping {
+                memory_start: m.start,
+                memory_limit: m.limit,
+                file_offset: m.offset,
+                build_id: b.string(&m.build_id),
+                ..resolved(id, b.string(&m.path))
+            })
+            .collect()
+    }
+}
+
+/// The id of the profile's first mapping (the main binary's), which every location names.
 const MAPPING_ID: u64 = 1;
+
+/// The part of a site's stack a profile shows: from the blamed frame (the allocation
+/// plumbing above it left out) to the program's outermost frame (the start-up frames below
+/// it left out: see `drain::symbolize::is_start_up` and the module docs). A stack without a frame of the
+/// program's keeps its frames but the C start-up ones.
+fn shown_stack(frames: &[Frame]) -> &[Frame] {
+    use crate::drain::symbolize::{is_plumbing_frame, is_start_up};
+    let from = super::from_blamed(frames);
+    let user = from.iter().rposition(|f| !is_plumbing_frame(f));
+    let end = match user {
+        Some(i) => i + 1,
+        None => from
+            .iter()
+            .rposition(|f| !is_start_up(f))
+            .map_or(from.len(), |i| i + 1),
+    };
+    &from[..end]
+}
+
+/// A site's average object size, bytes (`None` without allocations).
+fn object_size(site: &Site) -> Option<u64> {
+    (site.alloc_count > 0).then(|| site.alloc_bytes / site.alloc_count)
+}
 
 /// A protobuf `int64` from a figure (figures beyond `i64::MAX` saturate).
 fn to_i64(v: u64) -> i64 {
@@ -324,6 +396,21 @@ pub(crate) struct Sample {
     pub location_id: Vec<u64>,
     #[prost(int64, repeated, tag = "2")]
     pub value: Vec<i64>,
+    #[prost(message, repeated, tag = "3")]
+    pub label: Vec<Label>,
+}
+
+/// `perftools.profiles.Label`: string table indices, or a number with its unit.
+#[derive(Clone, Copy, PartialEq, Message)]
+pub(crate) struct Label {
+    #[prost(int64, tag = "1")]
+    pub key: i64,
+    #[prost(int64, tag = "2")]
+    pub str: i64,
+    #[prost(int64, tag = "3")]
+    pub num: i64,
+    #[prost(int64, tag = "4")]
+    pub num_unit: i64,
 }
 
 /// `perftools.profiles.Mapping`.
@@ -601,6 +688,122 @@ mod tests {
                 ("new".to_string(), String::new(), 0),
             ]
         );
+    }
+
+    #[test]
+    fn leaf_is_the_blamed_frame_and_start_up_frames_are_dropped() {
+        // As a release build with `debug = "line-tables-only"` symbolizes it: short names,
+        // the standard library's frames known by their files.
+        let std_file = |f: &str| Some(format!("/rustc/0123abcd/library/{f}"));
+        let lib = |name: &str, file: &str| Frame {
+            function: name.to_string(),
+            file: std_file(file),
+            line: Some(1),
+        };
+        let frames = vec![
+            lib("alloc", "alloc/src/alloc.rs"),
+            lib("allocate", "alloc/src/alloc.rs"),
+            lib("box_new_uninit", "alloc/src/boxed.rs"),
+            lib("new<[u8; 4096]>", "alloc/src/boxed.rs"),
+            frame("hold_pages", Some("/src/app/src/main.rs"), Some(20)),
+            frame("main", Some("/src/app/src/main.rs"), Some(30)),
+            lib("call_once<fn(), ()>", "core/src/ops/function.rs"),
+            lib(
+                "__rust_begin_short_backtrace<fn(), ()>",
+                "std/src/sys/backtrace.rs",
+            ),
+            lib("lang_start_internal", "std/src/rt.rs"),
+            frame("main", None, None),
+            frame("__libc_start_call_main", None, None),
+            frame(
+                "__libc_start_main_impl",
+                Some("../csu/libc-start.c"),
+                Some(360),
+            ),
+            frame("_start", None, None),
+            frame("0x0", None, None),
+        ];
+        let names = |p: &Profile| -> Vec<String> {
+            stack(p, &p.sample[0]).into_iter().map(|f| f.0).collect()
+        };
+        let p = roundtrip(&report(
+            vec![site(1, frames.clone(), [1, 4096, 1, 4096])],
+            true,
+            1,
+        ));
+        assert_eq!(names(&p), ["hold_pages", "main"]);
+
+        // Without debug info: full names from the symbol table, no files.
+        let frames = vec![
+            frame("alloc::alloc::exchange_malloc", None, None),
+            frame("app::hold_pages", None, None),
+            frame("app::main", None, None),
+            frame("std::rt::lang_start::{{closure}}", None, None),
+            frame("std::rt::lang_start_internal", None, None),
+            frame("main", None, None),
+            frame("__libc_start_main", None, None),
+            frame("_start", None, None),
+        ];
+        let p = roundtrip(&report(vec![site(1, frames, [1, 4096, 1, 4096])], true, 1));
+        assert_eq!(names(&p), ["app::hold_pages", "app::main"]);
+
+        // No frame of the program's (the standard library allocating for itself): the
+        // standard library's frames stay, the C start-up ones go.
+        let frames = vec![
+            lib("alloc", "alloc/src/alloc.rs"),
+            lib("lang_start_internal", "std/src/rt.rs"),
+            frame("main", None, None),
+            frame("_start", None, None),
+        ];
+        let p = roundtrip(&report(vec![site(1, frames, [1, 8, 1, 8])], true, 1));
+        assert_eq!(names(&p), ["alloc", "lang_start_internal"]);
+    }
+
+    #[test]
+    fn samples_carry_their_object_size() {
+        let p = roundtrip(&two_sites());
+        let label = |i: usize| -> Vec<(String, i64, String)> {
+            p.sample[i]
+                .label
+                .iter()
+                .map(|l| {
+                    (
+                        s(&p, l.key).to_string(),
+                        l.num,
+                        s(&p, l.num_unit).to_string(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(label(0), [("bytes".to_string(), 100, "bytes".to_string())]);
+        assert_eq!(label(1), [("bytes".to_string(), 64, "bytes".to_string())]);
+        let r = report(vec![site(1, Vec::new(), [0, 0, 0, 0])], true, 1);
+        assert!(roundtrip(&r).sample[0].label.is_empty());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "reads /proc/self/maps and ELF files")]
+    fn own_report_maps_the_binary_first() {
+        let mut r = two_sites();
+        r.pid = std::process::id();
+        let p = roundtrip(&r);
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(s(&p, p.mapping[0].filename), exe.to_string_lossy());
+        assert!(p.mapping.len() > 1, "shared objects too: {:?}", p.mapping);
+        for (i, m) in p.mapping.iter().enumerate() {
+            assert_eq!(m.id, i as u64 + 1);
+            assert!(m.memory_start < m.memory_limit);
+            assert!(m.has_functions && m.has_filenames && m.has_line_numbers);
+        }
+        assert!(!s(&p, p.mapping[0].build_id).is_empty());
+        assert!(p.location.iter().all(|l| l.mapping_id == MAPPING_ID));
+
+        // Another process's report: one mapping, named after its program.
+        r.pid = std::process::id() + 1;
+        r.command_line = vec!["/usr/bin/app".to_string()];
+        let p = roundtrip(&r);
+        assert_eq!(p.mapping.len(), 1);
+        assert_eq!(s(&p, p.mapping[0].filename), "/usr/bin/app");
     }
 
     #[test]
