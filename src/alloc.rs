@@ -374,6 +374,9 @@ impl Heaptide {
         // simply skipped (the process is memoryless, so the user's estimate stays unbiased).
         // A thread tracked by `heaptide::testing` keeps its countdown at 0 and records all.
         let scope = thread::tracking_scope();
+        // Threads started inside an all-threads `heaptide::testing` scope join it here.
+        #[cfg(not(loom))]
+        let scope = crate::testing::inherit(scope);
         if scope != 0 {
             return (!thread::in_profiler()).then_some(Decision { config, scope });
         }
