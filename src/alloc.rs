@@ -386,6 +386,9 @@ impl Heaptide {
         let config = self.ready()?;
         // A thread tracked by `heaptide::testing` keeps its countdown at 0 and records all.
         let scope = thread::tracking_scope();
+        // Threads started inside an all-threads `heaptide::testing` scope join it here.
+        #[cfg(not(loom))]
+        let scope = crate::testing::inherit(scope);
         if scope != 0 {
             return Some(Decision { config, scope });
         }

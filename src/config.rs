@@ -291,9 +291,25 @@ pub(crate) fn getenv(name: &std::ffi::CStr) -> Option<&'static str> {
 
 /// One stderr line for a bad value.
 pub(crate) fn complain(var: &str, value: &str, forms: &str, default: &dyn fmt::Display) {
-    crate::diag::stderr_line(format_args!(
-        "heaptide: ignoring {var}={value:?}: expected {forms}; using {default}"
-    ));
+    crate::diag::stderr_line(format_args!("{}", BadValue(var, value, forms, default)));
+}
+
+/// The line about a bad value: variable, value, accepted forms, the default used.
+pub(crate) struct BadValue<'a>(
+    pub(crate) &'a str,
+    pub(crate) &'a str,
+    pub(crate) &'a str,
+    pub(crate) &'a dyn fmt::Display,
+);
+
+impl fmt::Display for BadValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let BadValue(var, value, forms, default) = self;
+        write!(
+            f,
+            "heaptide: ignoring {var}={value:?}: expected {forms}; using {default}"
+        )
+    }
 }
 
 #[cfg(test)]

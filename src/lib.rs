@@ -102,26 +102,40 @@
 //! the process's memory and of the live bytes of the 256 sites holding the most. Each report
 //! judges every site with live bytes from that history:
 //!
-//! 1. fewer than 9 snapshots: `too_short` (no verdict);
+//! 1. fewer than 9 snapshots: `insufficient_evidence`, with the number of snapshots still
+//!    needed ([`Site::needs_snapshots`]);
 //! 2. **releases**: a fall between two snapshots of at least 30% of the window's range (and 10%
 //!    of the value, and 5 typical steps), after a climb of 30% of the range. Two releases or
 //!    more: `sawtooth` (memory reused), unless the troughs after the releases rise along a
-//!    line (at least 10% of the range, r² >= 0.5, 3 troughs or 8 samples): then memory is
-//!    never given back under the cycles, a `steady_growth` leak at the troughs' rate;
+//!    line (at least 10% of the range, r² >= 0.5): then memory is never given back under the
+//!    cycles, a `steady_growth` leak at the troughs' rate with 3 troughs or more, and
+//!    `insufficient_evidence` with 2 (a line through two points always fits);
 //! 3. **change** = mean of the last third of the window minus mean of the first third. If it
 //!    is under 5% of the level, or under 3 standard errors (the scatter of each third around
 //!    its own line, plus the counting error of the samples behind an estimate):
-//!    `stable_long_lived` (data allocated once and kept is this);
+//!    `stable_long_lived` (data allocated once and kept is this), unless the evidence is thin:
+//!    a rise at the end of the window (growth that started late), a rise of 5% or more of at
+//!    least 2 standard errors, or fewer than 20 snapshots that do not bound the change under
+//!    5% give `insufficient_evidence`;
 //! 4. a significant fall: `declining`;
 //! 5. a significant rise: compare the last third's slope with the average rate: at most half
-//!    of it, by 4 standard errors: `plateau` (a cache that filled; not a leak); at least 1.25
-//!    times, by 3 standard errors: `accelerating_growth`; otherwise `steady_growth`.
+//!    of it, by 4 standard errors: `plateau` (a cache that filled; not a leak); released once
+//!    in the window without climbing above the earlier peak (a slow sawtooth):
+//!    `insufficient_evidence`; at least 1.25 times, by 3 standard errors:
+//!    `accelerating_growth`; slowed down but not provably stopped: `insufficient_evidence`;
+//!    otherwise `steady_growth`.
+//!
+//! The full rule, with its thresholds, is in `src/analysis/pattern.rs`. Hidden scenarios a
+//! person should know about: a tooth of a sawtooth longer than the window looks like a leak
+//! until it is released, and growth under 5% of a site's level within the window reads as
+//! stable.
 //!
 //! Leaks are the two growth patterns ([`Report::leaks`], fastest growth first). The growth
 //! rate is the least-squares slope over the window, in bytes per hour. **Severity** by growth
 //! rate: critical >= 1 GiB/h, high >= 100 MiB/h, medium >= 10 MiB/h, low below.
 //! **Confidence** = min(1, snapshots/20) x min(1, samples/8) x (r² + share of steps that go
-//! up) / 2; the leak's `reason` gives the figures. A leak also carries the ages of its live
+//! up) / 2 (under a sawtooth, also x min(1, troughs/5)): it grows with the evidence; the
+//! leak's `reason` gives the figures. A leak also carries the ages of its live
 //! objects and its history.
 //!
 //! **Trend** ([`Report::trend`]): growth (least squares, bytes per hour), r², peak, minimum,
@@ -427,6 +441,28 @@ pub fn dump() -> std::io::Result<Vec<std::path::PathBuf>> {
 #[cfg(not(loom))]
 pub fn snapshot_now() {
     analysis::history::take();
+}
+
+/// Takes a snapshot as [`snapshot_now`] does, stamped `at` on a clock of the caller's (time
+/// since an origin of its choosing) instead of the current time. The leak detector reads the
+/// times of snapshots, so a test that steps its own clock gets the same verdicts on a busy
+/// machine as on an idle one, without sleeping. From the first call on, the drain thread takes
+/// no periodic snapshots in this process (their real times would interleave with the injected
+/// ones). Times must not go backwards.
+///
+/// ```no_run
+/// # #[global_allocator]
+/// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+/// # fn step(_: u32) {}
+/// for i in 0..60 {
+///     step(i);
+///     heaptide::snapshot_at(std::time::Duration::from_secs(10 * u64::from(i)));
+/// }
+/// let report = heaptide::report(); // verdicts over a 10-minute history
+/// ```
+#[cfg(not(loom))]
+pub fn snapshot_at(at: std::time::Duration) {
+    analysis::history::take_at(at);
 }
 
 /// Sets the time between periodic snapshots (at least 1 ms), overriding `HEAPTIDE_INTERVAL`.

@@ -308,6 +308,7 @@ fn large_report() -> Report {
                 })
                 .collect(),
             pattern: Some(Pattern::SteadyGrowth),
+            needs_snapshots: None,
             first_seen_ms: report.timestamp - 5_000_000,
             last_seen_ms: report.timestamp - 1_000,
         })

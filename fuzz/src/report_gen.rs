@@ -167,7 +167,7 @@ fn pattern(u: &mut Unstructured<'_>) -> Result<Pattern> {
         Pattern::Sawtooth,
         Pattern::StableLongLived,
         Pattern::Declining,
-        Pattern::TooShort,
+        Pattern::InsufficientEvidence,
     ])?)
 }
 
@@ -229,6 +229,7 @@ fn site(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Site> {
             })
         })?,
         pattern: opt(u, pattern)?,
+        needs_snapshots: opt(u, num)?,
         first_seen_ms: time_ms(u)?,
         last_seen_ms: time_ms(u)?,
     })

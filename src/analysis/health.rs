@@ -145,16 +145,7 @@ pub(crate) fn assess(
         );
     }
     for leak in leaks.iter().filter(|l| is_serious(l)) {
-        raise(
-            HealthStatus::Warning,
-            format!(
-                "{:?} leak at {}: {} live, growing {}/h",
-                leak.severity,
-                leak_site_name(leak),
-                ByteSize(leak.live_bytes),
-                ByteSize(leak.growth_bytes_per_hour.max(0.0) as u64)
-            ),
-        );
+        raise(HealthStatus::Warning, leak_summary(leak));
     }
     Health {
         status,
@@ -170,9 +161,22 @@ fn is_serious(leak: &Leak) -> bool {
     leak.severity >= Severity::High && leak.confidence >= SERIOUS_MIN_CONFIDENCE
 }
 
+/// `leak at app::f (src/f.rs:3): growing +1.2 GiB/h (critical severity), 3.4 MiB live`.
+fn leak_summary(leak: &Leak) -> String {
+    format!(
+        "leak at {}: growing {}/h ({} severity), {} live",
+        leak_site_name(leak),
+        crate::config::SignedBytes(leak.growth_bytes_per_hour),
+        format!("{:?}", leak.severity).to_lowercase(),
+        ByteSize(leak.live_bytes),
+    )
+}
+
 fn leak_site_name(leak: &Leak) -> String {
-    leak.blamed_frame()
-        .map_or_else(|| format!("site {}", leak.site_id), |f| f.to_string())
+    leak.blamed_frame().map_or_else(
+        || format!("site {}", leak.site_id),
+        |f| crate::report::text::short_frame(f).to_string(),
+    )
 }
 
 /// The registered callback.
@@ -258,14 +262,7 @@ pub(crate) fn record(health: &Health, leaks: &[Leak], timestamp_ms: u64) -> Vec<
             status: health.status,
             severity: Some(leak.severity),
             site_id: Some(leak.site_id),
-            message: format!(
-                "{:?} leak at {}: {} live, growing {}/h ({})",
-                leak.severity,
-                leak_site_name(leak),
-                ByteSize(leak.live_bytes),
-                ByteSize(leak.growth_bytes_per_hour.max(0.0) as u64),
-                leak.reason
-            ),
+            message: format!("{} ({})", leak_summary(leak), leak.reason),
         });
     }
     for alert in raised {

@@ -14,7 +14,7 @@ use crate::drain::aggregate::Aggregate;
 use crate::report::memory;
 use crate::sample::capture::now_ns;
 use crate::sample::thread::ProfilerScope;
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// Sites kept per snapshot (16 bytes each: 500 snapshots take at most 2 MiB).
 pub(crate) const SITES_PER_SNAPSHOT: usize = 256;
@@ -73,8 +73,16 @@ pub(crate) fn lock() -> MutexGuard<'static, History> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Whether a snapshot is due (the interval has passed since the last one).
+/// Wall-clock time (ms since the Unix epoch, plus 1) of the first snapshot taken at an injected
+/// time ([`take_at`]); 0 while none was. Once set, no periodic snapshot is due.
+static INJECTED_WALL_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a snapshot is due (the interval has passed since the last one). Never, once a
+/// snapshot was taken at an injected time: real times would interleave with the caller's.
 pub(crate) fn due() -> bool {
+    if INJECTED_WALL_MS.load(Ordering::Relaxed) != 0 {
+        return false;
+    }
     let last = lock().last_ns;
     last == 0 || now_ns().saturating_sub(last) >= super::settings::interval().as_nanos() as u64
 }
@@ -83,14 +91,42 @@ pub(crate) fn due() -> bool {
 /// freed before the call. Call outside a profiler scope (the drain pass gives deferred blocks
 /// back to jemalloc after its own scope ends).
 pub(crate) fn take() {
+    take_stamped(None);
+}
+
+/// Takes a snapshot as [`take`] does, stamped `at` on the caller's clock instead of now: the
+/// leak detector reads the times of snapshots, so a test (or a replay) that injects them gets
+/// the same verdict however fast or slow the machine runs. From the first call on, the drain
+/// thread takes no periodic snapshots (wall-clock times would interleave with the caller's);
+/// the wall-clock stamp of a snapshot is the time of the first injected one plus `at`.
+pub(crate) fn take_at(at: std::time::Duration) {
+    take_stamped(Some(at));
+}
+
+fn wall_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn take_stamped(at: Option<std::time::Duration>) {
+    let mut first_injected = false;
+    let stamp = at.map(|at| {
+        first_injected = INJECTED_WALL_MS
+            .compare_exchange(0, wall_ms_now() + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        let base = INJECTED_WALL_MS.load(Ordering::Relaxed) - 1;
+        // 0 means "never" for `last_ns`: injected times start at 1 ns.
+        let ns = (at.as_nanos().min(u128::from(u64::MAX - 1)) as u64).max(1);
+        (ns, base + at.as_millis() as u64)
+    });
     let (sites, live_bytes) = drain::with_flushed(top_sites);
     let _scope = ProfilerScope::enter();
     let m = memory::snapshot();
+    let (time_ns, wall_ms) = stamp.unwrap_or_else(|| (now_ns(), wall_ms_now()));
     let snap = Snap {
-        time_ns: now_ns(),
-        wall_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
+        time_ns,
+        wall_ms,
         rss_bytes: m.rss_bytes,
         jemalloc_allocated: m.jemalloc.allocated,
         jemalloc_resident: m.jemalloc.resident,
@@ -99,6 +135,10 @@ pub(crate) fn take() {
     };
     let max = super::settings::get().max_snapshots;
     let mut history = lock();
+    if first_injected {
+        // Snapshots taken at real times so far are on another clock.
+        history.snaps.clear();
+    }
     history.last_ns = snap.time_ns;
     history.snaps.push_back(snap);
     while history.snaps.len() > max {

@@ -74,7 +74,7 @@ pub(crate) fn judge(history: &History, candidates: &[Candidate<'_>]) -> Vec<Judg
                 }
             }
             points.push(Point {
-                t: (snap.time_ns - t0) as f64 / 1e9,
+                t: snap.time_ns.saturating_sub(t0) as f64 / 1e9,
                 v: bytes,
             });
             series.push((snap.wall_ms, bytes.round() as u64));
@@ -101,7 +101,7 @@ pub(crate) fn trends(history: &History, limit: Option<u64>) -> (Option<Trend>, O
             .snaps
             .iter()
             .map(|s| Point {
-                t: (s.time_ns - t0) as f64 / 1e9,
+                t: s.time_ns.saturating_sub(t0) as f64 / 1e9,
                 v: f(s) as f64,
             })
             .collect()

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::config::{
-    ByteSize, DURATION_FORMS, ParseError, complain, getenv, parse_duration, parse_size, parse_u64,
+    BadValue, ByteSize, DURATION_FORMS, ParseError, getenv, parse_duration, parse_size, parse_u64,
 };
 use crate::sync::{AtomicU64, Ordering};
 
@@ -65,6 +65,17 @@ pub(crate) fn set_interval(interval: Duration) {
 /// The settings from `var` (the environment, or a stand-in for tests and the fuzzer), with the
 /// defaults for unset values and one stderr line for each bad one.
 pub(crate) fn from_env<'a>(var: impl Fn(&std::ffi::CStr) -> Option<&'a str>) -> Settings {
+    from_env_telling(var, &|line| crate::diag::stderr_line(line))
+}
+
+/// [`from_env`], with the lines about bad values handed to `tell` (stderr, or a test's list).
+fn from_env_telling<'a>(
+    var: impl Fn(&std::ffi::CStr) -> Option<&'a str>,
+    tell: &dyn Fn(std::fmt::Arguments<'_>),
+) -> Settings {
+    let complain = |name: &str, value: &str, forms: &str, default: &dyn std::fmt::Display| {
+        tell(format_args!("{}", BadValue(name, value, forms, default)))
+    };
     let interval = read(
         var(c"HEAPTIDE_INTERVAL"),
         "HEAPTIDE_INTERVAL",
@@ -72,6 +83,7 @@ pub(crate) fn from_env<'a>(var: impl Fn(&std::ffi::CStr) -> Option<&'a str>) -> 
         DURATION_FORMS,
         DEFAULT_INTERVAL,
         &"10s",
+        &complain,
     );
     let max_snapshots = read(
         var(c"HEAPTIDE_MAX_SNAPSHOTS"),
@@ -83,6 +95,7 @@ pub(crate) fn from_env<'a>(var: impl Fn(&std::ffi::CStr) -> Option<&'a str>) -> 
         "an integer from 8 to 100000",
         DEFAULT_MAX_SNAPSHOTS,
         &DEFAULT_MAX_SNAPSHOTS,
+        &complain,
     );
     let size = |value: Option<&str>, name: &str| {
         read(
@@ -92,6 +105,7 @@ pub(crate) fn from_env<'a>(var: impl Fn(&std::ffi::CStr) -> Option<&'a str>) -> 
             SIZE_FORMS,
             None,
             &"no threshold",
+            &complain,
         )
     };
     let limit = size(var(c"HEAPTIDE_LIMIT"), "HEAPTIDE_LIMIT");
@@ -100,7 +114,7 @@ pub(crate) fn from_env<'a>(var: impl Fn(&std::ffi::CStr) -> Option<&'a str>) -> 
     if let (Some(w), Some(c)) = (warn, critical)
         && w > c
     {
-        crate::diag::stderr_line(format_args!(
+        tell(format_args!(
             "heaptide: HEAPTIDE_WARN ({}) is above HEAPTIDE_CRITICAL ({}); warnings start at the critical level",
             ByteSize(w),
             ByteSize(c)
@@ -123,6 +137,7 @@ fn read<T: Copy>(
     forms: &str,
     default: T,
     shown_default: &dyn std::fmt::Display,
+    complain: &dyn Fn(&str, &str, &str, &dyn std::fmt::Display),
 ) -> T {
     match value {
         None => default,
@@ -137,13 +152,23 @@ fn read<T: Copy>(
 mod tests {
     use super::*;
 
+    /// The settings from `pairs`, and the lines about bad values.
+    fn env_lines(pairs: &'static [(&'static str, &'static str)]) -> (Settings, Vec<String>) {
+        let lines = std::cell::RefCell::new(Vec::new());
+        let s = from_env_telling(
+            |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k.as_bytes() == name.to_bytes())
+                    .map(|(_, v)| *v)
+            },
+            &|line| lines.borrow_mut().push(line.to_string()),
+        );
+        (s, lines.into_inner())
+    }
+
     fn env(pairs: &'static [(&'static str, &'static str)]) -> Settings {
-        from_env(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k.as_bytes() == name.to_bytes())
-                .map(|(_, v)| *v)
-        })
+        env_lines(pairs).0
     }
 
     #[test]
@@ -168,12 +193,17 @@ mod tests {
 
     #[test]
     fn bad_values_fall_back_to_defaults() {
-        let s = env(&[
+        let (s, lines) = env_lines(&[
             ("HEAPTIDE_INTERVAL", "soon"),
             ("HEAPTIDE_MAX_SNAPSHOTS", "3"),
             ("HEAPTIDE_LIMIT", "lots"),
             ("HEAPTIDE_WARN", "0"),
         ]);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(
+            lines[0].starts_with("heaptide: ignoring HEAPTIDE_INTERVAL=\"soon\": expected "),
+            "{lines:?}"
+        );
         assert_eq!(s.interval, DEFAULT_INTERVAL);
         assert_eq!(s.max_snapshots, DEFAULT_MAX_SNAPSHOTS);
         assert_eq!((s.limit, s.warn), (None, None));

@@ -9,7 +9,7 @@ mod html;
 mod mappings;
 pub(crate) mod memory;
 mod pprof;
-mod text;
+pub(crate) mod text;
 
 use std::collections::HashMap;
 
@@ -248,6 +248,10 @@ pub struct Site {
     /// The leak detector's reading of this site's live bytes over the snapshot window (`None`
     /// with fewer than two snapshots).
     pub pattern: Option<Pattern>,
+    /// With `pattern` `insufficient_evidence`: about how many more snapshots the leak detector
+    /// needs before it can judge this site.
+    #[serde(default)]
+    pub needs_snapshots: Option<u64>,
     /// First and last allocation sampled here, milliseconds since the Unix epoch.
     pub first_seen_ms: u64,
     /// See `first_seen_ms`.
@@ -711,10 +715,10 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
             .collect(),
     };
     drop(history);
-    let mut pattern_of: HashMap<usize, Pattern> = HashMap::new();
+    let mut pattern_of: HashMap<usize, (Pattern, Option<u32>)> = HashMap::new();
     let mut leaks: Vec<(Leak, Vec<u32>)> = Vec::new();
     for j in &judged {
-        pattern_of.insert(j.index, j.verdict.pattern);
+        pattern_of.insert(j.index, (j.verdict.pattern, j.verdict.needs_snapshots));
         if j.is_leak() {
             let m = &merged[j.index];
             let frames = m.stack(symbols);
@@ -762,7 +766,8 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
             samples: m.samples,
             lifetime_ns: m.lifetimes.as_ref().and_then(lifetimes),
             size_histogram,
-            pattern: pattern_of.get(&i).copied(),
+            pattern: pattern_of.get(&i).map(|p| p.0),
+            needs_snapshots: pattern_of.get(&i).and_then(|p| p.1).map(u64::from),
             first_seen_ms: if m.samples > 0 {
                 wall_ms(m.first_ns)
             } else {

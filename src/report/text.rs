@@ -2,13 +2,19 @@
 
 use std::fmt;
 
-use super::{Report, Site};
+use std::borrow::Cow;
+
+use super::{Frame, Report, Site};
+use crate::analysis::pattern::{MIN_POINTS, Pattern};
 use crate::config::ByteSize;
 
 /// How many sites each table shows.
 const ROWS: usize = 10;
-/// How many frames of a site are shown under its blamed frame.
+/// How many frames of a site are shown under its blamed frame, at least...
 const CALLERS: usize = 3;
+/// ... and at most, when the frames under it are library code and the caller in the program
+/// is further down.
+const MAX_CALLERS: usize = 12;
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -26,15 +32,15 @@ impl fmt::Display for Report {
         let t = &self.totals;
         writeln!(
             f,
-            "  live now:  {:>12} in {} blocks",
+            "  live now:  {:>12} in {}",
             ByteSize(t.live_bytes).to_string(),
-            group(t.live_count)
+            count(t.live_count, "block", "blocks")
         )?;
         writeln!(
             f,
-            "  allocated: {:>12} in {} allocations since start",
+            "  allocated: {:>12} in {} since start",
             ByteSize(t.alloc_bytes).to_string(),
-            group(t.alloc_count)
+            count(t.alloc_count, "allocation", "allocations")
         )?;
         let p = &self.profiler;
         writeln!(
@@ -80,7 +86,8 @@ impl fmt::Display for Report {
 
         let h = &self.health;
         if h.status != crate::HealthStatus::Ok {
-            writeln!(f, "  health:    {:?}: {}", h.status, h.reasons.join("; "))?;
+            let status = format!("{:?}", h.status).to_lowercase();
+            writeln!(f, "  health:    {status}: {}", h.reasons.join("; "))?;
         }
         if let Some(t) = &self.trend.heap {
             writeln!(
@@ -107,7 +114,7 @@ impl fmt::Display for Report {
             for leak in self.leaks.iter().take(ROWS) {
                 let blamed = leak
                     .blamed_frame()
-                    .map_or_else(|| "<unknown>".to_string(), |fr| fr.to_string());
+                    .map_or_else(|| "<unknown>".to_string(), |fr| short_frame(fr).to_string());
                 writeln!(
                     f,
                     "  {:<8} {:>12} {:>12} {:>5.2}  {blamed}",
@@ -116,8 +123,11 @@ impl fmt::Display for Report {
                     ByteSize(leak.live_bytes).to_string(),
                     leak.confidence,
                 )?;
-                writeln!(f, "  {:>41}  {:?}: {}", "", leak.pattern, leak.reason)?;
+                writeln!(f, "  {:>41}  {}: {}", "", words(leak.pattern), leak.reason)?;
             }
+        } else {
+            writeln!(f)?;
+            writeln!(f, "{}", detector_status(self))?;
         }
 
         let live = self.top_by_live(ROWS);
@@ -212,7 +222,7 @@ fn table(
         let useful = super::from_blamed(&site.frames);
         let head = useful
             .first()
-            .map_or_else(|| "<unknown>".to_string(), |fr| fr.to_string());
+            .map_or_else(|| "<unknown>".to_string(), |fr| short_frame(fr).to_string());
         writeln!(
             f,
             "  {:>12} {:>5.1}% {:>12}  {head}",
@@ -220,15 +230,139 @@ fn table(
             share,
             group(count)
         )?;
-        for caller in useful.iter().skip(1).take(CALLERS) {
-            writeln!(f, "  {:>33}  <- {caller}", "")?;
+        for caller in useful.iter().skip(1).take(callers_shown(useful)) {
+            writeln!(f, "  {:>33}  <- {}", "", short_frame(caller))?;
         }
     }
     Ok(())
 }
 
+/// The leak detector's state in one line, when it lists no leak: waiting for snapshots, sites
+/// it cannot judge yet, or no leak over the window.
+fn detector_status(r: &Report) -> String {
+    let n = r.snapshots.points.len();
+    let interval = r.snapshots.interval_ms as f64 / 1e3;
+    if n < MIN_POINTS {
+        let more = MIN_POINTS - n;
+        return format!(
+            "Leak detector: insufficient evidence: {} so far, a verdict needs {MIN_POINTS} \
+             ({} more snapshot{}, about {:.0} s at the {:.0} s interval; or call \
+             heaptide::snapshot_now)",
+            count(n as u64, "snapshot", "snapshots"),
+            more,
+            if more == 1 { "" } else { "s" },
+            more as f64 * interval,
+            interval,
+        );
+    }
+    let waiting: Vec<&Site> = r
+        .sites
+        .iter()
+        .filter(|s| s.pattern == Some(Pattern::InsufficientEvidence))
+        .collect();
+    let window = r.trend.heap.map_or(0.0, |t| t.window_seconds);
+    let mut line = format!(
+        "Leak detector: no leak found over {:.0} s ({})",
+        window,
+        count(n as u64, "snapshot", "snapshots")
+    );
+    if let Some(most) = waiting.iter().filter_map(|s| s.needs_snapshots).max() {
+        line += &format!(
+            "; insufficient evidence for {} (up to {} more snapshots needed)",
+            count(waiting.len() as u64, "site", "sites"),
+            group(most)
+        );
+    }
+    line
+}
+
+/// A pattern as words: `steady growth`.
+fn words(p: Pattern) -> String {
+    let json = serde_json::to_string(&p).unwrap_or_default();
+    json.trim_matches('"').replace('_', " ")
+}
+
+/// `1 block`, `1,024 blocks`.
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", group(n), if n == 1 { one } else { many })
+}
+
+/// How many callers to show under a blamed frame: [`CALLERS`], or more (up to
+/// [`MAX_CALLERS`]) until the first frame of the program's own code is shown, when the frames
+/// under the blamed one are library code (registry crates, the standard library).
+pub(crate) fn callers_shown(useful: &[Frame]) -> usize {
+    let callers = useful.get(1..).unwrap_or_default();
+    match callers.iter().position(is_program_frame) {
+        Some(i) if i >= CALLERS => (i + 1).min(MAX_CALLERS),
+        _ => CALLERS,
+    }
+}
+
+/// A frame of the program's own source: a file outside the standard library and the cargo
+/// registry and git checkouts.
+fn is_program_frame(frame: &Frame) -> bool {
+    frame.file.as_deref().is_some_and(|file| {
+        !crate::drain::symbolize::is_plumbing(&frame.function)
+            && !file.starts_with("/rustc/")
+            && !file.contains("/.cargo/registry/")
+            && !file.contains("/.cargo/git/")
+    })
+}
+
+/// A frame as a person reads it: the function, then the file shortened by [`short_path`] and
+/// the line.
+pub(crate) fn short_frame(frame: &Frame) -> impl fmt::Display + '_ {
+    struct Short<'a>(&'a Frame);
+    impl fmt::Display for Short<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0.function)?;
+            match (&self.0.file, self.0.line) {
+                (Some(file), Some(line)) => write!(f, " ({}:{line})", short_path(file)),
+                (Some(file), None) => write!(f, " ({})", short_path(file)),
+                _ => Ok(()),
+            }
+        }
+    }
+    Short(frame)
+}
+
+/// A source path as a person reads it:
+/// - the standard library: `/rustc/<hash>/library/std/src/x.rs` -> `library/std/src/x.rs`;
+/// - a registry crate:
+///   `~/.cargo/registry/src/index.crates.io-<hash>/serde-1.0.1/src/x.rs` -> `serde-1.0.1/src/x.rs`;
+/// - a git dependency: `~/.cargo/git/checkouts/<repo>-<hash>/<rev>/src/x.rs` -> `<repo>/src/x.rs`;
+/// - under the current directory (the package, when run by cargo): relative to it;
+/// - anything else as it is.
+pub(crate) fn short_path(path: &str) -> Cow<'_, str> {
+    if let Some(rest) = path.strip_prefix("/rustc/")
+        && let Some((_hash, inside)) = rest.split_once('/')
+    {
+        return Cow::Borrowed(inside);
+    }
+    if let Some((_, rest)) = path.split_once("/.cargo/registry/src/")
+        && let Some((_index, inside)) = rest.split_once('/')
+    {
+        return Cow::Borrowed(inside);
+    }
+    if let Some((_, rest)) = path.split_once("/.cargo/git/checkouts/")
+        && let Some((repo, inside)) = rest.split_once('/')
+        && let Some((_rev, file)) = inside.split_once('/')
+    {
+        let repo = repo.rsplit_once('-').map_or(repo, |(name, _hash)| name);
+        return Cow::Owned(format!("{repo}/{file}"));
+    }
+    if let Ok(dir) = std::env::current_dir()
+        && let Some(dir) = dir.to_str()
+        && let Some(inside) = path.strip_prefix(dir)
+        && let Some(inside) = inside.strip_prefix('/')
+    {
+        return Cow::Owned(inside.to_string());
+    }
+    Cow::Borrowed(path)
+}
+
 /// 1234567 -> "1,234,567".
-fn group(n: u64) -> String {
+pub(crate) fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -248,5 +382,64 @@ mod tests {
         assert_eq!(super::group(999), "999");
         assert_eq!(super::group(1000), "1,000");
         assert_eq!(super::group(1234567), "1,234,567");
+        assert_eq!(super::count(1, "allocation", "allocations"), "1 allocation");
+        assert_eq!(super::count(1200, "block", "blocks"), "1,200 blocks");
+    }
+
+    #[test]
+    fn short_paths() {
+        use super::short_path;
+        assert_eq!(
+            short_path(
+                "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/serde-1.0.219/src/de/mod.rs"
+            ),
+            "serde-1.0.219/src/de/mod.rs"
+        );
+        assert_eq!(
+            short_path(
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/vec/mod.rs"
+            ),
+            "library/alloc/src/vec/mod.rs"
+        );
+        assert_eq!(
+            short_path("/home/u/.cargo/git/checkouts/tokio-4e1c1f2a3b/9f8e7d6/tokio/src/lib.rs"),
+            "tokio/tokio/src/lib.rs"
+        );
+        let here = std::env::current_dir().unwrap();
+        let file = format!("{}/src/lib.rs", here.display());
+        assert_eq!(short_path(&file), "src/lib.rs");
+        assert_eq!(short_path("/elsewhere/x.rs"), "/elsewhere/x.rs");
+        assert_eq!(short_path("src/x.rs"), "src/x.rs");
+    }
+
+    #[test]
+    fn callers_reach_the_program() {
+        use super::{Frame, callers_shown};
+        let frame = |function: &str, file: &str| Frame {
+            function: function.to_string(),
+            file: Some(file.to_string()),
+            line: Some(1),
+        };
+        let lib = |i: usize| {
+            frame(
+                &format!("serde_json::de::f{i}"),
+                "/h/.cargo/registry/src/index.crates.io-1/serde_json-1.0/src/de.rs",
+            )
+        };
+        // Blamed frame in a library, eight library callers, then the program.
+        let mut frames: Vec<Frame> = (0..9).map(lib).collect();
+        frames.push(frame("app::load", "/work/app/src/main.rs"));
+        assert_eq!(callers_shown(&frames), 9);
+        // The program within the first callers: the usual three.
+        let frames = vec![
+            lib(0),
+            frame("app::load", "/work/app/src/main.rs"),
+            lib(1),
+            lib(2),
+        ];
+        assert_eq!(callers_shown(&frames), 3);
+        // Never the program (or too deep): capped.
+        let frames: Vec<Frame> = (0..40).map(lib).collect();
+        assert_eq!(callers_shown(&frames), 3);
     }
 }

@@ -32,7 +32,9 @@
 //!
 //! # Threads spawned inside the closure
 //!
-//! Tracking follows the calling thread only:
+//! By default tracking follows the calling thread only (so tests running in parallel never see
+//! each other); [`Options::all_threads`] also tracks every thread that starts while the closure
+//! runs (a multi-threaded runtime's workers, a pool), process-wide. By default:
 //! - allocations made **by** a thread the closure spawns are not attributed to the closure (call
 //!   `track` inside that thread to check it);
 //! - blocks the closure allocated and a spawned thread (or any other thread) freed before
@@ -43,11 +45,26 @@
 //!
 //! # Ignoring intended allocations
 //!
-//! Two ways, documented on each:
+//! Four ways, documented on each:
 //! - [`untracked`]: a scope guard inside the closure; what it allocates is not tracked (a global
 //!   cache filled on purpose, a lazy static, a log buffer);
 //! - [`Tracking::ignoring`]: after the fact, drop the leak sites whose stack has a frame
-//!   matching a predicate (e.g. a function name), then assert on what remains.
+//!   matching a predicate (e.g. a function name), then assert on what remains;
+//! - [`Tracking::ignoring_stacks`] and [`Options::ignore_stacks`]: the same with a predicate
+//!   over the whole stack (frames in order);
+//! - [`Options::leak_limit_per_site`]: let each call site keep up to a number of bytes; the
+//!   process-wide default is `HEAPTIDE_TEST_LEAK_LIMIT` (a byte size such as `4KiB`; a bad
+//!   value gives one stderr line and 0).
+//!
+//! # Lazy statics and other first-use allocations
+//!
+//! A `LazyLock`, `OnceLock`, `thread_local!` or a cache filled on its first use allocates in
+//! whichever tracked closure touches it first, and what it allocates lives on: that closure
+//! "leaks" it, and the result depends on the order the tests run in. Fixes, best first:
+//! - check the code with [`assert_no_growth`], which runs warm-up calls and fails only on memory
+//!   that keeps growing with the calls;
+//! - touch the static once before the check (a warm-up call outside `assert_no_leaks`);
+//! - allocate it under [`untracked`], or filter it out ([`Options::ignore_stacks`]).
 //!
 //! # Limits
 //!
@@ -61,5 +78,9 @@
 mod assert;
 mod tracking;
 
-pub use assert::{assert_no_growth, assert_no_leaks, assert_peak_below};
+pub(crate) use tracking::inherit;
+
+pub use assert::{
+    LEAK_LIMIT_VAR, Options, assert_no_growth, assert_no_leaks, assert_peak_below, options,
+};
 pub use tracking::{SiteBytes, Tracking, track, untracked};

@@ -2,18 +2,37 @@
 //! it left behind.
 
 use rustc_hash::FxHashMap as HashMap;
+use std::cell::Cell;
 use std::fmt;
+use std::sync::{Condvar, Mutex};
 
 use crate::config::ByteSize;
 use crate::drain;
 use crate::drain::scope::{Held, Scope};
 use crate::drain::symbolize::{self, Symbols};
 use crate::report::Frame;
+use crate::report::text::{callers_shown, count, short_frame};
 use crate::sample::thread::{self, ProfilerScope};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Scope ids; 0 means "not tracked".
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
+
+/// The all-threads scope running now (0: none): threads that start while it is set record into
+/// it ([`inherit`]).
+static ALL_THREADS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether an all-threads scope runs (one at a time; the next waits on [`ALL_THREADS_FREE`]).
+static ALL_THREADS_BUSY: Mutex<bool> = Mutex::new(false);
+static ALL_THREADS_FREE: Condvar = Condvar::new();
+
+thread_local! {
+    /// The all-threads scope this thread joined when it started (0: none).
+    static ADOPTED: Cell<u64> = const { Cell::new(0) };
+    /// Whether this thread has allocated through the slow path before (every thread's first
+    /// allocation does).
+    static SEEN: Cell<bool> = const { Cell::new(false) };
+}
 
 /// What a tracked closure allocated, and what of it is still live.
 ///
@@ -110,8 +129,26 @@ impl Tracking {
     ///     .ignoring(|frame| frame.function.contains("fill_global_cache"));
     /// assert!(!t.leaked(), "{t}");
     /// ```
-    pub fn ignoring(mut self, ignore: impl Fn(&Frame) -> bool) -> Tracking {
-        self.leaks.retain(|s| !s.frames.iter().any(&ignore));
+    pub fn ignoring(self, ignore: impl Fn(&Frame) -> bool) -> Tracking {
+        self.ignoring_stacks(|frames| frames.iter().any(&ignore))
+    }
+
+    /// The same tracking without the leak sites whose whole stack (innermost frame first)
+    /// `ignore` matches (the leaked totals are recomputed): a filter that can look at the
+    /// order of frames, e.g. "allocated by `serde_json` when called from `load_config`".
+    ///
+    /// ```no_run
+    /// # #[global_allocator]
+    /// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+    /// # fn load_config() {}
+    /// let t = heaptide::testing::track(load_config).ignoring_stacks(|frames| {
+    ///     let at = |name: &str| frames.iter().position(|f| f.function.contains(name));
+    ///     matches!((at("serde_json::"), at("load_config")), (Some(a), Some(b)) if a < b)
+    /// });
+    /// assert!(!t.leaked(), "{t}");
+    /// ```
+    pub fn ignoring_stacks(mut self, ignore: impl Fn(&[Frame]) -> bool) -> Tracking {
+        self.leaks.retain(|s| !ignore(&s.frames));
         self.leaked_bytes = self.leaks.iter().map(|s| s.bytes).sum();
         self.leaked_blocks = self.leaks.iter().map(|s| s.blocks).sum();
         self
@@ -125,29 +162,30 @@ const SHOWN_FRAMES: usize = 5;
 /// Writes sites as a person reads them: the blamed frame, then its callers.
 pub(crate) fn write_sites(f: &mut impl fmt::Write, sites: &[SiteBytes]) -> fmt::Result {
     for site in sites.iter().take(SHOWN_SITES) {
-        let blocks = if site.blocks == 1 { "block" } else { "blocks" };
+        let blocks = count(site.blocks, "block", "blocks");
         // heaptide's own callers (the assertion running the closure) say nothing to the reader.
-        let frames: Vec<&Frame> = site
+        let frames: Vec<Frame> = site
             .useful_frames()
             .iter()
             .filter(|f| !f.function.starts_with("heaptide::testing::"))
+            .cloned()
             .collect();
         match frames.first() {
             Some(top) => writeln!(
                 f,
-                "  {} in {} {blocks} allocated at {top}",
+                "  {} in {blocks} allocated at {}",
                 ByteSize(site.bytes),
-                site.blocks
+                short_frame(top)
             )?,
             None => writeln!(
                 f,
-                "  {} in {} {blocks} allocated at <unknown>",
+                "  {} in {blocks} allocated at <unknown>",
                 ByteSize(site.bytes),
-                site.blocks
             )?,
         }
-        for caller in frames.iter().skip(1).take(SHOWN_FRAMES - 1) {
-            writeln!(f, "      <- {caller}")?;
+        let shown = callers_shown(&frames).max(SHOWN_FRAMES - 1);
+        for caller in frames.iter().skip(1).take(shown) {
+            writeln!(f, "      <- {}", short_frame(caller))?;
         }
     }
     if sites.len() > SHOWN_SITES {
@@ -160,17 +198,17 @@ impl fmt::Display for Tracking {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "tracked: {} allocated in {} allocations, peak {} live",
+            "tracked: {} allocated in {}, peak {} live",
             ByteSize(self.alloc_bytes),
-            self.alloc_count,
+            count(self.alloc_count, "allocation", "allocations"),
             ByteSize(self.peak_bytes)
         )?;
         if self.leaked() {
             writeln!(
                 f,
-                "leaked: {} in {} blocks still live, by site:",
+                "leaked: {} in {} still live, by site:",
                 ByteSize(self.leaked_bytes),
-                self.leaked_blocks
+                count(self.leaked_blocks, "block", "blocks")
             )?;
             write_sites(f, &self.leaks)?;
         } else {
@@ -242,10 +280,75 @@ pub(crate) fn begin() -> u64 {
     let config = crate::alloc::config();
     let previous = thread::set_tracking_scope(scope, config.sampling, config.seed);
     if previous != 0 {
-        thread::set_tracking_scope(previous, config.sampling, config.seed);
-        panic!("heaptide::testing: track() cannot be nested on one thread");
+        if previous == ADOPTED.get() {
+            // A thread started inside an all-threads scope tracks a closure of its own: that
+            // closure's allocations are its own scope's.
+            ADOPTED.set(0);
+        } else {
+            thread::set_tracking_scope(previous, config.sampling, config.seed);
+            panic!("heaptide::testing: track() cannot be nested on one thread");
+        }
     }
     scope
+}
+
+/// Starts a scope on this thread that threads starting from now on join (one such scope at a
+/// time in the process: waits for the running one to end). Ended by [`EndScope`].
+pub(crate) fn begin_all_threads() -> u64 {
+    {
+        let mut busy = ALL_THREADS_BUSY
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *busy {
+            busy = ALL_THREADS_FREE
+                .wait(busy)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        *busy = true;
+    }
+    let scope = std::panic::catch_unwind(begin).unwrap_or_else(|panic| {
+        end_all_threads();
+        std::panic::resume_unwind(panic)
+    });
+    ALL_THREADS.store(scope, Ordering::Release);
+    scope
+}
+
+/// Ends the all-threads scope: threads that joined it leave it at their next allocation.
+fn end_all_threads() {
+    ALL_THREADS.store(0, Ordering::Release);
+    let mut busy = ALL_THREADS_BUSY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *busy = false;
+    ALL_THREADS_FREE.notify_one();
+}
+
+/// The scope an allocation of this thread records into, given the thread's own (`own`).
+/// Called on the allocation slow path only (a sample point crossed, a tracked thread, a
+/// thread's first allocation), never on the unsampled fast path: a thread starting while an
+/// all-threads scope runs joins it at its first allocation, and a thread that joined one
+/// leaves it at its first allocation after it ended.
+#[inline]
+pub(crate) fn inherit(own: u64) -> u64 {
+    let all = ALL_THREADS.load(Ordering::Acquire);
+    let fresh = !SEEN.replace(true);
+    if own != 0 {
+        if all != own && ADOPTED.get() == own {
+            ADOPTED.set(0);
+            let config = crate::alloc::config();
+            thread::set_tracking_scope(0, config.sampling, config.seed);
+            return 0;
+        }
+        return own;
+    }
+    if all != 0 && fresh {
+        let config = crate::alloc::config();
+        thread::set_tracking_scope(all, config.sampling, config.seed);
+        ADOPTED.set(all);
+        return all;
+    }
+    0
 }
 
 /// Ends this thread's scope when dropped. When the tracked closure panics, the scope's record
@@ -256,6 +359,9 @@ impl Drop for EndScope {
     fn drop(&mut self) {
         let config = crate::alloc::config();
         thread::set_tracking_scope(0, config.sampling, config.seed);
+        if ALL_THREADS.load(Ordering::Relaxed) == self.0 {
+            end_all_threads();
+        }
         if std::thread::panicking() {
             drop(drain::with_flushed(|agg| agg.take_scope(self.0)));
         }
@@ -269,6 +375,11 @@ pub(crate) fn live_now(scope: u64) -> HashMap<u32, Held> {
     drain::with_flushed(|agg| agg.scope(scope).map(|s| s.live.clone()).unwrap_or_default())
 }
 
+/// A scope's live bytes now, without ending it.
+pub(crate) fn live_bytes_now(scope: u64) -> u64 {
+    drain::with_flushed(|agg| agg.scope(scope).map_or(0, |s| s.live_total().bytes))
+}
+
 /// Ends the record of an ended scope and builds its [`Tracking`]. With `mid` (the scope's
 /// live figures at an earlier moment, from [`live_now`]), also the sites whose live bytes grew
 /// since then, with the growth.
@@ -277,12 +388,14 @@ pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking,
         let Some(mut record) = agg.take_scope(scope) else {
             return (None, HashMap::default());
         };
-        // The stacks a `Tracking` can show: sites live at the end (leaks, growth) and sites
-        // holding memory at the peak. Copying only those, rather than one per site the scope
-        // ever allocated at, is most of what ending a busy scope costs.
+        // The stacks a `Tracking` can show: sites live at the end (leaks, growth), at `mid`
+        // (growth is counted by user stack) and holding memory at the peak. Copying only
+        // those, rather than one per site the scope ever allocated at, is most of what ending
+        // a busy scope costs.
         let (peak_bytes, at_peak) = record.peak();
         let mut stacks: HashMap<u32, Box<[usize]>> = HashMap::default();
-        for &site in record.live.keys().chain(at_peak.keys()) {
+        let at_mid = mid.into_iter().flat_map(|m| m.keys());
+        for &site in record.live.keys().chain(at_peak.keys()).chain(at_mid) {
             stacks
                 .entry(site)
                 .or_insert_with(|| agg.sites[site as usize].frames.clone());
@@ -320,23 +433,25 @@ fn build(
     let leaks = symbolized(symbols, stacks, &record.live, depth);
     let growth = match mid {
         Some(mid) => {
-            let grown: HashMap<u32, Held> = record
-                .live
-                .iter()
-                .filter_map(|(site, now)| {
-                    let then = mid.get(site).copied().unwrap_or_default();
+            // By the user's stack, not the raw one: the same closure called from two lines of
+            // the assertion is one site, and a cache that evicts entries made at one raw stack
+            // for entries made at another did not grow.
+            let now = merged(symbols, stacks, &record.live, depth);
+            let then = merged(symbols, stacks, mid, depth);
+            let grown: HashMap<Vec<u32>, Held> = now
+                .into_iter()
+                .filter_map(|(key, now)| {
+                    let then = then.get(&key).copied().unwrap_or_default();
                     (now.bytes > then.bytes).then(|| {
-                        (
-                            *site,
-                            Held {
-                                bytes: now.bytes - then.bytes,
-                                blocks: now.blocks.saturating_sub(then.blocks).max(1),
-                            },
-                        )
+                        let held = Held {
+                            bytes: now.bytes - then.bytes,
+                            blocks: now.blocks.saturating_sub(then.blocks).max(1),
+                        };
+                        (key, held)
                     })
                 })
                 .collect();
-            symbolized(symbols, stacks, &grown, depth)
+            to_sites(symbols, grown)
         }
         None => Vec::new(),
     };
@@ -359,14 +474,32 @@ pub(crate) fn symbolized(
     held: &HashMap<u32, Held>,
     depth: usize,
 ) -> Vec<SiteBytes> {
+    let merged = merged(symbols, stacks, held, depth);
+    to_sites(symbols, merged)
+}
+
+/// Raw sites' holdings merged by user stack: the symbolized stack without heaptide's own
+/// frames, wherever they are (the assertion's frames between the closure and the test).
+fn merged(
+    symbols: &mut Symbols,
+    stacks: &HashMap<u32, Box<[usize]>>,
+    held: &HashMap<u32, Held>,
+    depth: usize,
+) -> HashMap<Vec<u32>, Held> {
     let mut merged: HashMap<Vec<u32>, Held> = HashMap::default();
     for (site, h) in held {
         let raw = stacks.get(site).map_or(&[][..], |s| &s[..]);
-        let key = crate::report::user_stack(symbols, raw, depth);
+        let mut key = crate::report::user_stack(symbols, raw, depth);
+        key.retain(|&id| !symbols.is_own(id));
         let m = merged.entry(key).or_default();
         m.bytes += h.bytes;
         m.blocks += h.blocks;
     }
+    merged
+}
+
+/// Merged holdings as sites, most bytes first.
+fn to_sites(symbols: &Symbols, merged: HashMap<Vec<u32>, Held>) -> Vec<SiteBytes> {
     let mut out: Vec<SiteBytes> = merged
         .into_iter()
         .filter(|(_, h)| h.blocks > 0)
