@@ -14,6 +14,7 @@ static A: heaptide::Heaptide = heaptide::Heaptide::new();
 
 mod common;
 
+use common::Rng;
 use common::child::{CHILD, Scratch, run_child};
 
 // === the children ===
@@ -44,17 +45,6 @@ fn idle() {
         "{MARK}estimate {} live {} samples {}",
         r.totals.alloc_bytes, r.totals.live_bytes, r.profiler.samples
     );
-}
-
-/// xorshift64*: the test's own deterministic sizes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
 }
 
 #[inline(never)]
