@@ -21,8 +21,8 @@ use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::ptr;
 
-use crate::backend::plain;
 use crate::backend::sampled_arena::{self, RangeFilter, Resized, Sampled};
+use crate::backend::{outside, plain};
 use crate::buffer::event::{Event, FRAME_SLOTS, Kind, OWN_FRAMES, OverflowNode};
 use crate::buffer::registry::Slot;
 use crate::config::{Config, Sampling};
@@ -410,6 +410,9 @@ impl Heaptide {
         if sampled_arena::contains(ptr) {
             // SAFETY: in the range, so it is a sampled block of this layout.
             unsafe { free_sampled(ptr, layout) }
+        } else if outside::contains(ptr) {
+            // SAFETY: a live tracked block outside the range.
+            unsafe { free_outside(ptr) }
         } else {
             // SAFETY: not in the range, so it came from the plain path.
             unsafe { plain::dealloc(ptr, layout) }
@@ -431,6 +434,10 @@ impl Heaptide {
         // SAFETY: the size and alignment of the caller's valid layout.
         let layout = unsafe { Layout::from_size_align_unchecked(size, align) };
         this.sync_filter();
+        if maybe_sampled && outside::contains(ptr) {
+            // SAFETY: a live tracked block of `layout`; `new_size > 0`.
+            return unsafe { realloc_by_copy(this, ptr, layout, new_size) };
+        }
         let old_sampled = maybe_sampled && sampled_arena::contains(ptr);
         // A block the filter ruled out crossed a sample point in `realloc` (a crossing leaves
         // the countdown as it was); any other block charges the countdown here.
@@ -460,6 +467,11 @@ impl Heaptide {
                 (true, Some(decision)) => {
                     match resample_realloc(&decision, ptr, layout, new_size) {
                         Outcome::Block(p) => p,
+                        // Exact mode records every byte: a new block, tracked outside the range
+                        // if the arena cannot hold it.
+                        Outcome::Plain if decision.exact() => {
+                            realloc_by_copy(this, ptr, layout, new_size)
+                        }
                         Outcome::Plain => move_out_of_range(ptr, layout, new_size),
                     }
                 }
@@ -522,6 +534,51 @@ unsafe fn retire_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut 
             unsafe { move_out_of_range(ptr, layout, new_size) }
         }
     }
+}
+
+/// Resizes by allocating through the handle (recorded like any allocation), copying and freeing
+/// the old block through the handle (its death recorded). For exact mode's blocks the sampled
+/// arena cannot hold.
+///
+/// # Safety
+/// `ptr` is a live block of `layout` from this handle; `new_size > 0`.
+unsafe fn realloc_by_copy(
+    this: &Heaptide,
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+) -> *mut u8 {
+    // SAFETY: `new_size > 0` and the alignment is that of a valid layout; `ptr` is live, of
+    // `layout`, and not used after the copy.
+    unsafe {
+        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+        let p = this.alloc(new_layout);
+        if !p.is_null() {
+            ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size));
+            this.dealloc(ptr, layout);
+        }
+        p
+    }
+}
+
+/// Frees a tracked block outside the range: records its death, then unmaps it.
+///
+/// # Safety
+/// `ptr` is a live tracked block ([`outside::contains`]); nothing uses it afterwards.
+#[cold]
+#[inline(never)]
+unsafe fn free_outside(ptr: *mut u8) {
+    // SAFETY: forwarded contract.
+    let id = unsafe { outside::header(ptr) }.id;
+    let room = {
+        let _scope = ProfilerScope::enter();
+        Room::secure(thread::slot(), 1, true)
+    };
+    if let Some(mut room) = room {
+        room.push(Event::free(id, now_ns()));
+    }
+    // SAFETY: forwarded contract. The death is queued first; ids, not addresses, pair it.
+    unsafe { outside::free(ptr) };
 }
 
 /// A sampled block becomes an ordinary one: allocate plain, copy, free the sampled block.
@@ -717,20 +774,32 @@ unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Out
     // Outside the scope: the block is the user's memory, not the profiler's.
     let cache = thread::cache();
     // SAFETY: sampling is on, so the arena exists; the layout is valid and non-zero.
-    match unsafe { sampled_arena::alloc(layout.size(), layout.align(), zeroed, event.id, cache) } {
-        Sampled::Block(p) => {
-            event.time_ns = now_ns();
-            room.push(event);
-            Outcome::Block(p)
-        }
-        Sampled::Null => {
-            // The arena could not serve it (its range used up, or out of memory): the plain
-            // path gets its chance; this sample is lost, and counted.
+    let got =
+        unsafe { sampled_arena::alloc(layout.size(), layout.align(), zeroed, event.id, cache) };
+    let block = match got {
+        Sampled::Block(p) => p,
+        // Exact mode records every byte: a block the arena cannot hold (larger than what is
+        // left of its range) is tracked outside it. Fresh mappings are zeroed.
+        _ if decision.exact() => outside::alloc(
+            layout.size(),
+            layout.align(),
+            event.id,
+            sampled_arena::range_end(),
+        ),
+        _ => ptr::null_mut(),
+    };
+    if block.is_null() {
+        // The arena could not serve it (its range used up, or out of memory): the plain path
+        // gets its chance; this sample is lost, and counted (a refusal in sampled mode is no
+        // loss: the block was not sampled after all, the process is memoryless).
+        if decision.exact() || matches!(got, Sampled::Null) {
             drain::DROPPED.fetch_add(1, Ordering::Relaxed);
-            Outcome::Plain
         }
-        Sampled::Refused => Outcome::Plain,
+        return Outcome::Plain;
     }
+    event.time_ns = now_ns();
+    room.push(event);
+    Outcome::Block(block)
 }
 
 /// Resizes a sampled block into another sampled block (in place when jemalloc can): the old
@@ -775,8 +844,11 @@ unsafe fn resample_realloc(
         }
         Resized::Null => {
             // The arena could not serve it (its range used up, or out of memory): the caller
-            // moves the block to an ordinary one; this sample is lost, and counted.
-            drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+            // moves the block to an ordinary one (sampled mode: this sample is lost, and
+            // counted) or to one tracked outside the range (exact mode).
+            if !decision.exact() {
+                drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
             Outcome::Plain
         }
         Resized::LeftRange(p) => {

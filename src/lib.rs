@@ -310,10 +310,14 @@
 //! file:line in release builds, give the release profile `debug = "limited"`.
 //!
 //! A thread whose ring fills runs a drain pass itself if the drain lock is free (never
-//! waiting), so a drain thread that gets no CPU does not cause drops; in sampled mode a full
-//! ring may also spill into a bounded number of overflow nodes. Exact mode drops nothing: when
-//! the backlog passes 64k events, allocating threads help the drain or yield until it shrinks
-//! (backpressure instead of unbounded memory). On Linux the drain thread runs under
+//! waiting), so a drain thread that gets no CPU does not cause drops; otherwise the event
+//! spills into an overflow node. Neither mode drops a sample for a full ring: when the backlog
+//! reaches 1,024 events (sampled mode) or 64k (exact mode), the sampling threads help the
+//! drain or yield until it shrinks (backpressure instead of unbounded memory or lost weight).
+//! A report being built holds the drain lock while it symbolizes (about a second the first
+//! time), so a thread sampling fast enough to reach the mark meanwhile waits for it. In exact
+//! mode a block too large for what is left of the sampled range is mapped on its own above the
+//! range and tracked there, so exact reports count every byte. On Linux the drain thread runs under
 //! `SCHED_BATCH`: its fair share of CPU is unchanged, but waking it no longer preempts one of
 //! the program's threads at once (on the 2-core bench machine, heaptide's malloc-bound churn
 //! ran in 0.968 of the time per op it took with the drain under the default policy: geometric

@@ -10,31 +10,17 @@ static A: heaptide::Heaptide = heaptide::Heaptide::new().sample_every(R).seed(42
 
 mod common;
 
-use common::{Block, leaf, serial, settled_report, sum_figures as figures};
+use common::{Block, Rng, leaf, serial, settled_report, sum_figures as figures};
 
 // === helpers ===
 
 // The tests of this binary run one at a time (`serial()`). A report being built holds the
 // drain lock (symbolizing: the first one loads debug info, which takes a second); meanwhile
-// rings are not emptied and a thread that keeps sampling drops samples (see
-// `tests/sampling_during_report.rs`), which would bias the estimate this file checks.
+// rings are not emptied and a thread that keeps sampling waits for it (backpressure), which
+// would slow the other test down.
 
 leaf!(sb_mixed_leaf, touch);
 leaf!(sb_cycle_leaf, touch);
-
-/// xorshift64*: the test's own deterministic sizes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Mean and variance of the estimates for a set of objects under Poisson sampling by bytes.
 ///

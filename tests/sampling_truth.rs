@@ -14,6 +14,7 @@ static A: heaptide::Heaptide = heaptide::Heaptide::new();
 
 mod common;
 
+use common::Rng;
 use common::child::{CHILD, Scratch, run_child};
 
 // === the children ===
@@ -31,6 +32,8 @@ fn child() {
         "idle" => idle(),
         "one_worker" => one_worker(),
         "exact_drain" => exact_drain(),
+        "exact_big_limited" => exact_big_limited(),
+        "exact_big" => exact_big(),
         other => panic!("unknown child case {other}"),
     }
 }
@@ -42,17 +45,6 @@ fn idle() {
         "{MARK}estimate {} live {} samples {}",
         r.totals.alloc_bytes, r.totals.live_bytes, r.profiler.samples
     );
-}
-
-/// xorshift64*: the test's own deterministic sizes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
 }
 
 #[inline(never)]
@@ -120,6 +112,52 @@ fn exact_drain() {
     println!(
         "{MARK}slots {} start_up {start_up}",
         r.profiler.thread_slots
+    );
+}
+
+/// Limits the address space to 3 GiB, so the sampled range falls back to its smallest size
+/// (1 GiB), and runs `exact_big` in this process under the limit.
+fn exact_big_limited() {
+    use std::os::unix::process::CommandExt as _;
+    let limit = libc::rlimit {
+        rlim_cur: 3 << 30,
+        rlim_max: 3 << 30,
+    };
+    // SAFETY: a valid rlimit value; lowering a soft and hard limit needs no privilege.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+    let err = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(std::env::args_os().skip(1))
+        .env(CHILD, "exact_big")
+        .exec();
+    panic!("exec failed: {err}");
+}
+
+#[inline(never)]
+fn big_leaf(size: usize) -> Vec<u8> {
+    std::hint::black_box(vec![0u8; size])
+}
+
+/// Exact mode, a range of 1 GiB: a block of 1.25 GiB, then resized down to 1 MiB, then freed;
+/// prints the live bytes of its site at each step.
+fn exact_big() {
+    const BIG: usize = 1280 << 20;
+    let live = |needle: &str| -> u64 {
+        heaptide::report()
+            .sites_mentioning(needle)
+            .map(|s| s.live_bytes)
+            .sum()
+    };
+    let mut v = big_leaf(BIG);
+    v[BIG - 1] = 1;
+    let whole = live("big_leaf");
+    v.truncate(1 << 20);
+    v.shrink_to_fit();
+    let shrunk = live("exact_big") - live("big_leaf");
+    drop(v);
+    let freed = live("exact_big");
+    println!(
+        "{MARK}whole {whole} shrunk {shrunk} freed {freed} dropped {}",
+        heaptide::report().profiler.dropped
     );
 }
 
@@ -196,4 +234,18 @@ fn exact_mode_records_nothing_of_the_drain_thread() {
     let fields: Vec<&str> = seen[0].split_whitespace().collect();
     let slots: u64 = fields[1].parse().unwrap();
     assert!(slots <= 2, "{}", seen[0]);
+}
+
+#[test]
+fn exact_mode_counts_blocks_larger_than_the_sampled_range() {
+    let seen = runs("exact_big_limited", "big", 1, &[("HEAPTIDE_SAMPLE", "1")]);
+    assert_eq!(
+        seen[0],
+        format!(
+            "whole {} shrunk {} freed 0 dropped 0",
+            1280u64 << 20,
+            1u64 << 20
+        ),
+        "a block the sampled range cannot hold must be counted in exact mode"
+    );
 }

@@ -5,6 +5,8 @@
 //!   nodes), taken from jemalloc directly so it never re-enters the global allocator;
 //! - [`sampled_arena`]: the dedicated arena whose memory lies in one reserved address range,
 //!   so "was this pointer sampled?" is a single range compare;
+//! - [`outside`]: exact mode's blocks too large for what is left of the range, tracked outside
+//!   it;
 //! - [`ctl`]: `mallctl` reads.
 //!
 //! Under `cfg(loom)` only the raw allocation functions exist. Under `cfg(loom)` or `cfg(miri)`
@@ -14,6 +16,8 @@
 
 #[cfg(not(loom))]
 pub(crate) mod ctl;
+#[cfg(not(loom))]
+pub(crate) mod outside;
 #[cfg(not(loom))]
 pub(crate) mod sampled_arena;
 

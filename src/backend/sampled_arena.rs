@@ -166,6 +166,11 @@ impl RangeFilter {
     }
 }
 
+/// The first address above the reservation (0 when the arena could not be set up).
+pub(crate) fn range_end() -> usize {
+    RANGE.base.load(Ordering::Relaxed) + RANGE.len.load(Ordering::Relaxed)
+}
+
 /// Bytes reserved (0 when the arena could not be set up).
 pub(crate) fn reserved_bytes() -> usize {
     RANGE.len.load(Ordering::Relaxed)

@@ -8,6 +8,22 @@
 
 pub mod child;
 
+/// xorshift64*: a test's own deterministic sizes.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 use std::alloc::{Layout, dealloc};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
