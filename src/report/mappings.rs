@@ -73,14 +73,25 @@ pub(crate) fn parse_maps(maps: &str) -> Vec<Mapping> {
         .collect()
 }
 
-/// The GNU build id of an ELF file, read through its headers and notes only.
+/// The GNU build id of a 64-bit ELF file, read through its file header, program headers and
+/// notes only (a few hundred bytes, whatever the size of the file and its symbol tables).
 fn build_id(path: &str) -> Option<String> {
-    use object::Object;
+    use object::read::elf::{FileHeader, ProgramHeader};
     let file = std::fs::File::open(path).ok()?;
-    let cache = object::ReadCache::new(file);
-    let elf = object::File::parse(&cache).ok()?;
-    let id = elf.build_id().ok()??;
-    Some(id.iter().map(|b| format!("{b:02x}")).collect())
+    let data = &object::ReadCache::new(file);
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    for segment in header.program_headers(endian, data).ok()? {
+        let Ok(Some(mut notes)) = segment.notes(endian, data) else {
+            continue;
+        };
+        while let Ok(Some(note)) = notes.next() {
+            if note.name() == b"GNU" && note.n_type(endian) == object::elf::NT_GNU_BUILD_ID {
+                return Some(note.desc().iter().map(|b| format!("{b:02x}")).collect());
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
