@@ -479,3 +479,19 @@ fn a_lazy_static_leaks_in_the_first_closure_that_touches_it() {
         black_box(reads_first_use());
     });
 }
+
+#[test]
+fn a_one_time_step_in_the_measured_calls_is_not_growth() {
+    // A table that doubles once, in the third quarter of the calls, while the rest churns: a
+    // step up, then flat. Growth needs the last quarter to keep rising.
+    static TABLE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+    let mut call = 0;
+    assert_no_growth(10, 200, || {
+        call += 1;
+        let mut table = TABLE.lock().unwrap();
+        if call == 140 {
+            table.reserve_exact(1024);
+        }
+        black_box(format!("request {call}"));
+    });
+}

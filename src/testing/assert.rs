@@ -187,9 +187,9 @@ impl Options {
     #[track_caller]
     pub fn assert_no_growth(&self, warmup: usize, iterations: usize, mut f: impl FnMut()) {
         assert!(
-            iterations >= 4,
-            "heaptide::testing::assert_no_growth needs at least 4 iterations (it compares the \
-             second quarter of the calls with the last)"
+            iterations >= 8,
+            "heaptide::testing::assert_no_growth needs at least 8 iterations (it compares \
+             quarters and eighths of the calls)"
         );
         let (q2_start, mid_at, q4_start) =
             (iterations / 4, iterations / 2, iterations - iterations / 4);
@@ -216,26 +216,37 @@ impl Options {
         crate::sample::thread::drop_in_scope(mid);
         let ceiling = live[q2_start..mid_at].iter().copied().max().unwrap_or(0);
         let floor = live[q4_start..].iter().copied().min().unwrap_or(0);
-        // Still rising through the last quarter: a one-time step (a hash table doubling once
-        // while a cache churns) leaves it flat.
-        let (q4_slope, q4_z) = slope_z(&live[q4_start..]);
-        if floor > ceiling.saturating_add(self.growth_tolerance) && q4_z >= STILL_RISING_Z {
-            let per_call = slope_z(&live[mid_at..]).0;
+        // Still rising at the end: the lowest over the last eighth of the calls above the
+        // highest over the sixth. A one-time step (a hash table doubling once while a cache
+        // churns) cannot pass both this and the test above.
+        let e = iterations / 8;
+        let late_floor = live[iterations - e..].iter().copied().min().unwrap_or(0);
+        let late_ceiling = live[iterations - 3 * e..iterations - 2 * e]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        let still_rising = late_floor > late_ceiling.saturating_add(self.growth_tolerance);
+        if floor > ceiling.saturating_add(self.growth_tolerance) && still_rising {
+            let per_call = slope(&live[mid_at..]);
             let mut m = String::new();
             let _ = writeln!(
                 m,
                 "heaptide: growth: live memory kept growing with the number of calls: the \
                  lowest it was over calls {}-{iterations} ({}) is above the highest over calls \
-                 {}-{mid_at} ({}) by {} (tolerance {}), and it still rose over the last quarter \
-                 ({}/call, {q4_z:.1} standard errors); about {} per call over the last {}; \
-                 sites that grew from call {mid_at} to call {iterations}:",
+                 {}-{mid_at} ({}) by {} (tolerance {}), and it still rose at the end (lowest \
+                 over the last {} above the highest over calls {}-{} by {}); about {} per call \
+                 over the last {}; sites that grew from call {mid_at} to call {iterations}:",
                 q4_start + 1,
                 ByteSize(floor),
                 q2_start + 1,
                 ByteSize(ceiling),
                 ByteSize(floor - ceiling),
                 ByteSize(self.growth_tolerance),
-                crate::config::SignedBytes(q4_slope),
+                count(e as u64, "call", "calls"),
+                iterations - 3 * e + 1,
+                iterations - 2 * e,
+                ByteSize(late_floor - late_ceiling),
                 ByteSize(per_call.max(0.0).round() as u64),
                 count((iterations - mid_at) as u64, "call", "calls"),
             );
@@ -269,15 +280,12 @@ impl Options {
     }
 }
 
-/// Standard errors above flat that the last quarter's slope must reach for growth.
-const STILL_RISING_Z: f64 = 3.0;
-
-/// Least-squares slope of `values` against the call number (bytes per call), and that slope in
-/// standard errors (from the scatter around the line; infinite for a rise with no scatter).
-fn slope_z(values: &[u64]) -> (f64, f64) {
+/// Least-squares slope of `values` against the call number, bytes per call (0 with fewer than
+/// two values).
+fn slope(values: &[u64]) -> f64 {
     let n = values.len();
-    if n < 3 {
-        return (0.0, 0.0);
+    if n < 2 {
+        return 0.0;
     }
     let x_mean = (n as f64 - 1.0) / 2.0;
     let y_mean = values.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
@@ -287,21 +295,7 @@ fn slope_z(values: &[u64]) -> (f64, f64) {
         sxy += dx * (v as f64 - y_mean);
         sxx += dx * dx;
     }
-    let slope = sxy / sxx;
-    let sse: f64 = values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (v as f64 - y_mean - slope * (i as f64 - x_mean)).powi(2))
-        .sum();
-    let se = (sse / (n - 2) as f64 / sxx).sqrt();
-    let z = if se > 0.0 {
-        slope / se
-    } else if slope > 0.0 {
-        f64::INFINITY
-    } else {
-        0.0
-    };
-    (slope, z)
+    sxy / sxx
 }
 
 /// Panics if anything `f` allocated (on the calling thread) is still live when it returns.
@@ -367,9 +361,10 @@ fn leak_message(t: &Tracking, over: &[SiteBytes], limit: u64) -> String {
 /// - the lowest value over the last quarter of the calls is above the highest over the second
 ///   quarter by more than the tolerance (0 unless [`Options::growth_tolerance`] says
 ///   otherwise): it rose through the second half and did not come back;
-/// - the least-squares slope over the last quarter is at least 3 standard errors above flat
-///   (the scatter around that line): it is still rising at the end, where a one-time step
-///   (a hash table that doubles once while a cache churns) is flat again.
+/// - the lowest value over the last eighth of the calls is above the highest over the sixth
+///   eighth (by more than the tolerance): it is still rising at the end. A one-time step (a
+///   hash table that doubles once while a cache churns) can pass one of the two tests, never
+///   both.
 ///
 /// A per-call leak (by one block per call or more) does both; a one-time initialisation (a
 /// lazy static, a buffer grown to its working size) happens before the second quarter, and a
@@ -380,7 +375,7 @@ fn leak_message(t: &Tracking, over: &[SiteBytes], limit: u64) -> String {
 /// within the first quarter.
 ///
 /// # Panics
-/// Also if `iterations < 4` (the rule compares quarters).
+/// Also if `iterations < 8` (the rule compares quarters and eighths).
 ///
 /// ```no_run
 /// # #[global_allocator]
@@ -429,13 +424,9 @@ mod tests {
 
     #[test]
     fn slope_per_call() {
-        assert_eq!(slope_z(&[]), (0.0, 0.0));
-        assert_eq!(slope_z(&[5, 6]), (0.0, 0.0));
-        let (slope, z) = slope_z(&[10, 20, 30, 40]);
-        assert!((slope - 10.0).abs() < 1e-9 && z == f64::INFINITY);
-        assert_eq!(slope_z(&[10, 10, 10]), (0.0, 0.0));
-        // A step: flat after it, a slope of about 0 in standard errors.
-        let (_, z) = slope_z(&[10, 12, 9, 11, 10, 12, 9, 11]);
-        assert!(z.abs() < 3.0, "{z}");
+        assert_eq!(slope(&[]), 0.0);
+        assert_eq!(slope(&[5]), 0.0);
+        assert!((slope(&[10, 20, 30, 40]) - 10.0).abs() < 1e-9);
+        assert!(slope(&[10, 10, 10]).abs() < 1e-9);
     }
 }
