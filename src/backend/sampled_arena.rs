@@ -432,6 +432,33 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Gives the cache's blocks back to the arena and stops counting it, without destroying
+    /// it: for a cache inherited across `fork()`. jemalloc's child handler rebuilds each
+    /// arena's list of caches with the forking thread's own cache only, so an explicit cache
+    /// made before the fork is on no list in the child; destroying it there unlinks it from a
+    /// list it is not on, which corrupts the list that `epoch` (statistics) walks next (a
+    /// SIGSEGV in `arena_stats_merge`). Flushing does not touch the list. The cache's index
+    /// and its few KiB stay with jemalloc.
+    pub(crate) fn abandon(self) {
+        let Some(mut index) = self.0 else {
+            return;
+        };
+        LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: "tcache.flush" reads an `unsigned` from `newp`, which points at a local of
+        // that type; the index came from "tcache.create" and was not destroyed.
+        unsafe {
+            ffi::mallctl(
+                c"tcache.flush".as_ptr(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                (&raw mut index).cast(),
+                size_of::<libc::c_uint>(),
+            );
+        }
+    }
+}
+
 /// Threads' sampled caches alive now.
 static LIVE_CACHES: AtomicUsize = AtomicUsize::new(0);
 /// What one sampled cache costs jemalloc (its bins' pointer stacks and bookkeeping), measured
