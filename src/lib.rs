@@ -239,8 +239,11 @@
 //! - **Threads come and go.** Each sampling thread takes a ring slot from a lock-free
 //!   registry and gives it back at exit; the drain empties it before it is reused. Ring,
 //!   registry and the intrusive stack are model-checked with loom (`bin/loom.sh`).
-//! - **fork()**: the drain lock is taken around `fork` (pthread_atfork), so a child never
-//!   inherits it locked; the child starts its own drain thread at its next sample.
+//! - **fork()**: every lock heaptide owns (drain, symbol cache, snapshot history, health state)
+//!   is taken around `fork` (pthread_atfork), so a child never inherits one locked; the forking
+//!   thread's sampled jemalloc cache is flushed and replaced in the child (destroying it there
+//!   would corrupt jemalloc's statistics list); the child starts its own drain thread at its
+//!   next sample.
 //! - **Out of memory**: the sampled path returns null exactly when jemalloc does.
 //!
 //! # What never happens to the host, and how it is tested
@@ -248,7 +251,7 @@
 //! | guarantee | tested by |
 //! |---|---|
 //! | bad configuration never stops the program: one stderr line per bad `HEAPTIDE_*` value, and the default | `tests/config_env.rs`, `tests/hostile.rs` (every variable invalid at once), `tests/dump_files.rs`, unit tests of each parser, the `config` fuzz target |
-//! | `fork()` from a busy multi-threaded process: the child allocates and reports, never hangs | `tests/fork.rs` (10 forks while 3 threads sample and flush) |
+//! | `fork()` from a busy multi-threaded process: the child allocates and reports, never hangs | `tests/fork.rs` (20 children each: forked while 3 threads sample and flush, while 2 threads build reports, and children that `exit` with an exit dump and a report in an `atexit` handler; none crashes, none hangs) |
 //! | a signal storm coalesces: 1,000 `SIGUSR1` give a few complete dumps, the program keeps running | `tests/dump_signal.rs` |
 //! | an unusable dump directory (missing, read-only, a symlink, a full disk) gives an error line, no partial file under a final name, and the program carries on | `tests/dump_files.rs`, `tests/hostile.rs` (a full 64 KiB tmpfs) |
 //! | threads exit while the drain reads their rings; allocations in thread-local destructors | loom models (`bin/loom.sh`), `tests/threads.rs` (10,000 short-lived threads, TLS destructors) |

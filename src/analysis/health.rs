@@ -183,7 +183,7 @@ fn leak_site_name(leak: &Leak) -> String {
 pub(crate) type Callback = Arc<dyn Fn(&Alert) + Send + Sync>;
 
 /// Alert state: the log, what was last seen, and alerts the callback has not had yet.
-struct State {
+pub(crate) struct State {
     log: VecDeque<Alert>,
     pending: Vec<Alert>,
     last_status: HealthStatus,
@@ -199,6 +199,14 @@ static STATE: Mutex<State> = Mutex::new(State {
     leaking: Vec::new(),
     callback: None,
 });
+
+/// The health state's lock guard (held across `fork()` by the fork handlers).
+pub(crate) type Guard = crate::sync::MutexGuard<'static, State>;
+
+/// Locks the health state (the fork handlers hold it across `fork()`).
+pub(crate) fn lock() -> Guard {
+    state()
+}
 
 fn state() -> crate::sync::MutexGuard<'static, State> {
     STATE

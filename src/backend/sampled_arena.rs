@@ -39,8 +39,33 @@ use crate::sync::{AtomicUsize, Ordering};
 /// C `bool` as the extent hooks take it.
 type CBool = bool;
 
-/// Address space reserved for sampled blocks, largest first; the first that maps is used.
-const RESERVATIONS: [usize; 4] = [64 << 30, 16 << 30, 4 << 30, 1 << 30];
+/// Address space reserved for sampled blocks, largest first; the first that maps (and fits
+/// the address-space limit, see [`address_space_share`]) is used.
+const RESERVATIONS: [usize; 6] = [64 << 30, 16 << 30, 4 << 30, 1 << 30, 256 << 20, 64 << 20];
+
+/// The share of a finite `RLIMIT_AS` (`ulimit -v`) the reservation may take: one eighth.
+/// `PROT_NONE | MAP_NORESERVE` address space still counts against that limit, so a 64 GiB
+/// reservation under a 3 GiB limit would leave the program nothing; with an eighth the
+/// program keeps seven eighths (under 3 GiB: a 256 MiB range, and a 2 GiB allocation still
+/// succeeds, `tests/address_space.rs`). Under 512 MiB no size fits and profiling is off (one
+/// stderr line). When the range is used up, sampled allocations take the plain path and
+/// count as dropped samples; the program's allocations never fail because of it.
+const ADDRESS_SPACE_SHARE: usize = 8;
+
+/// The most address space the reservation may take: unlimited, or [`ADDRESS_SPACE_SHARE`]
+/// of the soft `RLIMIT_AS`. Must not allocate (runs at load time).
+fn address_space_share() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid out-pointer of the type getrlimit writes.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
+    if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return usize::MAX;
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX) / ADDRESS_SPACE_SHARE
+}
 
 /// The header id of a retired block: one that was resized without being resampled. It stays
 /// in the arena (so jemalloc can keep growing it in place) but stands for no sample, so its
@@ -187,7 +212,8 @@ pub(crate) fn committed_bytes() -> usize {
 /// Why the sampled arena could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ArenaError {
-    /// No `PROT_NONE` reservation of even 1 GiB could be mapped.
+    /// No `PROT_NONE` reservation of even 64 MiB could be mapped (or fit an eighth of
+    /// `RLIMIT_AS`).
     Reserve,
     /// `arenas.create` failed.
     Create,
@@ -196,7 +222,9 @@ pub(crate) enum ArenaError {
 impl std::fmt::Display for ArenaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            ArenaError::Reserve => "could not reserve an address range for sampled blocks",
+            ArenaError::Reserve => {
+                "could not reserve an address range for sampled blocks (at least 64 MiB, at most an eighth of RLIMIT_AS)"
+            }
             ArenaError::Create => "jemalloc refused to create the sampled arena (arenas.create)",
         })
     }
@@ -293,8 +321,10 @@ pub(crate) fn reserve_range() -> Result<(), ArenaError> {
         // Made already, at load time (`alloc::RESERVE_AT_LOAD`).
         return Ok(());
     }
+    let share = address_space_share();
     let (base, len) = RESERVATIONS
         .into_iter()
+        .filter(|&len| len <= share)
         .find_map(reserve)
         .ok_or(ArenaError::Reserve)?;
     RANGE.base.store(base, Ordering::Relaxed);
@@ -344,6 +374,12 @@ pub(crate) fn create_arena() -> Result<(), ArenaError> {
         return Err(ArenaError::Create);
     }
     RANGE.arena.store(arena as usize, Ordering::Relaxed);
+    if len < RESERVATIONS[0] && address_space_share() < RESERVATIONS[0] {
+        crate::diag::stderr_line(format_args!(
+            "heaptide: RLIMIT_AS is set: the sampled range is {} MiB (an eighth of the limit at most); samples that do not fit are dropped and counted",
+            len >> 20
+        ));
+    }
     measure_cache();
     // Publishing `len` turns the range test on.
     RANGE.len.store(len, Ordering::Release);
@@ -428,6 +464,33 @@ impl Cache {
         unsafe {
             ffi::mallctl(
                 c"tcache.destroy".as_ptr(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                (&raw mut index).cast(),
+                size_of::<libc::c_uint>(),
+            );
+        }
+    }
+}
+
+impl Cache {
+    /// Gives the cache's blocks back to the arena and stops counting it, without destroying
+    /// it: for a cache inherited across `fork()`. jemalloc's child handler rebuilds each
+    /// arena's list of caches with the forking thread's own cache only, so an explicit cache
+    /// made before the fork is on no list in the child; destroying it there unlinks it from a
+    /// list it is not on, which corrupts the list that `epoch` (statistics) walks next (a
+    /// SIGSEGV in `arena_stats_merge`). Flushing does not touch the list. The cache's index
+    /// and its few KiB stay with jemalloc.
+    pub(crate) fn abandon(self) {
+        let Some(mut index) = self.0 else {
+            return;
+        };
+        LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: "tcache.flush" reads an `unsigned` from `newp`, which points at a local of
+        // that type; the index came from "tcache.create" and was not destroyed.
+        unsafe {
+            ffi::mallctl(
+                c"tcache.flush".as_ptr(),
                 ptr::null_mut(),
                 ptr::null_mut(),
                 (&raw mut index).cast(),

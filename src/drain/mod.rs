@@ -378,15 +378,30 @@ fn release_deferred(mut head: *mut Header) {
 
 // === fork ===
 
-struct ForkGuard(std::cell::UnsafeCell<Option<MutexGuard<'static, Option<Aggregate>>>>);
+/// The locks heaptide owns, held by the forking thread from its prepare handler to its parent
+/// and child handlers.
+struct ForkLocks {
+    drain: MutexGuard<'static, Option<Aggregate>>,
+    symbols: MutexGuard<'static, Option<symbolize::Symbols>>,
+    history: MutexGuard<'static, crate::analysis::history::History>,
+    health: crate::analysis::health::Guard,
+}
+
+struct ForkGuard(std::cell::UnsafeCell<Option<ForkLocks>>);
 // SAFETY: only touched by the forking thread, between its prepare and parent/child handlers.
 unsafe impl Sync for ForkGuard {}
 static FORK_GUARD: ForkGuard = ForkGuard(std::cell::UnsafeCell::new(None));
 
-/// Makes `fork()` safe: the drain lock is taken before the fork (so the child never inherits it
-/// locked by a thread that does not exist there) and released on both sides; the child gets a
-/// fresh drain thread on its next sample. Rings of the parent's other threads stay readable in
-/// the child; their events are drained there too.
+/// Makes `fork()` safe: every lock heaptide owns is taken before the fork (so the child never
+/// inherits one locked by a thread that does not exist there) and released on both sides; the
+/// child gets a fresh drain thread on its next sample. Rings of the parent's other threads
+/// stay readable in the child; their events are drained there too.
+///
+/// The locks are taken in the order the code nests them: the drain lock (never taken while
+/// one of the others is held), then the symbol cache (which also covers the `backtrace`
+/// crate's global lock: heaptide resolves only under it), the snapshot history and the health
+/// state (both taken while a report holds the symbol cache). jemalloc's own handlers run after
+/// heaptide's prepare handler and before its child handler (they were registered first).
 pub(crate) fn install_fork_handlers() {
     // SAFETY: registering handlers that are valid `extern "C" fn()` for the life of the process.
     unsafe {
@@ -399,19 +414,46 @@ pub(crate) fn install_fork_handlers() {
 }
 
 extern "C" fn before_fork() {
-    let guard = lock();
+    let drain = lock();
+    let symbols = symbolize::lock();
+    let history = crate::analysis::history::lock();
+    let health = crate::analysis::health::lock();
     // SAFETY: see `ForkGuard`.
-    unsafe { *FORK_GUARD.0.get() = Some(guard) };
+    unsafe {
+        *FORK_GUARD.0.get() = Some(ForkLocks {
+            drain,
+            symbols,
+            history,
+            health,
+        })
+    };
+}
+
+/// Releases the locks in the reverse order.
+fn release_fork_locks() {
+    // SAFETY: see `ForkGuard`.
+    if let Some(locks) = unsafe { (*FORK_GUARD.0.get()).take() } {
+        let ForkLocks {
+            drain,
+            symbols,
+            history,
+            health,
+        } = locks;
+        drop(health);
+        drop(history);
+        drop(symbols);
+        drop(drain);
+    }
 }
 
 extern "C" fn after_fork_parent() {
-    // SAFETY: see `ForkGuard`.
-    drop(unsafe { (*FORK_GUARD.0.get()).take() });
+    release_fork_locks();
 }
 
 extern "C" fn after_fork_child() {
-    // SAFETY: see `ForkGuard`.
-    drop(unsafe { (*FORK_GUARD.0.get()).take() });
+    release_fork_locks();
+    // jemalloc's own child handler has run (it was registered first), so jemalloc is usable.
+    crate::sample::thread::renew_cache_after_fork();
     THREAD.store(std::ptr::null_mut(), Ordering::Release);
     STATUS.store(NOT_STARTED, Ordering::Release);
 }

@@ -248,6 +248,19 @@ pub(crate) fn slot() -> Option<&'static Slot<Event>> {
     })
 }
 
+/// In the child of `fork()`, on the forking thread (the child's only thread): its sampled cache
+/// was made before the fork and must never be destroyed in the child (see [`Cache::abandon`]);
+/// it is flushed and abandoned, and the thread gets a fresh one.
+pub(crate) fn renew_cache_after_fork() {
+    let _ = THREAD.try_with(|t| {
+        let old = t.cache.get();
+        if old != Cache::NONE {
+            old.abandon();
+            t.cache.set(Cache::create().unwrap_or(Cache::NONE));
+        }
+    });
+}
+
 /// This thread's sampled-only jemalloc cache ([`Cache::NONE`] before the thread has a slot,
 /// after it gave it back, or when jemalloc had no cache to give).
 #[inline]
