@@ -319,6 +319,10 @@ pub struct ProfilerStats {
     /// How stacks are captured: "frame pointers" (built with `-C force-frame-pointers=yes`)
     /// or "DWARF unwinding".
     pub stack_walker: String,
+    /// Full reports built since start (this one included; reports for dumps, the API, the HTTP
+    /// endpoints and the alerts).
+    #[serde(default)]
+    pub reports_built: u64,
 }
 
 /// A stack from the frame a person would blame: without the allocation plumbing on top
@@ -538,6 +542,7 @@ fn snapshots(
 /// after the sites are merged and ranked, for the histograms of the listed sites and the ages
 /// of the leaks' live objects.
 fn take_in_scope() -> Report {
+    REPORTS_BUILT.fetch_add(1, crate::sync::Ordering::Relaxed);
     let snapshot = drain::with_flushed(|agg| Snapshot::of(agg, true));
     let (mut inner, leak_sites, site_raws) = {
         let _scope = ProfilerScope::enter();
@@ -770,9 +775,13 @@ impl Snapshot {
             reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
             sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
             stack_walker: crate::sample::capture::WALKER.to_string(),
+            reports_built: REPORTS_BUILT.load(crate::sync::Ordering::Relaxed),
         }
     }
 }
+
+/// Full reports built since start (see [`ProfilerStats::reports_built`]).
+static REPORTS_BUILT: crate::sync::AtomicU64 = crate::sync::AtomicU64::new(0);
 
 /// Addresses in the symbol cache when a report last counted them (read by [`summary`], which
 /// does not wait for the symbol cache's lock).
