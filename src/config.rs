@@ -54,6 +54,9 @@ pub struct Config {
     pub depth: usize,
     /// `HEAPTIDE_SEED`: seed of the per-thread sampling generators (`None`: from the clock).
     pub seed: Option<u64>,
+    /// `HEAPTIDE_SITE_BUDGET`: bytes the call-site table may hold before its coldest sites are
+    /// merged (`None`: 64 MiB or 1% of the live heap, whichever is larger).
+    pub site_budget: Option<u64>,
 }
 
 /// Default stack depth.
@@ -65,6 +68,7 @@ impl Config {
         sampling: Sampling::DEFAULT,
         depth: DEFAULT_DEPTH,
         seed: None,
+        site_budget: None,
     };
 
     /// `self` with every `HEAPTIDE_*` variable that is set applied on top.
@@ -89,7 +93,29 @@ impl Config {
                 }
             }
         }
+        if let Some(v) = getenv(c"HEAPTIDE_SITE_BUDGET") {
+            match parse_site_budget(v) {
+                Ok(b) => self.site_budget = Some(b),
+                Err(ParseError) => complain(
+                    "HEAPTIDE_SITE_BUDGET",
+                    v,
+                    SITE_BUDGET_FORMS,
+                    &"64 MiB or 1% of the live heap, whichever is larger",
+                ),
+            }
+        }
         self
+    }
+}
+
+/// Accepted forms of `HEAPTIDE_SITE_BUDGET`.
+pub const SITE_BUDGET_FORMS: &str = "a byte size of at least 64KiB, such as 64MiB or 1GiB";
+
+/// Parses a `HEAPTIDE_SITE_BUDGET` value (at least 64 KiB: a few hundred sites).
+pub fn parse_site_budget(value: &str) -> Result<u64, ParseError> {
+    match parse_size(value)? {
+        b if b >= 64 << 10 => Ok(b),
+        _ => Err(ParseError),
     }
 }
 
@@ -371,6 +397,14 @@ mod tests {
         assert_eq!(parse_depth("32"), Ok(32));
         assert_eq!(parse_depth("0"), Err(ParseError));
         assert_eq!(parse_depth("65"), Err(ParseError));
+    }
+
+    #[test]
+    fn site_budget() {
+        assert_eq!(parse_site_budget("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_site_budget("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_site_budget("1000"), Err(ParseError));
+        assert_eq!(parse_site_budget("lots"), Err(ParseError));
     }
 
     #[test]

@@ -381,6 +381,8 @@ pub use report::{
     ProfilerStats, REPORT_VERSION, Rate, Rates, Recommendation, Report, Severity, Site, SizeBin,
     SizeBucket, SnapshotPoint, Snapshots, TOP_SITES, Totals, Trend, Trends,
 };
+#[cfg(not(loom))]
+pub use report::{OTHER_FRAME, SiteTable};
 
 /// Takes a heap report now.
 ///

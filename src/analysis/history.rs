@@ -150,14 +150,12 @@ fn take_stamped(at: Option<std::time::Duration>) {
 fn top_sites(agg: &mut Aggregate) -> (Box<[SiteLive]>, f64) {
     let mut total = 0.0;
     let mut sites: Vec<SiteLive> = agg
-        .sites
-        .iter()
-        .enumerate()
+        .sites()
         .filter(|(_, s)| s.live_samples > 0)
         .map(|(i, s)| {
             total += s.live_bytes;
             SiteLive {
-                site: i as u32,
+                site: i,
                 live_samples: s.live_samples.min(u64::from(u32::MAX)) as u32,
                 live_bytes: s.live_bytes,
             }

@@ -298,7 +298,7 @@ fn flush_counting() -> Option<usize> {
 
 fn new_aggregate() -> Aggregate {
     let config = crate::alloc::config();
-    Aggregate::new(config.sampling.mean_bytes())
+    Aggregate::new(config.sampling.mean_bytes(), config.site_budget)
 }
 
 /// Called by a sampling thread whose ring is full (inside its profiler scope): if nobody holds

@@ -1,4 +1,5 @@
-//! `GET /metrics`: a [`Report`] in the Prometheus text exposition format (version 0.0.4).
+//! `GET /metrics`: a [`Report`] in the Prometheus text exposition format (version 0.0.4), from
+//! [`crate::report::summary`] (no work per call site; leaks judged per raw call stack).
 //!
 //! Names follow Prometheus conventions: the `heaptide_` prefix, base units in the name
 //! (`_bytes`, `_seconds`, `_ratio`), `_total` on counters, a `HELP` and a `TYPE` line per family.
@@ -17,6 +18,8 @@
 //! | `heaptide_size_class_allocated_bytes_total`, `heaptide_size_class_allocations_total` | counter | `size` |
 //! | `heaptide_size_class_live_bytes`, `heaptide_size_class_live_objects` | gauge | `size` |
 //! | `heaptide_call_sites` | gauge | |
+//! | `heaptide_site_table_bytes`, `heaptide_site_table_budget_bytes` | gauge | |
+//! | `heaptide_site_table_merged_stacks_total` | counter | |
 //! | `heaptide_samples_total`, `heaptide_samples_dropped_total` | counter | |
 //! | `heaptide_leak_candidates`, `heaptide_leak_live_bytes`, `heaptide_leak_growth_bytes_per_second` | gauge | `severity` |
 //! | `heaptide_health_status` | gauge (state set) | `status` |
@@ -26,6 +29,7 @@
 //! | `heaptide_profiler_overhead_bytes`, `heaptide_profiler_ring_bytes`, `heaptide_profiler_reserved_bytes`, `heaptide_profiler_sampled_arena_bytes` | gauge | |
 //! | `heaptide_profiler_live_samples`, `heaptide_profiler_pending_frees`, `heaptide_profiler_thread_slots`, `heaptide_profiler_symbols_cached` | gauge | |
 //! | `heaptide_report_build_seconds` | gauge | |
+//! | `heaptide_reports_built_total`, `heaptide_http_cached_answers_total`, `heaptide_http_paced_seconds_total` | counter | |
 
 use std::fmt::Write as _;
 
@@ -179,8 +183,23 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
     }
     m.gauge(
         "heaptide_call_sites",
-        "Distinct call sites seen.",
+        "Call stacks in the call-site table (raw stacks, before merging by symbolized stack).",
         r.sites_seen,
+    );
+    m.gauge(
+        "heaptide_site_table_bytes",
+        "Estimated bytes of the call-site table.",
+        r.site_table.bytes,
+    );
+    m.gauge(
+        "heaptide_site_table_budget_bytes",
+        "Budget of the call-site table (HEAPTIDE_SITE_BUDGET, or 64 MiB or 1% of the live heap).",
+        r.site_table.budget_bytes,
+    );
+    m.counter(
+        "heaptide_site_table_merged_stacks_total",
+        "Call stacks merged into \"other\" sites to keep the call-site table within its budget (totals stay exact).",
+        r.site_table.merged_stacks,
     );
 
     // Samples.
@@ -344,9 +363,24 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
     ] {
         m.gauge(name, help, value);
     }
+    m.counter(
+        "heaptide_reports_built_total",
+        "Full reports built (API, dumps, alerts, HTTP; HTTP builds one at most every 5 s). /metrics builds none.",
+        p.reports_built,
+    );
+    m.counter(
+        "heaptide_http_cached_answers_total",
+        "HTTP requests answered from the latest report rather than a new one (reports are built at most every 5 s).",
+        super::routes::CACHED_ANSWERS.load(crate::sync::Ordering::Relaxed),
+    );
+    m.counter(
+        "heaptide_http_paced_seconds_total",
+        "Time HTTP requests waited for their turn: answers take at most 1/20 of a core, whatever the request rate.",
+        super::routes::PACED_NS.load(crate::sync::Ordering::Relaxed) as f64 / 1e9,
+    );
     m.gauge(
         "heaptide_report_build_seconds",
-        "Time taken to build the report behind this scrape.",
+        "Time taken to gather the figures behind this scrape.",
         build_seconds,
     );
     m.0

@@ -1,5 +1,18 @@
-//! What each path answers. Every answer is built from one [`Report`] taken for the request
-//! (the same as [`crate::report()`]), except `/` and `POST /memory/purge`.
+//! What each path answers. The profile and the `/memory/*` answers come from one [`Report`]
+//! (the same as [`crate::report()`]) that is built at most once every [`REPORT_MAX_AGE`] (or
+//! snapshot interval, if shorter) and served from a cache meanwhile, however many requests arrive: a report symbolizes and
+//! merges every call site, and a flood of requests must not take the host's CPU. While one
+//! request builds the next report, the others get the previous one. The pprof encoding of the
+//! cached report is made once, on the first request for it. `/metrics` never builds a report:
+//! it reads the figures that need no work per call site ([`crate::report::summary`]), fresh at
+//! each scrape. `/` and `POST /memory/purge` need neither.
+//!
+//! Answers are paced: after each one, the next waits 19 times as long as it took (building a
+//! report for the cache aside), so the server's answers take at most 1/20 of a core however
+//! fast requests arrive, and a client sending request after request is slowed to that pace.
+//! Under a flood of profile requests the host kept its speed (`benches/http_flood.rs`).
+//! `heaptide_http_cached_answers_total` and `heaptide_http_paced_seconds_total` count both
+//! limits at work; once requests have waited [`NOTICE_AFTER`] in all, one line goes to stderr.
 //!
 //! The JSON bodies are objects with `version`, `pid` and `timestamp` (as in the full report)
 //! and the report's own fields for the sections asked for, with the same names and structures
@@ -18,9 +31,12 @@
 //! snapshots (by their wall-clock times) and `snapshots.points` lists them. Without `duration`
 //! both are the full report's.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 
 use crate::analysis::trend::{Point, trend};
 use crate::report::{
@@ -99,8 +115,71 @@ const INDEX: &str = "heaptide endpoints:\n\
     GET  /memory/health         health and alerts (JSON)\n\
     POST /memory/purge          purge jemalloc's dirty pages; resident bytes before and after (JSON)\n";
 
-/// Answers a request for `target` (path and query) with `method`.
+/// The share of one core the server's answers may take, as `1 / PACE_SHARE`: after each answer
+/// the next one waits `PACE_SHARE - 1` times as long as this one took (reports built for the
+/// cache excepted: [`REPORT_MAX_AGE`] bounds those). A client that sends request after request
+/// is slowed to that pace; so is a crowd of them, and the host keeps its CPU.
+const PACE_SHARE: u32 = 20;
+/// Longest a request waits for its turn.
+const PACE_MAX_WAIT: Duration = Duration::from_secs(1);
+/// When the next answer may start, ns since [`pace_epoch`].
+static NEXT_ANSWER_NS: AtomicU64 = AtomicU64::new(0);
+/// Time requests waited for their turn, ns.
+pub(crate) static PACED_NS: AtomicU64 = AtomicU64::new(0);
+
+fn pace_epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+std::thread_local! {
+    /// Time this thread spent building reports for the cache during the current answer.
+    static BUILDING_NS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Answers a request for `target` (path and query) with `method`, at the server's pace (see
+/// [`PACE_SHARE`]).
 pub(crate) fn route(method: &str, target: &str) -> Response {
+    let epoch = pace_epoch();
+    let now = epoch.elapsed().as_nanos() as u64;
+    let turn = NEXT_ANSWER_NS.load(Ordering::Relaxed);
+    if turn > now {
+        let wait = Duration::from_nanos(turn - now).min(PACE_MAX_WAIT);
+        let paced = PACED_NS.fetch_add(wait.as_nanos() as u64, Ordering::Relaxed);
+        if paced + wait.as_nanos() as u64 >= NOTICE_AFTER.as_nanos() as u64 {
+            notice();
+        }
+        std::thread::sleep(wait);
+    }
+    BUILDING_NS.with(|b| b.set(0));
+    let started = Instant::now();
+    let response = answer(method, target);
+    let took = (started.elapsed().as_nanos() as u64).saturating_sub(BUILDING_NS.with(|b| b.get()));
+    let end = epoch.elapsed().as_nanos() as u64;
+    let _ = NEXT_ANSWER_NS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
+        Some(next.max(end) + took * u64::from(PACE_SHARE - 1))
+    });
+    response
+}
+
+/// Requests have waited this long in all when the server says so on stderr: a flood, not the
+/// odd request that comes right after another.
+pub(crate) const NOTICE_AFTER: Duration = Duration::from_secs(5);
+
+/// The one stderr line that says the server's limits are at work.
+fn notice() {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        crate::diag::stderr_line(format_args!(
+            "heaptide: HTTP requests arrive faster than the server's pace: reports are built at most every {} s and answers take at most 1/{} of a core (heaptide_http_cached_answers_total, heaptide_http_paced_seconds_total)",
+            REPORT_MAX_AGE.as_secs(),
+            PACE_SHARE
+        ));
+    }
+}
+
+/// Answers a request, at once.
+fn answer(method: &str, target: &str) -> Response {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let get = method == "GET" || method == "HEAD";
     match path {
@@ -120,7 +199,9 @@ pub(crate) fn route(method: &str, target: &str) -> Response {
         }
         "/" => Response::text(200, INDEX),
         "/metrics" => {
-            let (report, seconds) = timed_report();
+            let started = Instant::now();
+            let report = crate::report::summary();
+            let seconds = started.elapsed().as_secs_f64();
             Response {
                 status: 200,
                 content_type: super::metrics::CONTENT_TYPE,
@@ -128,15 +209,15 @@ pub(crate) fn route(method: &str, target: &str) -> Response {
                 body: super::metrics::render(&report, seconds).into_bytes(),
             }
         }
-        "/debug/pprof/heap" => pprof(&crate::report::take()),
+        "/debug/pprof/heap" => pprof(&cached()),
         "/memory/snapshot" => {
-            let r = crate::report::take();
-            Response::json(&Envelope::of(&r, SnapshotBody { memory: &r.memory }))
+            let r = &cached().report;
+            Response::json(&Envelope::of(r, SnapshotBody { memory: &r.memory }))
         }
         "/memory/allocations" => {
-            let r = crate::report::take();
+            let r = &cached().report;
             Response::json(&Envelope::of(
-                &r,
+                r,
                 AllocationsBody {
                     sample_interval: r.sample_interval,
                     exact: r.exact,
@@ -151,9 +232,9 @@ pub(crate) fn route(method: &str, target: &str) -> Response {
             ))
         }
         "/memory/leaks" => {
-            let r = crate::report::take();
+            let r = &cached().report;
             Response::json(&Envelope::of(
-                &r,
+                r,
                 LeaksBody {
                     leaks: &r.leaks,
                     recommendations: &r.recommendations,
@@ -162,9 +243,9 @@ pub(crate) fn route(method: &str, target: &str) -> Response {
         }
         "/memory/trend" => trend_of(query),
         "/memory/health" => {
-            let r = crate::report::take();
+            let r = &cached().report;
             Response::json(&Envelope::of(
-                &r,
+                r,
                 HealthBody {
                     health: &r.health,
                     alerts: &r.alerts,
@@ -175,21 +256,98 @@ pub(crate) fn route(method: &str, target: &str) -> Response {
     }
 }
 
-/// A report and the seconds it took to build.
-fn timed_report() -> (Report, f64) {
-    let started = Instant::now();
-    let report = crate::report::take();
-    (report, started.elapsed().as_secs_f64())
+/// How long a report is served from the cache before the next request builds a new one.
+pub(crate) const REPORT_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// A report built for requests, and its pprof encoding once a request asked for it.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    built: Instant,
+    /// The snapshot history's latest snapshot when it was built (monotonic ns).
+    history_ns: u64,
+    pub(crate) report: Report,
+    pprof: OnceLock<Result<Vec<u8>, String>>,
 }
 
-fn pprof(report: &Report) -> Response {
-    let mut body = Vec::new();
-    match report.write_pprof(&mut body) {
-        Ok(()) => Response {
+/// The latest report built for requests.
+static CACHE: Mutex<Option<Arc<Cached>>> = Mutex::new(None);
+/// Whether a request is building the next report.
+static BUILDING: AtomicBool = AtomicBool::new(false);
+/// Requests answered from a cached report (the rate limit at work).
+pub(crate) static CACHED_ANSWERS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts an answer from the cache.
+fn served_from_cache(c: Arc<Cached>) -> Arc<Cached> {
+    CACHED_ANSWERS.fetch_add(1, Ordering::Relaxed);
+    c
+}
+
+/// When the latest snapshot of the history was taken (a report's trends and leaks change with
+/// each; they come every `HEAPTIDE_INTERVAL`, 10 s by default, or on [`crate::snapshot_now`]).
+fn last_snapshot_ns() -> u64 {
+    crate::analysis::history::lock().last_ns
+}
+
+/// The cached report if it is younger than [`REPORT_MAX_AGE`] and no snapshot was taken since;
+/// otherwise a new one, built by
+/// this request unless another is building one already, in which case the previous report
+/// is served. No lock is held while a report is built (the cache's lock guards a pointer swap).
+fn cached() -> Arc<Cached> {
+    let latest = || {
+        CACHE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    };
+    let previous = latest();
+    let history_ns = last_snapshot_ns();
+    if let Some(c) = &previous
+        && c.built.elapsed() < REPORT_MAX_AGE
+        && c.history_ns == history_ns
+    {
+        return served_from_cache(c.clone());
+    }
+    let builder = BUILDING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok();
+    if !builder && let Some(c) = previous {
+        return served_from_cache(c);
+    }
+    let started = Instant::now();
+    let fresh = Arc::new(Cached {
+        built: Instant::now(),
+        history_ns,
+        report: crate::report::take(),
+        pprof: OnceLock::new(),
+    });
+    let took = started.elapsed().as_nanos() as u64;
+    BUILDING_NS.with(|b| b.set(b.get() + took));
+    let old = CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .replace(fresh.clone());
+    if builder {
+        BUILDING.store(false, Ordering::Release);
+    }
+    drop(old);
+    fresh
+}
+
+fn pprof(cached: &Cached) -> Response {
+    let encoded = cached.pprof.get_or_init(|| {
+        let mut body = Vec::new();
+        cached
+            .report
+            .write_pprof(&mut body)
+            .map(|()| body)
+            .map_err(|e| e.to_string())
+    });
+    match encoded {
+        Ok(body) => Response {
             status: 200,
             content_type: "application/octet-stream",
             headers: vec![("Content-Disposition", "attachment; filename=\"heap.pb.gz\"")],
-            body,
+            body: body.clone(),
         },
         Err(e) => Response::text(500, format!("500 Internal Server Error: {e}\n")),
     }
@@ -231,13 +389,14 @@ fn trend_of(query: &str) -> Response {
             }
         },
     };
-    let r = crate::report::take();
+    let cached = cached();
+    let r = &cached.report;
     let (trend, snapshots) = match duration {
         None => (r.trend, r.snapshots.clone()),
-        Some(d) => window(&r, d),
+        Some(d) => window(r, d),
     };
     Response::json(&Envelope::of(
-        &r,
+        r,
         TrendBody {
             duration_seconds: duration.map(|d| d.as_secs_f64()),
             trend,

@@ -12,13 +12,14 @@ mod pprof;
 pub(crate) mod text;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Sampling;
 use crate::drain;
-use crate::drain::aggregate::{self, Aggregate, BucketStats, RatePoint, SIZE_BINS, SiteStats};
+use crate::drain::aggregate::{self, Aggregate, BucketStats, RatePoint, SIZE_BINS, TableStats};
 use crate::drain::symbolize::{self, Symbols};
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
 
@@ -96,6 +97,10 @@ pub struct Report {
     pub sites: Vec<Site>,
     /// Distinct call sites seen in all (may exceed `sites.len()`).
     pub sites_seen: u64,
+    /// The call-site table's budget, and the call stacks merged into "other" sites to keep
+    /// within it (totals stay exact).
+    #[serde(default)]
+    pub site_table: SiteTable,
     /// The profiler's own figures.
     pub profiler: ProfilerStats,
 }
@@ -111,6 +116,30 @@ pub struct Totals {
     pub live_bytes: u64,
     /// Blocks allocated and not yet freed.
     pub live_count: u64,
+}
+
+/// The call-site table's memory budget (`HEAPTIDE_SITE_BUDGET`) and what it merged. Past the
+/// budget, the coldest call stacks (the least live bytes, then the least allocated bytes) are
+/// merged into an "other" site per truncated stack ([`Site::is_other`]); their figures
+/// move with them, so totals stay exact.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct SiteTable {
+    /// The budget in force, bytes: `HEAPTIDE_SITE_BUDGET`, or 64 MiB or 1% of the live heap,
+    /// whichever is larger.
+    pub budget_bytes: u64,
+    /// The table's size now, bytes (estimated from the sizes of its parts).
+    pub bytes: u64,
+    /// Call stacks in the table now ("other" sites included), before merging by symbolized
+    /// stack.
+    pub stacks: u64,
+    /// "Other" sites in the table.
+    pub other_sites: u64,
+    /// Call stacks merged into "other" sites since start (0: the budget was never reached).
+    pub merged_stacks: u64,
+    /// Bytes the merged stacks had allocated when merged.
+    pub merged_alloc_bytes: u64,
+    /// Allocations the merged stacks had made when merged.
+    pub merged_alloc_count: u64,
 }
 
 /// Trends of the process's memory over the snapshot window (`None`: fewer than 2 snapshots).
@@ -258,6 +287,10 @@ pub struct Site {
     pub last_seen_ms: u64,
 }
 
+/// The outermost frame of an "other" site: the call stacks merged by the site table's budget
+/// ([`Report::site_table`]) under their common innermost frames ([`Site::is_other`]).
+pub const OTHER_FRAME: &str = "[heaptide: other call stacks]";
+
 /// One stack frame.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct Frame {
@@ -301,6 +334,10 @@ pub struct ProfilerStats {
     /// How stacks are captured: "frame pointers" (built with `-C force-frame-pointers=yes`)
     /// or "DWARF unwinding".
     pub stack_walker: String,
+    /// Full reports built since start (this one included; reports for dumps, the API, the HTTP
+    /// endpoints and the alerts).
+    #[serde(default)]
+    pub reports_built: u64,
 }
 
 /// A stack from the frame a person would blame: without the allocation plumbing on top
@@ -324,6 +361,15 @@ impl Site {
         self.blamed
             .as_ref()
             .or_else(|| from_blamed(&self.frames).first())
+    }
+
+    /// Whether this is an "other" site: call stacks merged by the site table's budget
+    /// ([`Report::site_table`]), whose frames are their common innermost frames, then
+    /// [`OTHER_FRAME`].
+    pub fn is_other(&self) -> bool {
+        self.frames
+            .last()
+            .is_some_and(|f| f.function == OTHER_FRAME)
     }
 
     /// Whether any frame's function name contains `needle`.
@@ -389,19 +435,143 @@ pub(crate) fn evaluate() {
     crate::sample::thread::drop_in_scope(take_in_scope());
 }
 
+/// A report of the figures that need no work per call site, for `/metrics`: see
+/// [`summary_in_scope`].
+#[cfg(feature = "http")]
+pub(crate) fn summary() -> Report {
+    crate::sample::thread::hand_out(summary_in_scope())
+}
+
+/// The figures of a [`Report`] that need no work per call site: the memory snapshot, totals
+/// (from the size buckets, which count every sample as the sites do), size buckets, rates,
+/// trends and snapshots, the site table and the profiler's figures; `sites_seen` is the
+/// number of raw call stacks in the table (`site_table.stacks`). Leaks are judged per raw
+/// stack, among the stacks in the snapshot history, without symbolizing (their frames are
+/// empty) and health from them, as a full report would without merging stacks that share a
+/// symbolized user stack; no alert is raised. `sites`, `recommendations` and `alerts` are
+/// empty. The drain lock is held for one pass and a copy of a few hundred bytes.
+#[cfg(feature = "http")]
+fn summary_in_scope() -> Report {
+    let in_history: Vec<u32> = {
+        let _scope = ProfilerScope::enter();
+        let history = analysis::history::lock();
+        let mut ids: Vec<u32> = history
+            .snaps
+            .iter()
+            .flat_map(|snap| snap.sites.iter().map(|s| s.site))
+            .collect();
+        drop(history);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let (snapshot, live) = drain::with_flushed(|agg| {
+        let live: Vec<(u32, f64)> = in_history
+            .iter()
+            .filter_map(|&id| agg.site(id).map(|s| (id, s.live_bytes)))
+            .filter(|&(_, b)| b > 0.0)
+            .collect();
+        (Snapshot::of(agg, false), live)
+    });
+    let _scope = ProfilerScope::enter();
+    let memory = memory::snapshot();
+    let settings = analysis::settings::get();
+    let history = analysis::history::lock();
+    let raws: Vec<[u32; 1]> = live.iter().map(|&(id, _)| [id]).collect();
+    let candidates: Vec<Candidate<'_>> = raws
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| Candidate { index, raw })
+        .collect();
+    let judged = analysis::leaks::judge(&history, &candidates);
+    let (heap, rss) = analysis::leaks::trends(&history, settings.limit);
+    let snapshots = snapshots(&history, settings);
+    drop(history);
+    let mut leaks: Vec<Leak> = judged
+        .iter()
+        .filter(|j| j.is_leak())
+        .map(|j| {
+            let (id, bytes) = live[j.index];
+            j.leak(u64::from(id), Vec::new(), bytes.round() as u64)
+        })
+        .collect();
+    leaks.sort_by(|a, b| b.growth_bytes_per_hour.total_cmp(&a.growth_bytes_per_hour));
+    let health = analysis::health::assess(memory.rss_bytes, rss.as_ref(), &leaks, settings);
+    let sampling = if crate::alloc::is_on() {
+        crate::alloc::config().sampling
+    } else {
+        Sampling::Off
+    };
+    let live_count: f64 = snapshot.buckets.iter().map(|b| b.live_count).sum();
+    let live_bytes: f64 = snapshot.buckets.iter().map(|b| b.live_bytes).sum();
+    Report {
+        version: REPORT_VERSION,
+        pid: std::process::id(),
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        sample_interval: sampling.mean_bytes(),
+        exact: sampling == Sampling::Exact,
+        memory,
+        totals: Totals {
+            alloc_bytes: snapshot.alloc_bytes.round() as u64,
+            alloc_count: snapshot.alloc_count.round() as u64,
+            live_bytes: live_bytes.round() as u64,
+            live_count: live_count.round() as u64,
+        },
+        size_buckets: snapshot.size_buckets(),
+        rate: snapshot.rates(),
+        lifetime_ns: lifetimes(&snapshot.lifetimes),
+        leaks,
+        health,
+        trend: Trends { heap, rss },
+        snapshots,
+        sites_seen: snapshot.table.sites,
+        site_table: snapshot.site_table(),
+        profiler: snapshot.profiler(SYMBOLS_CACHED.load(crate::sync::Ordering::Relaxed) as usize),
+        ..Report::default()
+    }
+}
+
+/// The snapshot history as a report lists it.
+fn snapshots(
+    history: &analysis::history::History,
+    settings: &analysis::settings::Settings,
+) -> Snapshots {
+    Snapshots {
+        interval_ms: analysis::settings::interval().as_millis() as u64,
+        max: settings.max_snapshots as u64,
+        points: history
+            .snaps
+            .iter()
+            .map(|s| SnapshotPoint {
+                timestamp_ms: s.wall_ms,
+                rss_bytes: s.rss_bytes,
+                heap_allocated_bytes: s.jemalloc_allocated,
+                heap_resident_bytes: s.jemalloc_resident,
+                live_bytes: s.live_bytes.round() as u64,
+            })
+            .collect(),
+    }
+}
+
 /// A report allocated as profiler memory: drop it inside a profiler scope.
+///
+/// The drain lock is held twice, briefly, and never while symbolizing: once to drain and copy
+/// each site's scalar figures ([`Snapshot`]: about 100 bytes a site, no histogram), and once,
+/// after the sites are merged and ranked, for the histograms of the listed sites and the ages
+/// of the leaks' live objects.
 fn take_in_scope() -> Report {
-    // Under the drain lock: drain everything, copy the raw figures out. Symbolizing happens
-    // after, under the symbol cache's own lock, so rings keep draining meanwhile.
-    let snapshot = drain::with_flushed(|agg| Snapshot::of(agg));
-    let (mut inner, leak_sites) = {
+    REPORTS_BUILT.fetch_add(1, crate::sync::Ordering::Relaxed);
+    let snapshot = drain::with_flushed(|agg| Snapshot::of(agg, true));
+    let (mut inner, leak_sites, site_raws) = {
         let _scope = ProfilerScope::enter();
         let mut symbols = symbolize::lock();
         let symbols = symbols.get_or_insert_with(Symbols::default);
         // Symbolize first, then read memory, so the heap figures and the profiler's own memory
         // agree on what symbolizing holds.
-        for s in &snapshot.sites {
-            for &ip in &s.frames {
+        for s in &snapshot.rows {
+            for &ip in s.frames.iter() {
                 symbols.frame_ids(ip);
             }
         }
@@ -416,24 +586,96 @@ fn take_in_scope() -> Report {
         drop(snapshot);
         built
     };
-    if !inner.leaks.is_empty() {
-        // Ages of the leaks' live objects, from the drain's ledger.
-        let now = crate::sample::capture::now_ns();
-        let ages = drain::with_flushed(|agg| agg.live_ages(&leak_sites, now));
-        let _scope = ProfilerScope::enter();
-        for (leak, h) in inner.leaks.iter_mut().zip(&ages) {
-            leak.age_ns = lifetimes(h);
-        }
-        drop(ages);
-        drop(leak_sites);
+    let now = crate::sample::capture::now_ns();
+    let (ages, details) = drain::with_flushed(|agg| {
+        let ages = if leak_sites.is_empty() {
+            Vec::new()
+        } else {
+            agg.live_ages(&leak_sites, now)
+        };
+        (ages, details(agg, &site_raws))
+    });
+    let _scope = ProfilerScope::enter();
+    for (leak, h) in inner.leaks.iter_mut().zip(&ages) {
+        leak.age_ns = lifetimes(h);
     }
+    for (site, (sizes, h)) in inner.sites.iter_mut().zip(&details) {
+        site.size_histogram = size_histogram(sizes);
+        site.lifetime_ns = lifetimes(h);
+    }
+    inner.recommendations = analysis::advice::advise(
+        &inner.memory,
+        &inner.sites,
+        inner.totals.alloc_count,
+        inner.totals.live_bytes,
+    );
+    drop((ages, details, leak_sites, site_raws));
     inner
+}
+
+/// The size and lifetime histograms of each group of raw sites (raw sites merged since the
+/// snapshot count with the "other" site they went to, which may then appear twice: the
+/// histograms of a listed site are read a moment after its figures).
+fn details(agg: &Aggregate, groups: &[Vec<u32>]) -> Vec<(Vec<f64>, Histogram<u64>)> {
+    let mut seen: Vec<u32> = Vec::new();
+    groups
+        .iter()
+        .map(|raw| {
+            let mut sizes = vec![0.0; SIZE_BINS];
+            let mut h = aggregate::lifetime_histogram(1);
+            seen.clear();
+            seen.extend(raw.iter().filter_map(|&id| agg.resolve(id)));
+            seen.sort_unstable();
+            seen.dedup();
+            for s in seen.iter().filter_map(|&id| agg.site(id)) {
+                for &(bin, count) in s.sizes.bins() {
+                    sizes[usize::from(bin)] += count;
+                }
+                s.lifetimes.add_to(&mut h);
+            }
+            (sizes, h)
+        })
+        .collect()
+}
+
+/// A site's size histogram as the report lists it: the bins with at least one allocation.
+fn size_histogram(sizes: &[f64]) -> Vec<SizeBin> {
+    sizes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.round() >= 1.0)
+        .map(|(bin, c)| SizeBin {
+            min_bytes: if bin == 0 { 0 } else { 1 << bin },
+            max_bytes: if bin == SIZE_BINS - 1 {
+                u64::MAX
+            } else {
+                (1 << (bin + 1)) - 1
+            },
+            alloc_count: c.round() as u64,
+        })
+        .collect()
+}
+
+/// One site's scalar figures, copied under the drain lock.
+#[derive(Debug)]
+struct Row {
+    id: u32,
+    frames: Arc<[usize]>,
+    alloc_count: f64,
+    alloc_bytes: f64,
+    live_count: f64,
+    live_bytes: f64,
+    samples: u64,
+    first_ns: u64,
+    last_ns: u64,
+    merged: u64,
 }
 
 /// The aggregate's figures, copied out under the drain lock.
 #[derive(Debug)]
 struct Snapshot {
-    sites: Vec<SiteStats>,
+    /// By site id.
+    rows: Vec<Row>,
     samples: u64,
     live_samples: usize,
     pending_frees: usize,
@@ -444,13 +686,31 @@ struct Snapshot {
     started_ns: u64,
     oldest_rate_point: Option<RatePoint>,
     now_ns: u64,
+    table: TableStats,
 }
 
 impl Snapshot {
-    fn of(agg: &Aggregate) -> Self {
+    /// The figures; with `rows`, every site's too.
+    fn of(agg: &Aggregate, with_rows: bool) -> Self {
         let (live_samples, pending_frees) = agg.ledger_sizes();
+        let mut rows = Vec::new();
+        if with_rows {
+            rows.reserve_exact(agg.site_count());
+        }
+        rows.extend(agg.sites().filter(|_| with_rows).map(|(id, s)| Row {
+            id,
+            frames: s.frames.clone(),
+            alloc_count: s.alloc_count,
+            alloc_bytes: s.alloc_bytes,
+            live_count: s.live_count,
+            live_bytes: s.live_bytes,
+            samples: s.samples,
+            first_ns: s.first_ns,
+            last_ns: s.last_ns,
+            merged: s.merged,
+        }));
         Snapshot {
-            sites: agg.sites.clone(),
+            rows,
             samples: agg.samples,
             live_samples,
             pending_frees,
@@ -461,14 +721,96 @@ impl Snapshot {
             started_ns: agg.started_ns,
             oldest_rate_point: agg.rate_points.front().copied(),
             now_ns: crate::sample::capture::now_ns(),
+            table: agg.table(),
         }
     }
 }
 
+impl Snapshot {
+    fn size_buckets(&self) -> Vec<SizeBucket> {
+        aggregate::BUCKETS
+            .iter()
+            .enumerate()
+            .map(|(i, &(name, min))| {
+                let b = &self.buckets[i];
+                SizeBucket {
+                    name: name.to_string(),
+                    min_bytes: min,
+                    max_bytes: aggregate::BUCKETS.get(i + 1).map(|&(_, next)| next - 1),
+                    alloc_count: b.alloc_count.round() as u64,
+                    alloc_bytes: b.alloc_bytes.round() as u64,
+                    live_count: b.live_count.round() as u64,
+                    live_bytes: b.live_bytes.round() as u64,
+                }
+            })
+            .collect()
+    }
+
+    fn rates(&self) -> Rates {
+        let secs = |from_ns: u64| self.now_ns.saturating_sub(from_ns) as f64 / 1e9;
+        let since_start = rate(secs(self.started_ns), self.alloc_count, self.alloc_bytes);
+        // A window under a second (right after start) says less than the average since start.
+        let recent = match self.oldest_rate_point {
+            Some(p) if secs(p.time_ns) >= 1.0 => rate(
+                secs(p.time_ns),
+                self.alloc_count - p.alloc_count,
+                self.alloc_bytes - p.alloc_bytes,
+            ),
+            _ => since_start,
+        };
+        Rates {
+            since_start,
+            recent,
+        }
+    }
+
+    fn site_table(&self) -> SiteTable {
+        let t = &self.table;
+        SiteTable {
+            budget_bytes: t.budget_bytes,
+            bytes: t.bytes,
+            stacks: t.sites,
+            other_sites: t.other_sites,
+            merged_stacks: t.merged_stacks,
+            merged_alloc_bytes: t.merged_alloc_bytes.round() as u64,
+            merged_alloc_count: t.merged_alloc_count.round() as u64,
+        }
+    }
+
+    fn profiler(&self, symbols_cached: usize) -> ProfilerStats {
+        SYMBOLS_CACHED.store(symbols_cached as u64, crate::sync::Ordering::Relaxed);
+        let header_bytes =
+            self.live_samples as u64 * crate::backend::sampled_arena::HEADER_BYTES as u64;
+        ProfilerStats {
+            samples: self.samples,
+            dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
+            overhead_bytes: OVERHEAD.live_bytes_now()
+                + header_bytes
+                + crate::backend::sampled_arena::cache_bytes() as u64,
+            thread_slots: drain::registry().slots() as u64,
+            live_samples: self.live_samples as u64,
+            pending_frees: self.pending_frees as u64,
+            symbols_cached: symbols_cached as u64,
+            ring_bytes: drain::registry().memory_bytes() as u64,
+            reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
+            sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
+            stack_walker: crate::sample::capture::WALKER.to_string(),
+            reports_built: REPORTS_BUILT.load(crate::sync::Ordering::Relaxed),
+        }
+    }
+}
+
+/// Full reports built since start (see [`ProfilerStats::reports_built`]).
+static REPORTS_BUILT: crate::sync::AtomicU64 = crate::sync::AtomicU64::new(0);
+
+/// Addresses in the symbol cache when a report last counted them (read by [`summary`], which
+/// does not wait for the symbol cache's lock).
+static SYMBOLS_CACHED: crate::sync::AtomicU64 = crate::sync::AtomicU64::new(0);
+
 /// A call site's figures after merging the raw sites that share its symbolized user stack
 /// (raw stacks can differ in heaptide's frames, in the allocation plumbing on top, such as
 /// `alloc` or `alloc_zeroed` for `vec![x; n]` with or without a zero `x`, or in
-/// compiler-cloned copies of a function).
+/// compiler-cloned copies of a function). "Other" sites merge only with "other" sites.
 #[derive(Debug, Default)]
 struct Merged {
     id: u64,
@@ -483,10 +825,10 @@ struct Merged {
     live_count: f64,
     live_bytes: f64,
     samples: u64,
-    sizes: Vec<f64>,
-    lifetimes: Option<Histogram<u64>>,
     first_ns: u64,
     last_ns: u64,
+    /// Call stacks the table merged into the raw "other" sites here.
+    merged: u64,
 }
 
 impl Merged {
@@ -602,8 +944,14 @@ fn rate(seconds: f64, count: f64, bytes: f64) -> Rate {
     }
 }
 
-/// Builds the report; also returns the raw sites of each leak (for their ages).
-fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report, Vec<Vec<u32>>) {
+/// Builds the report, without the sites' histograms and the recommendations (which read
+/// them); also returns the raw sites of each leak (for their ages) and of each listed site (for
+/// its histograms), in the order of `leaks` and `sites`.
+fn build(
+    snapshot: &Snapshot,
+    memory: Memory,
+    symbols: &mut Symbols,
+) -> (Report, Vec<Vec<u32>>, Vec<Vec<u32>>) {
     let config = crate::alloc::config();
     let sampling = if crate::alloc::is_on() {
         config.sampling
@@ -616,10 +964,11 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
     let wall_ms =
         |mono_ns: u64| now_ms.saturating_sub(snapshot.now_ns.saturating_sub(mono_ns) / 1_000_000);
 
-    let mut by_stack: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut by_stack: HashMap<(Vec<u32>, bool), usize> = HashMap::new();
     let mut merged: Vec<Merged> = Vec::new();
-    for (i, s) in snapshot.sites.iter().enumerate() {
-        let (plumbing, key) = split_stack(symbols, &s.frames, config.depth);
+    for s in &snapshot.rows {
+        let (plumbing, user) = split_stack(symbols, &s.frames, config.depth);
+        let key = (user, s.merged > 0);
         let m = match by_stack.get(&key) {
             Some(&m) => {
                 keep_common_plumbing(&mut merged[m].plumbing, &plumbing);
@@ -628,38 +977,29 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
             None => {
                 by_stack.insert(key.clone(), merged.len());
                 merged.push(Merged {
-                    id: i as u64,
-                    frames: key,
+                    id: u64::from(s.id),
+                    frames: key.0,
                     plumbing,
-                    sizes: vec![0.0; SIZE_BINS],
                     first_ns: u64::MAX,
                     ..Merged::default()
                 });
                 merged.last_mut().expect("just pushed")
             }
         };
-        m.raw.push(i as u32);
+        m.id = m.id.min(u64::from(s.id));
+        m.raw.push(s.id);
         m.alloc_count += s.alloc_count;
         m.alloc_bytes += s.alloc_bytes;
         m.live_count += s.live_count;
         m.live_bytes += s.live_bytes;
         m.samples += s.samples;
-        for (a, b) in m.sizes.iter_mut().zip(s.sizes.iter()) {
-            *a += b;
-        }
-        if let Some(h) = &s.lifetimes {
-            match &mut m.lifetimes {
-                Some(mh) => {
-                    let _ = mh.add(&**h);
-                }
-                None => m.lifetimes = Some((**h).clone()),
-            }
-        }
+        m.merged += s.merged;
         if s.samples > 0 {
             m.first_ns = m.first_ns.min(s.first_ns);
             m.last_ns = m.last_ns.max(s.last_ns);
         }
     }
+    drop(by_stack);
 
     let mut totals = Totals::default();
     let (mut ac, mut ab, mut lc, mut lb) = (0f64, 0f64, 0f64, 0f64);
@@ -687,11 +1027,24 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
         }
     }
 
-    // The leak detector: every site with live bytes, judged from the snapshot history.
+    // The leak detector: every site with live bytes that appears in the snapshot history (the
+    // others' series are all zero), and every listed site (for its pattern).
     let settings = analysis::settings::get();
     let history = analysis::history::lock();
+    let mut listed = vec![false; merged.len()];
+    for &i in &chosen {
+        listed[i] = true;
+    }
+    let in_history: std::collections::HashSet<u32> = history
+        .snaps
+        .iter()
+        .flat_map(|snap| snap.sites.iter().map(|s| s.site))
+        .collect();
     let candidates: Vec<Candidate<'_>> = (0..merged.len())
-        .filter(|&i| merged[i].live_bytes > 0.0)
+        .filter(|&i| {
+            merged[i].live_bytes > 0.0
+                && (merged[i].raw.iter().any(|r| in_history.contains(r)) || listed[i])
+        })
         .map(|i| Candidate {
             index: i,
             raw: &merged[i].raw,
@@ -699,21 +1052,7 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
         .collect();
     let judged = analysis::leaks::judge(&history, &candidates);
     let (heap_trend, rss_trend) = analysis::leaks::trends(&history, settings.limit);
-    let snapshots = Snapshots {
-        interval_ms: analysis::settings::interval().as_millis() as u64,
-        max: settings.max_snapshots as u64,
-        points: history
-            .snaps
-            .iter()
-            .map(|s| SnapshotPoint {
-                timestamp_ms: s.wall_ms,
-                rss_bytes: s.rss_bytes,
-                heap_allocated_bytes: s.jemalloc_allocated,
-                heap_resident_bytes: s.jemalloc_resident,
-                live_bytes: s.live_bytes.round() as u64,
-            })
-            .collect(),
-    };
+    let snapshots = snapshots(&history, settings);
     drop(history);
     let mut pattern_of: HashMap<usize, (Pattern, Option<u32>)> = HashMap::new();
     let mut leaks: Vec<(Leak, Vec<u32>)> = Vec::new();
@@ -739,23 +1078,15 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
     let mut sites = Vec::with_capacity(chosen.len());
     for i in chosen {
         let m = &merged[i];
-        let size_histogram = m
-            .sizes
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.round() >= 1.0)
-            .map(|(bin, c)| SizeBin {
-                min_bytes: if bin == 0 { 0 } else { 1 << bin },
-                max_bytes: if bin == SIZE_BINS - 1 {
-                    u64::MAX
-                } else {
-                    (1 << (bin + 1)) - 1
-                },
-                alloc_count: c.round() as u64,
-            })
-            .collect();
-        let frames = m.stack(symbols);
-        sites.push(Site {
+        let mut frames = m.stack(symbols);
+        if m.merged > 0 {
+            frames.push(Frame {
+                function: OTHER_FRAME.to_string(),
+                file: None,
+                line: None,
+            });
+        }
+        let site = Site {
             id: m.id,
             blamed: from_blamed(&frames).first().cloned(),
             frames,
@@ -764,8 +1095,8 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
             live_bytes: m.live_bytes.round() as u64,
             live_count: m.live_count.round() as u64,
             samples: m.samples,
-            lifetime_ns: m.lifetimes.as_ref().and_then(lifetimes),
-            size_histogram,
+            lifetime_ns: None,
+            size_histogram: Vec::new(),
             pattern: pattern_of.get(&i).map(|p| p.0),
             needs_snapshots: pattern_of.get(&i).and_then(|p| p.1).map(u64::from),
             first_seen_ms: if m.samples > 0 {
@@ -774,51 +1105,16 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
                 0
             },
             last_seen_ms: if m.samples > 0 { wall_ms(m.last_ns) } else { 0 },
-        });
+        };
+        sites.push((site, m.raw.clone()));
     }
-    sites.sort_by(|a, b| {
+    sites.sort_by(|(a, _), (b, _)| {
         b.live_bytes
             .cmp(&a.live_bytes)
             .then(b.alloc_bytes.cmp(&a.alloc_bytes))
     });
+    let (sites, site_raws): (Vec<Site>, Vec<Vec<u32>>) = sites.into_iter().unzip();
 
-    let size_buckets = aggregate::BUCKETS
-        .iter()
-        .enumerate()
-        .map(|(i, &(name, min))| {
-            let b = &snapshot.buckets[i];
-            SizeBucket {
-                name: name.to_string(),
-                min_bytes: min,
-                max_bytes: aggregate::BUCKETS.get(i + 1).map(|&(_, next)| next - 1),
-                alloc_count: b.alloc_count.round() as u64,
-                alloc_bytes: b.alloc_bytes.round() as u64,
-                live_count: b.live_count.round() as u64,
-                live_bytes: b.live_bytes.round() as u64,
-            }
-        })
-        .collect();
-
-    let secs = |from_ns: u64| snapshot.now_ns.saturating_sub(from_ns) as f64 / 1e9;
-    let since_start = rate(
-        secs(snapshot.started_ns),
-        snapshot.alloc_count,
-        snapshot.alloc_bytes,
-    );
-    // A window under a second (right after start) says less than the average since start.
-    let recent = match snapshot.oldest_rate_point {
-        Some(p) if secs(p.time_ns) >= 1.0 => rate(
-            secs(p.time_ns),
-            snapshot.alloc_count - p.alloc_count,
-            snapshot.alloc_bytes - p.alloc_bytes,
-        ),
-        _ => since_start,
-    };
-
-    let recommendations =
-        analysis::advice::advise(&memory, &sites, totals.alloc_count, totals.live_bytes);
-    let (live_samples, pending_frees) = (snapshot.live_samples, snapshot.pending_frees);
-    let header_bytes = live_samples as u64 * crate::backend::sampled_arena::HEADER_BYTES as u64;
     let report = Report {
         version: REPORT_VERSION,
         pid: std::process::id(),
@@ -828,16 +1124,14 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
         exact: sampling == Sampling::Exact,
         memory,
         totals,
-        size_buckets,
-        rate: Rates {
-            since_start,
-            recent,
-        },
+        size_buckets: snapshot.size_buckets(),
+        rate: snapshot.rates(),
         lifetime_ns: lifetimes(&snapshot.lifetimes),
         leaks,
         health,
         alerts,
-        recommendations,
+        // Filled in by `take_in_scope`, with the sites' histograms.
+        recommendations: Vec::new(),
         trend: Trends {
             heap: heap_trend,
             rss: rss_trend,
@@ -845,23 +1139,10 @@ fn build(snapshot: &Snapshot, memory: Memory, symbols: &mut Symbols) -> (Report,
         snapshots,
         sites,
         sites_seen: merged.len() as u64,
-        profiler: ProfilerStats {
-            samples: snapshot.samples,
-            dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
-            overhead_bytes: OVERHEAD.live_bytes_now()
-                + header_bytes
-                + crate::backend::sampled_arena::cache_bytes() as u64,
-            thread_slots: drain::registry().slots() as u64,
-            live_samples: live_samples as u64,
-            pending_frees: pending_frees as u64,
-            symbols_cached: symbols.len() as u64,
-            ring_bytes: drain::registry().memory_bytes() as u64,
-            reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
-            sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
-            stack_walker: crate::sample::capture::WALKER.to_string(),
-        },
+        site_table: snapshot.site_table(),
+        profiler: snapshot.profiler(symbols.len()),
     };
-    (report, leak_sites)
+    (report, leak_sites, site_raws)
 }
 
 #[cfg(test)]

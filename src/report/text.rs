@@ -52,6 +52,17 @@ impl fmt::Display for Report {
             p.thread_slots,
             p.stack_walker
         )?;
+        let st = &self.site_table;
+        if st.merged_stacks > 0 {
+            writeln!(
+                f,
+                "  sites:     {} call stacks ({} allocated) merged into {} \"other\" sites, keeping the site table within its budget of {} (HEAPTIDE_SITE_BUDGET); totals stay exact",
+                group(st.merged_stacks),
+                ByteSize(st.merged_alloc_bytes),
+                group(st.other_sites),
+                ByteSize(st.budget_bytes)
+            )?;
+        }
 
         let m = &self.memory;
         let j = &m.jemalloc;

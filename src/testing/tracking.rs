@@ -396,9 +396,10 @@ pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking,
         let mut stacks: HashMap<u32, Box<[usize]>> = HashMap::default();
         let at_mid = mid.into_iter().flat_map(|m| m.keys());
         for &site in record.live.keys().chain(at_peak.keys()).chain(at_mid) {
-            stacks
-                .entry(site)
-                .or_insert_with(|| agg.sites[site as usize].frames.clone());
+            stacks.entry(site).or_insert_with(|| {
+                agg.frames_of(site)
+                    .map_or_else(Box::default, |f| f[..].into())
+            });
         }
         (Some((record, (peak_bytes, at_peak))), stacks)
     });
