@@ -131,8 +131,9 @@ pub(crate) fn ensure_started() {
 /// Exact mode recorded them as a program site, and sampling drew them from the program's
 /// sequence of thread seeds (`HEAPTIDE_SEED` runs then differed with the moment the drain
 /// started). Here the thread marks itself as the profiler's before anything on it allocates.
-/// `std::thread::current()` works on it (park, unpark), but has no name.
-fn spawn_profiler_thread(name: &'static std::ffi::CStr, entry: fn()) -> Result<(), ()> {
+/// `std::thread::current()` works on it (park, unpark), but has no name. Any thread of the
+/// profiler's own should start this way (the HTTP server's threads too, for the same reasons).
+pub(crate) fn spawn_profiler_thread(name: &'static std::ffi::CStr, entry: fn()) -> Result<(), ()> {
     extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
         crate::sample::thread::mark_profiler_thread();
         // SAFETY: `arg` is the `fn()` the spawner passed as a pointer, below.
