@@ -9,7 +9,7 @@
 //! cargo bench --features http --bench http_flood -- [--rounds N] [--clients N] [--short] [--check]
 //! ```
 //!
-//! `--short` (CI) runs 6 rounds of about 0.2 s per condition; the default is 20 rounds of about
+//! `--short` (CI) runs 10 rounds of about 0.2 s per condition; the default is 20 rounds of about
 //! 0.5 s. The request loop is bounded: it runs only during a flood round, one request at a
 //! time per client thread, and only to the loopback address the server listens on.
 
@@ -107,7 +107,7 @@ fn main() {
             .and_then(|v| v.parse::<u64>().ok())
     };
     let short = flag("--short");
-    let rounds = value("--rounds").unwrap_or(if short { 6 } else { 20 });
+    let rounds = value("--rounds").unwrap_or(if short { 10 } else { 20 });
     let clients = value("--clients").unwrap_or(1) as usize;
     let round_seconds = if short { 0.2 } else { 0.5 };
 

@@ -67,6 +67,7 @@
 //! | `HEAPTIDE_FORMATS` | comma-separated: `json`, `pprof`, `text`, `folded`, `html` | `json,pprof,text` |
 //! | `HEAPTIDE_DIR` | directory of the dump files (a relative path is taken from the current directory at start-up) | `TMPDIR`, else `/tmp` |
 //! | `HEAPTIDE_DUMP_AT_EXIT` | `1`/`true`: dump at normal exit | `0` |
+//! | `HEAPTIDE_SITE_BUDGET` | memory of the call-site table, at least `64KiB`; past it the coldest call stacks are merged into "other" sites ([`SiteTable`]) | `64MiB` or 1% of the live heap, whichever is larger |
 //!
 //! The leak detector's settings (read by the drain thread, not at start-up):
 //!

@@ -153,11 +153,11 @@ fn top_sites(agg: &mut Aggregate) -> (Box<[SiteLive]>, f64) {
         .sites()
         .filter(|(_, s)| s.live_samples > 0)
         .map(|(i, s)| {
-            total += s.live_bytes;
+            total += s.fig.live_bytes;
             SiteLive {
                 site: i,
                 live_samples: s.live_samples.min(u64::from(u32::MAX)) as u32,
-                live_bytes: s.live_bytes,
+                live_bytes: s.fig.live_bytes,
             }
         })
         .collect();

@@ -27,15 +27,9 @@ pub(crate) struct SiteStats {
     /// with the table's index. An "other" site's frames are the common innermost frames of
     /// the stacks merged into it (see [`Aggregate`]).
     pub(crate) frames: Arc<[usize]>,
-    pub(crate) alloc_count: f64,
-    pub(crate) alloc_bytes: f64,
-    pub(crate) live_count: f64,
-    pub(crate) live_bytes: f64,
-    /// Samples taken at this site, and how many are live.
-    pub(crate) samples: u64,
+    pub(crate) fig: Figures,
+    /// Samples of this site that are live.
     pub(crate) live_samples: u64,
-    pub(crate) first_ns: u64,
-    pub(crate) last_ns: u64,
     /// Estimated allocations by size: bin `i` holds sizes in `[2^i, 2^(i+1))`.
     pub(crate) sizes: SizeBins,
     /// Lifetimes of the site's dead samples (weighted by the objects each stands for).
@@ -48,14 +42,8 @@ impl SiteStats {
     fn new(frames: Arc<[usize]>) -> Self {
         SiteStats {
             frames,
-            alloc_count: 0.0,
-            alloc_bytes: 0.0,
-            live_count: 0.0,
-            live_bytes: 0.0,
-            samples: 0,
+            fig: Figures::default(),
             live_samples: 0,
-            first_ns: 0,
-            last_ns: 0,
             sizes: SizeBins::default(),
             lifetimes: SiteLifetimes::default(),
             merged: 0,
@@ -73,21 +61,43 @@ impl SiteStats {
 
     /// Adds `other`'s figures to this site's.
     fn absorb(&mut self, other: &SiteStats) {
+        self.fig.add(&other.fig);
+        self.live_samples += other.live_samples;
+        self.sizes.absorb(&other.sizes);
+        self.lifetimes.absorb(&other.lifetimes);
+        self.merged += other.merged.max(1);
+    }
+}
+
+/// A call site's scalar figures (estimated allocations and bytes, all and live; samples taken;
+/// first and last sample, monotonic ns).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Figures {
+    pub(crate) alloc_count: f64,
+    pub(crate) alloc_bytes: f64,
+    pub(crate) live_count: f64,
+    pub(crate) live_bytes: f64,
+    pub(crate) samples: u64,
+    pub(crate) first_ns: u64,
+    pub(crate) last_ns: u64,
+}
+
+impl Figures {
+    /// Adds another site's figures (the first and last sample of both).
+    pub(crate) fn add(&mut self, other: &Figures) {
+        if other.samples > 0 {
+            self.first_ns = if self.samples == 0 {
+                other.first_ns
+            } else {
+                self.first_ns.min(other.first_ns)
+            };
+            self.last_ns = self.last_ns.max(other.last_ns);
+        }
         self.alloc_count += other.alloc_count;
         self.alloc_bytes += other.alloc_bytes;
         self.live_count += other.live_count;
         self.live_bytes += other.live_bytes;
         self.samples += other.samples;
-        self.live_samples += other.live_samples;
-        if other.samples > 0 {
-            if self.first_ns == 0 || other.first_ns < self.first_ns {
-                self.first_ns = other.first_ns;
-            }
-            self.last_ns = self.last_ns.max(other.last_ns);
-        }
-        self.sizes.absorb(&other.sizes);
-        self.lifetimes.absorb(&other.lifetimes);
-        self.merged += other.merged.max(1);
     }
 }
 
@@ -294,6 +304,9 @@ pub(crate) struct Aggregate {
     merged_alloc_count: f64,
     /// Whether the budget's stderr line was printed.
     warned: bool,
+    /// [`Aggregate::evict_at`] as of the last check (each pass and each time the table grew
+    /// past it), so that an event does not work out the budget.
+    check_at: usize,
     /// Allocation events seen (samples taken).
     pub(crate) samples: u64,
     /// Estimated totals over all sites since start.
@@ -329,6 +342,7 @@ impl Aggregate {
             merged_alloc_bytes: 0.0,
             merged_alloc_count: 0.0,
             warned: false,
+            check_at: budget.unwrap_or(DEFAULT_SITE_BUDGET) as usize,
             samples: 0,
             alloc_count: 0.0,
             alloc_bytes: 0.0,
@@ -394,6 +408,7 @@ impl Aggregate {
 
     /// Called after each drain pass: keeps a point for the recent allocation rate.
     pub(crate) fn tick(&mut self, now_ns: u64) {
+        self.check_at = self.evict_at();
         if self
             .rate_points
             .back()
@@ -455,16 +470,16 @@ impl Aggregate {
                 let cap = s.sizes.0.capacity();
                 s.sizes.add(event.size, count_weight);
                 self.table_bytes += (s.sizes.0.capacity() - cap) * size_of::<(u8, f64)>();
-                s.alloc_count += count_weight;
-                s.alloc_bytes += bytes_weight;
-                s.live_count += count_weight;
-                s.live_bytes += bytes_weight;
-                s.samples += 1;
+                s.fig.add(&Figures {
+                    alloc_count: count_weight,
+                    alloc_bytes: bytes_weight,
+                    live_count: count_weight,
+                    live_bytes: bytes_weight,
+                    samples: 1,
+                    first_ns: event.time_ns,
+                    last_ns: event.time_ns,
+                });
                 s.live_samples += 1;
-                if s.first_ns == 0 {
-                    s.first_ns = event.time_ns;
-                }
-                s.last_ns = s.last_ns.max(event.time_ns);
                 let sample = LiveSample {
                     site,
                     size: event.size,
@@ -483,8 +498,11 @@ impl Aggregate {
                 }
             }
         }
-        if self.table_bytes > self.evict_at() {
-            self.evict();
+        if self.table_bytes > self.check_at {
+            if self.table_bytes > self.evict_at() {
+                self.evict();
+            }
+            self.check_at = self.evict_at();
         }
     }
 
@@ -502,29 +520,31 @@ impl Aggregate {
             .clamp(1, MAX_LIFETIME_NS);
         let objects = (sample.count_weight.round() as u64).max(1);
         let _ = self.lifetimes.record_n(lifetime, objects);
-        let Some(site) = self.resolve_for_death(sample.site) else {
-            return;
+        let s = match self.sites.get_mut(&sample.site) {
+            Some(s) => s,
+            None => {
+                let Some(to) = self.redirect_death(sample.site) else {
+                    return;
+                };
+                self.sites.get_mut(&to).expect("an \"other\" site")
+            }
         };
-        let s = self.sites.get_mut(&site).expect("resolved site");
         let cap = s.lifetimes.0.capacity();
         s.lifetimes.record(lifetime, objects);
         self.table_bytes += (s.lifetimes.0.capacity() - cap) * size_of::<u64>();
-        s.live_count = (s.live_count - sample.count_weight).max(0.0);
-        s.live_bytes = (s.live_bytes - sample.bytes_weight).max(0.0);
+        s.fig.live_count = (s.fig.live_count - sample.count_weight).max(0.0);
+        s.fig.live_bytes = (s.fig.live_bytes - sample.bytes_weight).max(0.0);
         s.live_samples = s.live_samples.saturating_sub(1);
         if s.live_samples == 0 {
             // No rounding residue when nothing of the site is live.
-            s.live_count = 0.0;
-            s.live_bytes = 0.0;
+            s.fig.live_count = 0.0;
+            s.fig.live_bytes = 0.0;
         }
     }
 
-    /// The site a dying sample's figures leave: its own, or the "other" site it was merged
-    /// into (whose redirect ends with its last live sample).
-    fn resolve_for_death(&mut self, id: u32) -> Option<u32> {
-        if self.sites.contains_key(&id) {
-            return Some(id);
-        }
+    /// The "other" site a dying sample of a merged site leaves (the redirect ends with the
+    /// merged site's last live sample).
+    fn redirect_death(&mut self, id: u32) -> Option<u32> {
         let entry = self.redirect.get_mut(&id)?;
         let to = entry.0;
         entry.1 -= 1;
@@ -578,7 +598,7 @@ impl Aggregate {
             .sites
             .iter()
             .filter(|(_, s)| s.merged == 0)
-            .map(|(&id, s)| (s.live_bytes, s.alloc_bytes, s.last_ns, id))
+            .map(|(&id, s)| (s.fig.live_bytes, s.fig.alloc_bytes, s.fig.last_ns, id))
             .collect();
         cold.sort_unstable_by(|a, b| {
             a.0.total_cmp(&b.0)
@@ -618,8 +638,8 @@ impl Aggregate {
             self.table_bytes += grew;
             other_bytes += grew;
             self.merged_stacks += 1;
-            self.merged_alloc_bytes += site.alloc_bytes;
-            self.merged_alloc_count += site.alloc_count;
+            self.merged_alloc_bytes += site.fig.alloc_bytes;
+            self.merged_alloc_count += site.fig.alloc_count;
             if site.live_samples > 0 {
                 self.redirect.insert(id, (to, site.live_samples));
             }
@@ -685,9 +705,9 @@ mod tests {
         agg.sites()
             .fold((0.0, 0.0, 0.0, 0), |(a, b, c, d), (_, s)| {
                 (
-                    a + s.alloc_count,
-                    b + s.alloc_bytes,
-                    c + s.live_bytes,
+                    a + s.fig.alloc_count,
+                    b + s.fig.alloc_bytes,
+                    c + s.fig.live_bytes,
                     d + s.live_samples,
                 )
             })
@@ -743,7 +763,7 @@ mod tests {
         }
         let big = agg
             .sites()
-            .find(|(_, s)| s.merged == 0 && s.live_bytes == (1 << 20) as f64);
+            .find(|(_, s)| s.merged == 0 && s.fig.live_bytes == (1 << 20) as f64);
         assert!(big.is_some());
         assert!(agg.table().merged_stacks > 1_000);
     }

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Sampling;
 use crate::drain;
-use crate::drain::aggregate::{self, Aggregate, BucketStats, RatePoint, SIZE_BINS, TableStats};
+use crate::drain::aggregate::{
+    self, Aggregate, BucketStats, Figures, RatePoint, SIZE_BINS, TableStats,
+};
 use crate::drain::symbolize::{self, Symbols};
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
 
@@ -468,7 +470,7 @@ fn summary_in_scope() -> Report {
     let (snapshot, live) = drain::with_flushed(|agg| {
         let live: Vec<(u32, f64)> = in_history
             .iter()
-            .filter_map(|&id| agg.site(id).map(|s| (id, s.live_bytes)))
+            .filter_map(|&id| agg.site(id).map(|s| (id, s.fig.live_bytes)))
             .filter(|&(_, b)| b > 0.0)
             .collect();
         (Snapshot::of(agg, false), live)
@@ -661,13 +663,7 @@ fn size_histogram(sizes: &[f64]) -> Vec<SizeBin> {
 struct Row {
     id: u32,
     frames: Arc<[usize]>,
-    alloc_count: f64,
-    alloc_bytes: f64,
-    live_count: f64,
-    live_bytes: f64,
-    samples: u64,
-    first_ns: u64,
-    last_ns: u64,
+    fig: Figures,
     merged: u64,
 }
 
@@ -700,13 +696,7 @@ impl Snapshot {
         rows.extend(agg.sites().filter(|_| with_rows).map(|(id, s)| Row {
             id,
             frames: s.frames.clone(),
-            alloc_count: s.alloc_count,
-            alloc_bytes: s.alloc_bytes,
-            live_count: s.live_count,
-            live_bytes: s.live_bytes,
-            samples: s.samples,
-            first_ns: s.first_ns,
-            last_ns: s.last_ns,
+            fig: s.fig,
             merged: s.merged,
         }));
         Snapshot {
@@ -820,13 +810,7 @@ struct Merged {
     plumbing: Vec<u32>,
     /// The raw sites merged here.
     raw: Vec<u32>,
-    alloc_count: f64,
-    alloc_bytes: f64,
-    live_count: f64,
-    live_bytes: f64,
-    samples: u64,
-    first_ns: u64,
-    last_ns: u64,
+    fig: Figures,
     /// Call stacks the table merged into the raw "other" sites here.
     merged: u64,
 }
@@ -980,7 +964,6 @@ fn build(
                     id: u64::from(s.id),
                     frames: key.0,
                     plumbing,
-                    first_ns: u64::MAX,
                     ..Merged::default()
                 });
                 merged.last_mut().expect("just pushed")
@@ -988,26 +971,18 @@ fn build(
         };
         m.id = m.id.min(u64::from(s.id));
         m.raw.push(s.id);
-        m.alloc_count += s.alloc_count;
-        m.alloc_bytes += s.alloc_bytes;
-        m.live_count += s.live_count;
-        m.live_bytes += s.live_bytes;
-        m.samples += s.samples;
+        m.fig.add(&s.fig);
         m.merged += s.merged;
-        if s.samples > 0 {
-            m.first_ns = m.first_ns.min(s.first_ns);
-            m.last_ns = m.last_ns.max(s.last_ns);
-        }
     }
     drop(by_stack);
 
     let mut totals = Totals::default();
     let (mut ac, mut ab, mut lc, mut lb) = (0f64, 0f64, 0f64, 0f64);
     for m in &merged {
-        ac += m.alloc_count;
-        ab += m.alloc_bytes;
-        lc += m.live_count;
-        lb += m.live_bytes;
+        ac += m.fig.alloc_count;
+        ab += m.fig.alloc_bytes;
+        lc += m.fig.live_count;
+        lb += m.fig.live_bytes;
     }
     totals.alloc_count = ac.round() as u64;
     totals.alloc_bytes = ab.round() as u64;
@@ -1015,11 +990,21 @@ fn build(
     totals.live_bytes = lb.round() as u64;
 
     let mut by_live: Vec<usize> = (0..merged.len())
-        .filter(|&i| merged[i].live_bytes > 0.0)
+        .filter(|&i| merged[i].fig.live_bytes > 0.0)
         .collect();
-    by_live.sort_by(|&a, &b| merged[b].live_bytes.total_cmp(&merged[a].live_bytes));
+    by_live.sort_by(|&a, &b| {
+        merged[b]
+            .fig
+            .live_bytes
+            .total_cmp(&merged[a].fig.live_bytes)
+    });
     let mut by_alloc: Vec<usize> = (0..merged.len()).collect();
-    by_alloc.sort_by(|&a, &b| merged[b].alloc_bytes.total_cmp(&merged[a].alloc_bytes));
+    by_alloc.sort_by(|&a, &b| {
+        merged[b]
+            .fig
+            .alloc_bytes
+            .total_cmp(&merged[a].fig.alloc_bytes)
+    });
     let mut chosen: Vec<usize> = by_live.iter().take(TOP_SITES).copied().collect();
     for &i in by_alloc.iter().take(TOP_SITES) {
         if !chosen.contains(&i) {
@@ -1042,7 +1027,7 @@ fn build(
         .collect();
     let candidates: Vec<Candidate<'_>> = (0..merged.len())
         .filter(|&i| {
-            merged[i].live_bytes > 0.0
+            merged[i].fig.live_bytes > 0.0
                 && (merged[i].raw.iter().any(|r| in_history.contains(r)) || listed[i])
         })
         .map(|i| Candidate {
@@ -1062,7 +1047,7 @@ fn build(
             let m = &merged[j.index];
             let frames = m.stack(symbols);
             leaks.push((
-                j.leak(m.id, frames, m.live_bytes.round() as u64),
+                j.leak(m.id, frames, m.fig.live_bytes.round() as u64),
                 m.raw.clone(),
             ));
         }
@@ -1090,21 +1075,25 @@ fn build(
             id: m.id,
             blamed: from_blamed(&frames).first().cloned(),
             frames,
-            alloc_bytes: m.alloc_bytes.round() as u64,
-            alloc_count: m.alloc_count.round() as u64,
-            live_bytes: m.live_bytes.round() as u64,
-            live_count: m.live_count.round() as u64,
-            samples: m.samples,
+            alloc_bytes: m.fig.alloc_bytes.round() as u64,
+            alloc_count: m.fig.alloc_count.round() as u64,
+            live_bytes: m.fig.live_bytes.round() as u64,
+            live_count: m.fig.live_count.round() as u64,
+            samples: m.fig.samples,
             lifetime_ns: None,
             size_histogram: Vec::new(),
             pattern: pattern_of.get(&i).map(|p| p.0),
             needs_snapshots: pattern_of.get(&i).and_then(|p| p.1).map(u64::from),
-            first_seen_ms: if m.samples > 0 {
-                wall_ms(m.first_ns)
+            first_seen_ms: if m.fig.samples > 0 {
+                wall_ms(m.fig.first_ns)
             } else {
                 0
             },
-            last_seen_ms: if m.samples > 0 { wall_ms(m.last_ns) } else { 0 },
+            last_seen_ms: if m.fig.samples > 0 {
+                wall_ms(m.fig.last_ns)
+            } else {
+                0
+            },
         };
         sites.push((site, m.raw.clone()));
     }

@@ -16,30 +16,27 @@ pub fn distinct_stacks(levels: u32, keep: &mut Vec<Block>) {
     }
 }
 
-#[inline(never)]
-fn a(level: u32, path: u32, keep: &mut Vec<Block>) -> usize {
-    let r = if level == 0 {
-        leaf(keep)
-    } else if path & 1 == 0 {
-        a(level - 1, path >> 1, keep)
-    } else {
-        b(level - 1, path >> 1, keep)
+/// The two functions of the tree: identical bodies, distinct functions (so a stack's frames
+/// spell its path).
+macro_rules! step {
+    ($name:ident) => {
+        #[inline(never)]
+        fn $name(level: u32, path: u32, keep: &mut Vec<Block>) -> usize {
+            let r = if level == 0 {
+                leaf(keep)
+            } else if path & 1 == 0 {
+                a(level - 1, path >> 1, keep)
+            } else {
+                b(level - 1, path >> 1, keep)
+            };
+            // Not a tail call: each level keeps its frame.
+            black_box(r) + 1
+        }
     };
-    // Not a tail call: each level keeps its frame.
-    black_box(r) + 1
 }
 
-#[inline(never)]
-fn b(level: u32, path: u32, keep: &mut Vec<Block>) -> usize {
-    let r = if level == 0 {
-        leaf(keep)
-    } else if path & 1 == 0 {
-        a(level - 1, path >> 1, keep)
-    } else {
-        b(level - 1, path >> 1, keep)
-    };
-    black_box(r) + 1
-}
+step!(a);
+step!(b);
 
 #[inline(never)]
 fn leaf(keep: &mut Vec<Block>) -> usize {
