@@ -195,7 +195,10 @@ mod tests {
     #[test]
     fn intervals_under_a_millisecond_are_clamped() {
         assert_eq!(env(&[("HEAPTIDE_INTERVAL", "1ns")]).interval, MIN_INTERVAL);
-        assert_eq!(env(&[("HEAPTIDE_INTERVAL", "999us")]).interval, MIN_INTERVAL);
+        assert_eq!(
+            env(&[("HEAPTIDE_INTERVAL", "999us")]).interval,
+            MIN_INTERVAL
+        );
         assert_eq!(
             env(&[("HEAPTIDE_INTERVAL", "2ms")]).interval,
             Duration::from_millis(2)
