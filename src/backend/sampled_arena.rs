@@ -204,6 +204,77 @@ pub(crate) fn committed_bytes() -> usize {
         .saturating_sub(RANGE.base.load(Ordering::Relaxed))
 }
 
+/// How long the sampled arena's unused dirty pages stay before they are purged (jemalloc's
+/// default is 10 s): sampled blocks are few and scattered (a lone small object holds a slab),
+/// so their pages are kept briefly. The drain thread runs the decay ([`decay`]).
+const DIRTY_DECAY_MS: isize = 1000;
+
+/// Writes `arena.<index>.<leaf>` as a NUL-terminated name into `buf`; `None` if it does not fit.
+fn arena_ctl_name<'a>(buf: &'a mut [u8; 64], leaf: &str) -> Option<&'a std::ffi::CStr> {
+    use std::io::Write as _;
+    let index = RANGE.arena.load(Ordering::Relaxed);
+    let len = {
+        let mut cursor = std::io::Cursor::new(&mut buf[..63]);
+        write!(cursor, "arena.{index}.{leaf}").ok()?;
+        cursor.position() as usize
+    };
+    buf[len] = 0;
+    std::ffi::CStr::from_bytes_with_nul(&buf[..=len]).ok()
+}
+
+/// Sets the sampled arena's dirty decay time ([`DIRTY_DECAY_MS`]). Best effort.
+fn set_decay_time() {
+    let mut buf = [0u8; 64];
+    let Some(name) = arena_ctl_name(&mut buf, "dirty_decay_ms") else {
+        return;
+    };
+    let mut ms = DIRTY_DECAY_MS;
+    // SAFETY: "arena.<i>.dirty_decay_ms" takes an `ssize_t` from `newp`, which points at a
+    // local of that type (`isize`); no old value is read.
+    unsafe {
+        ffi::mallctl(
+            name.as_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            (&raw mut ms).cast(),
+            size_of::<isize>(),
+        );
+    }
+}
+
+/// When the drain last ran the sampled arena's decay (monotonic ns).
+static LAST_DECAY_NS: AtomicUsize = AtomicUsize::new(0);
+
+/// Purges the sampled arena's dirty pages that have been unused for [`DIRTY_DECAY_MS`]
+/// (`arena.<i>.decay`), at most once a second. Without jemalloc's background thread, decay
+/// otherwise only happens while the arena is in use: a burst of sampled allocations would keep
+/// its pages resident after the program stopped sampling. Called by the drain thread.
+pub(crate) fn decay() {
+    if RANGE.len.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let now = crate::sample::capture::now_ns() as usize;
+    let last = LAST_DECAY_NS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 1_000_000_000 {
+        return;
+    }
+    LAST_DECAY_NS.store(now, Ordering::Relaxed);
+    let mut buf = [0u8; 64];
+    let Some(name) = arena_ctl_name(&mut buf, "decay") else {
+        return;
+    };
+    // SAFETY: "arena.<i>.decay" is a void control: no old or new value, as jemalloc documents.
+    unsafe {
+        ffi::mallctl(
+            name.as_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            0,
+        );
+    }
+}
+
 /// Why the sampled arena could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ArenaError {
@@ -369,6 +440,7 @@ pub(crate) fn create_arena() -> Result<(), ArenaError> {
         return Err(ArenaError::Create);
     }
     RANGE.arena.store(arena as usize, Ordering::Relaxed);
+    set_decay_time();
     if len < RESERVATIONS[0] && address_space_share() < RESERVATIONS[0] {
         crate::diag::stderr_line(format_args!(
             "heaptide: RLIMIT_AS is set: the sampled range is {} MiB (an eighth of the limit at most); samples that do not fit are dropped and counted",
