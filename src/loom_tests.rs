@@ -156,6 +156,24 @@ fn ring_has_room_promises_the_next_pushes() {
 
 // === Registry ===
 
+/// A thread that takes a slot, pushes two fresh ids and exits (releases the slot); it returns
+/// the slot's index and the ids.
+fn spawn_exiting_thread(registry: &Arc<Registry<u64>>) -> thread::JoinHandle<(usize, [u64; 2])> {
+    let registry = registry.clone();
+    thread::spawn(move || {
+        let slot = registry.acquire().unwrap();
+        // SAFETY: this thread owns `slot` until `release`.
+        let ids = unsafe { [slot.next_id(), slot.next_id()] };
+        for id in ids {
+            // SAFETY: as above.
+            let pushed = unsafe { slot.ring().push(id) };
+            pushed.expect("a slot is handed out empty, so two events fit");
+        }
+        registry.release(slot);
+        (slot.index(), ids)
+    })
+}
+
 /// Thread exit and slot reuse. Thread A takes a slot, pushes two events (its sample ids) and
 /// releases the slot as a thread does at exit; a consumer thread drains twice concurrently;
 /// thread B takes a slot concurrently. If B was given A's slot, the drain had already popped
@@ -171,21 +189,7 @@ fn registry_reuses_a_slot_only_after_draining_it() {
         // may order B's read after the drain's increments).
         let drained = Arc::new(AtomicUsize::new(0));
 
-        let a = {
-            let registry = registry.clone();
-            thread::spawn(move || {
-                let slot = registry.acquire().unwrap();
-                // SAFETY: this thread owns `slot` until `release`.
-                let ids = unsafe { [slot.next_id(), slot.next_id()] };
-                for id in ids {
-                    // SAFETY: as above.
-                    let pushed = unsafe { slot.ring().push(id) };
-                    pushed.expect("a slot is handed out empty, so two events fit");
-                }
-                registry.release(slot);
-                (slot.index(), ids)
-            })
-        };
+        let a = spawn_exiting_thread(&registry);
 
         let consumer = {
             let registry = registry.clone();
@@ -349,20 +353,7 @@ fn registry_frees_a_free_ring_and_restores_it_for_the_next_owner() {
     model(2, || {
         let registry = Arc::new(Registry::<u64>::new(RING_CAPACITY).with_spares(0));
 
-        let a = {
-            let registry = registry.clone();
-            thread::spawn(move || {
-                let slot = registry.acquire().unwrap();
-                // SAFETY: this thread owns `slot` until `release`.
-                let ids = unsafe { [slot.next_id(), slot.next_id()] };
-                for id in ids {
-                    // SAFETY: as above.
-                    unsafe { slot.ring().push(id) }.expect("two events fit");
-                }
-                registry.release(slot);
-                (slot.index(), ids)
-            })
-        };
+        let a = spawn_exiting_thread(&registry);
 
         let consumer = {
             let registry = registry.clone();

@@ -521,26 +521,9 @@ impl Cache {
     /// Flushes the cache's blocks back to the arena and gives its index back to jemalloc.
     /// Nothing may use the cache afterwards.
     pub(crate) fn destroy(self) {
-        let Some(mut index) = self.0 else {
-            return;
-        };
-        LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: "tcache.destroy" reads an `unsigned` from `newp`, which points at a local of
-        // that type; the index came from "tcache.create" and is destroyed once (the caller
-        // owns the value and drops it here).
-        unsafe {
-            ffi::mallctl(
-                c"tcache.destroy".as_ptr(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                (&raw mut index).cast(),
-                size_of::<libc::c_uint>(),
-            );
-        }
+        self.retire(c"tcache.destroy");
     }
-}
 
-impl Cache {
     /// Gives the cache's blocks back to the arena and stops counting it, without destroying
     /// it: for a cache inherited across `fork()`. jemalloc's child handler rebuilds each
     /// arena's list of caches with the forking thread's own cache only, so an explicit cache
@@ -549,15 +532,21 @@ impl Cache {
     /// SIGSEGV in `arena_stats_merge`). Flushing does not touch the list. The cache's index
     /// and its few KiB stay with jemalloc.
     pub(crate) fn abandon(self) {
+        self.retire(c"tcache.flush");
+    }
+
+    /// Stops counting the cache and runs `ctl` (`tcache.destroy` or `tcache.flush`) on it.
+    fn retire(self, ctl: &std::ffi::CStr) {
         let Some(mut index) = self.0 else {
             return;
         };
         LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: "tcache.flush" reads an `unsigned` from `newp`, which points at a local of
-        // that type; the index came from "tcache.create" and was not destroyed.
+        // SAFETY: both controls read an `unsigned` from `newp`, which points at a local of that
+        // type; the index came from "tcache.create" and is retired once (the caller owns the
+        // value and gives it up here).
         unsafe {
             ffi::mallctl(
-                c"tcache.flush".as_ptr(),
+                ctl.as_ptr(),
                 ptr::null_mut(),
                 ptr::null_mut(),
                 (&raw mut index).cast(),
