@@ -303,7 +303,8 @@ impl fmt::Display for SignedBytes {
     }
 }
 
-/// The value of an environment variable, without allocating. `None` if unset or not UTF-8.
+/// The value of an environment variable, without allocating. `None` if unset, or if not
+/// UTF-8 (then with one stderr line: the variable is ignored, its default used).
 pub(crate) fn getenv(name: &std::ffi::CStr) -> Option<&'static str> {
     // SAFETY: `name` is NUL-terminated. The environment is read once, at start-up; a program
     // that calls `setenv` concurrently with its very first allocation races with libc itself.
@@ -312,7 +313,18 @@ pub(crate) fn getenv(name: &std::ffi::CStr) -> Option<&'static str> {
         return None;
     }
     // SAFETY: getenv returned a NUL-terminated string that lives in the environment block.
-    unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok()
+    let value = unsafe { std::ffi::CStr::from_ptr(p) };
+    match value.to_str() {
+        Ok(value) => Some(value),
+        Err(_) => {
+            crate::diag::stderr_line(format_args!(
+                "heaptide: ignoring {}=\"{}\": expected UTF-8; using the default",
+                name.to_str().unwrap_or("a HEAPTIDE_ variable"),
+                value.to_bytes().escape_ascii()
+            ));
+            None
+        }
+    }
 }
 
 /// One stderr line for a bad value.

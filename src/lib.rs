@@ -253,7 +253,11 @@
 //! |---|---|
 //! | bad configuration never stops the program: one stderr line per bad `HEAPTIDE_*` value, and the default | `tests/config_env.rs`, `tests/hostile.rs` (every variable invalid at once), `tests/dump_files.rs`, unit tests of each parser, the `config` fuzz target |
 //! | `fork()` from a busy multi-threaded process: the child allocates and reports, never hangs | `tests/fork.rs` (20 children each: forked while 3 threads sample and flush, while 2 threads build reports, and children that `exit` with an exit dump and a report in an `atexit` handler; none crashes, none hangs) |
-//! | a signal storm coalesces: 1,000 `SIGUSR1` give a few complete dumps, the program keeps running | `tests/dump_signal.rs` |
+//! | a signal storm coalesces: 1,000 `SIGUSR1` give a few complete dumps, the program keeps running; a sustained storm writes at most one dump a second | `tests/dump_signal.rs` |
+//! | rings of exited threads are given back: beyond 16 spares their buffers are freed | `tests/thread_churn.rs` (5,000 threads, 500 at a time: under 8 MiB of rings), loom (`bin/loom.sh`) |
+//! | the reservation leaves the program its address space: at most an eighth of a finite `RLIMIT_AS` | `tests/address_space.rs` (2 GiB allocated under a 3 GiB limit) |
+//! | idle or trickling HTTP clients cannot hold every connection slot: a new connection evicts the slowest | `tests/http_slowloris.rs` (70 held open) |
+//! | a writer that panics unwinds out of every report writer (no abort) | `tests/hostile.rs` |
 //! | an unusable dump directory (missing, read-only, a symlink, a full disk) gives an error line, no partial file under a final name, and the program carries on | `tests/dump_files.rs`, `tests/hostile.rs` (a full 64 KiB tmpfs) |
 //! | threads exit while the drain reads their rings; allocations in thread-local destructors | loom models (`bin/loom.sh`), `tests/threads.rs` (10,000 short-lived threads, TLS destructors) |
 //! | allocation before `main`, in `atexit` handlers, while `main` returns with other threads allocating | `tests/hostile.rs` |

@@ -156,6 +156,24 @@ fn ring_has_room_promises_the_next_pushes() {
 
 // === Registry ===
 
+/// A thread that takes a slot, pushes two fresh ids and exits (releases the slot); it returns
+/// the slot's index and the ids.
+fn spawn_exiting_thread(registry: &Arc<Registry<u64>>) -> thread::JoinHandle<(usize, [u64; 2])> {
+    let registry = registry.clone();
+    thread::spawn(move || {
+        let slot = registry.acquire().unwrap();
+        // SAFETY: this thread owns `slot` until `release`.
+        let ids = unsafe { [slot.next_id(), slot.next_id()] };
+        for id in ids {
+            // SAFETY: as above.
+            let pushed = unsafe { slot.ring().push(id) };
+            pushed.expect("a slot is handed out empty, so two events fit");
+        }
+        registry.release(slot);
+        (slot.index(), ids)
+    })
+}
+
 /// Thread exit and slot reuse. Thread A takes a slot, pushes two events (its sample ids) and
 /// releases the slot as a thread does at exit; a consumer thread drains twice concurrently;
 /// thread B takes a slot concurrently. If B was given A's slot, the drain had already popped
@@ -171,21 +189,7 @@ fn registry_reuses_a_slot_only_after_draining_it() {
         // may order B's read after the drain's increments).
         let drained = Arc::new(AtomicUsize::new(0));
 
-        let a = {
-            let registry = registry.clone();
-            thread::spawn(move || {
-                let slot = registry.acquire().unwrap();
-                // SAFETY: this thread owns `slot` until `release`.
-                let ids = unsafe { [slot.next_id(), slot.next_id()] };
-                for id in ids {
-                    // SAFETY: as above.
-                    let pushed = unsafe { slot.ring().push(id) };
-                    pushed.expect("a slot is handed out empty, so two events fit");
-                }
-                registry.release(slot);
-                (slot.index(), ids)
-            })
-        };
+        let a = spawn_exiting_thread(&registry);
 
         let consumer = {
             let registry = registry.clone();
@@ -334,6 +338,65 @@ fn registry_concurrent_acquires_get_distinct_slots() {
     assert!(
         REUSED.load(StdOrdering::Relaxed) > 0,
         "the model never reused a slot"
+    );
+}
+
+/// The drain frees the buffer of a free slot (no spares kept) while another thread acquires:
+/// thread A pushes two events and exits; a consumer drains twice (emptying A's ring, marking
+/// the slot free, freeing its buffer); thread B acquires and pushes. When B gets A's slot after
+/// its buffer was freed, B's restored buffer takes its event; every event is drained exactly
+/// once, and loom checks that no ring slot is touched through a freed or unpublished buffer.
+#[test]
+fn registry_frees_a_free_ring_and_restores_it_for_the_next_owner() {
+    static RESTORED: StdAtomicUsize = StdAtomicUsize::new(0);
+
+    model(2, || {
+        let registry = Arc::new(Registry::<u64>::new(RING_CAPACITY).with_spares(0));
+
+        let a = spawn_exiting_thread(&registry);
+
+        let consumer = {
+            let registry = registry.clone();
+            thread::spawn(move || {
+                let mut seen = Vec::new();
+                for _ in 0..2 {
+                    // SAFETY: this thread is the only consumer until it is joined.
+                    unsafe { registry.drain(|id| seen.push(*id)) };
+                }
+                seen
+            })
+        };
+
+        let b = {
+            let registry = registry.clone();
+            thread::spawn(move || {
+                let slot = registry.acquire().unwrap();
+                let reclaimed_then = registry.reclaimed();
+                // SAFETY: this thread owns `slot` (it never releases it).
+                let id = unsafe { slot.next_id() };
+                // SAFETY: as above.
+                unsafe { slot.ring().push(id) }.expect("a slot is handed out with room");
+                (slot.index(), reclaimed_then, id)
+            })
+        };
+
+        let (a_index, a_ids) = a.join().unwrap();
+        let (b_index, reclaimed_then, b_id) = b.join().unwrap();
+        let mut seen = consumer.join().unwrap();
+        // SAFETY: the consumer thread has been joined; this thread is the only consumer now.
+        unsafe { registry.drain(|id| seen.push(*id)) };
+
+        let mut expected = vec![a_ids[0], a_ids[1], b_id];
+        seen.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(seen, expected, "every event is drained exactly once");
+        if b_index == a_index && reclaimed_then > 0 {
+            RESTORED.fetch_add(1, StdOrdering::Relaxed);
+        }
+    });
+    assert!(
+        RESTORED.load(StdOrdering::Relaxed) > 0,
+        "the model never restored a freed buffer"
     );
 }
 

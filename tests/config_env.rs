@@ -4,6 +4,8 @@
 //! The test binary re-runs itself with the variable set (the environment is read once, at the
 //! process's first allocation, so each case needs a fresh process).
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
 use std::process::Command;
 
 #[global_allocator]
@@ -22,6 +24,7 @@ fn child_main() {
     );
     let report = heaptide::report();
     println!("sample_interval={}", report.sample_interval);
+    println!("snapshot_interval_ms={}", report.snapshots.interval_ms);
     println!("reservations={}", reservations());
 }
 
@@ -41,11 +44,16 @@ fn reservations() -> usize {
         .count()
 }
 
-fn run_child(vars: &[(&str, &str)]) -> (String, String) {
+fn run_child<V: AsRef<OsStr>>(vars: &[(&str, V)]) -> (String, String) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1");
-    for var in ["HEAPTIDE_SAMPLE", "HEAPTIDE_DEPTH", "HEAPTIDE_SEED"] {
+    for var in [
+        "HEAPTIDE_SAMPLE",
+        "HEAPTIDE_DEPTH",
+        "HEAPTIDE_SEED",
+        "HEAPTIDE_INTERVAL",
+    ] {
         cmd.env_remove(var);
     }
     for (k, v) in vars {
@@ -140,7 +148,7 @@ fn off_is_plain_jemalloc_and_an_empty_report() {
     let (stdout, _) = run_child(&[("HEAPTIDE_SAMPLE", " None ")]);
     assert!(stdout.contains("sampling=Off"), "{stdout}");
     assert!(stdout.contains("reservations=0"), "{stdout}");
-    let (stdout, _) = run_child(&[]);
+    let (stdout, _) = run_child::<&str>(&[]);
     assert!(stdout.contains("reservations=1"), "{stdout}");
 }
 
@@ -151,4 +159,30 @@ fn exact_via_env() {
         stdout.contains("sampling=Exact") && stdout.contains("sample_interval=1"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_value_that_is_not_utf8_gives_one_line_and_the_default() {
+    let (stdout, stderr) = run_child(&[("HEAPTIDE_DEPTH", OsStr::from_bytes(b"1\xff2"))]);
+    let lines = heaptide_lines(&stderr);
+    assert_eq!(lines.len(), 1, "stderr: {stderr}");
+    assert!(
+        lines[0].contains("HEAPTIDE_DEPTH=") && lines[0].contains("UTF-8"),
+        "{}",
+        lines[0]
+    );
+    assert!(stdout.contains("depth=32"), "default in force: {stdout}");
+}
+
+#[test]
+fn an_interval_under_a_millisecond_is_clamped_with_one_line() {
+    let (stdout, stderr) = run_child(&[("HEAPTIDE_INTERVAL", "1ns")]);
+    let lines = heaptide_lines(&stderr);
+    assert_eq!(lines.len(), 1, "stderr: {stderr}");
+    assert!(
+        lines[0].contains("HEAPTIDE_INTERVAL=\"1ns\""),
+        "{}",
+        lines[0]
+    );
+    assert!(stdout.contains("snapshot_interval_ms=1"), "{stdout}");
 }

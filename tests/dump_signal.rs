@@ -90,6 +90,7 @@ fn child() {
     match case.as_str() {
         "signal" => child_signal(),
         "burst" => child_burst(),
+        "storm" => child_storm(),
         "chained" => child_chained(),
         "usr2" => child_usr2(),
         "none" => child_none(),
@@ -166,6 +167,23 @@ fn child_burst() {
         "wrote_lines={lines} allocations={}",
         ALLOCATIONS.load(Ordering::Relaxed)
     );
+}
+
+/// A sustained storm: a signal every millisecond for 3 seconds (by the clock, however slow
+/// the machine is). Prints the seconds it lasted, once the last dump is written.
+fn child_storm() {
+    let keep = keep_some();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        raise(libc::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let lasted = start.elapsed();
+    // The signals of the last gap are served by one more dump.
+    let before = own_stderr().matches("heaptide: wrote").count();
+    wait_stderr_lines("heaptide: wrote", before + 1);
+    println!("storm_secs={}", lasted.as_secs_f64());
+    std::hint::black_box(keep);
 }
 
 /// A SIGUSR1 handler installed before heaptide (by the constructor) is still called.
@@ -367,4 +385,24 @@ fn the_default_formats_are_json_pprof_and_text() {
     for name in &names {
         check_file(&scratch.dumps().join(name), run.pid);
     }
+}
+
+#[test]
+fn a_sustained_signal_storm_writes_at_most_one_dump_a_second() {
+    let scratch = Scratch::new("storm");
+    let run = run_child("storm", &scratch, &[("HEAPTIDE_FORMATS", "json")]);
+    let secs: f64 = run
+        .stdout
+        .lines()
+        .find_map(|l| l.split("storm_secs=").nth(1))
+        .expect("duration printed")
+        .parse()
+        .unwrap();
+    let dumps = listing(&scratch.dumps()).len();
+    // One when the storm begins, then one per second of it, and the one after it ended.
+    let most = secs.ceil() as usize + 2;
+    assert!(
+        (2..=most).contains(&dumps),
+        "{dumps} dumps in a {secs:.1} s storm (at most {most})"
+    );
 }

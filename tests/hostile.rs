@@ -120,6 +120,33 @@ fn child_bad_everything() {
     );
 }
 
+// === a writer that panics ===
+
+/// A writer that panics on its first write.
+struct Panics;
+
+impl std::io::Write for Panics {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        panic!("the writer panics");
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_writer_unwinds_out_of_every_writer() {
+    let report = heaptide::report();
+    // Each write must unwind to here (a panic while unwinding would abort the test binary).
+    let outcomes = [
+        std::panic::catch_unwind(|| report.write_pprof(&mut Panics)).is_err(),
+        std::panic::catch_unwind(|| report.write_json(&mut Panics)).is_err(),
+        std::panic::catch_unwind(|| report.write_text(&mut Panics)).is_err(),
+        std::panic::catch_unwind(|| report.write_folded(&mut Panics)).is_err(),
+    ];
+    assert_eq!(outcomes, [true; 4]);
+}
+
 #[test]
 fn child() {
     match std::env::var(CHILD).as_deref() {

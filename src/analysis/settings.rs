@@ -16,6 +16,9 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// Default time between snapshots.
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// The shortest time between snapshots (`HEAPTIDE_INTERVAL` below it is clamped, with a line
+/// on stderr; [`set_interval`] clamps too).
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// Default number of snapshots kept (500 x 10 s: about 83 minutes of history).
 pub(crate) const DEFAULT_MAX_SNAPSHOTS: usize = 500;
 /// Fewest snapshots kept, whatever is asked (the leak detector needs a few).
@@ -58,7 +61,9 @@ pub(crate) fn interval() -> Duration {
 
 /// Sets the time between snapshots at run time (at least 1 ms).
 pub(crate) fn set_interval(interval: Duration) {
-    let ns = interval.as_nanos().clamp(1_000_000, u128::from(u64::MAX)) as u64;
+    let ns = interval
+        .as_nanos()
+        .clamp(MIN_INTERVAL.as_nanos(), u128::from(u64::MAX)) as u64;
     INTERVAL_OVERRIDE.store(ns, Ordering::Relaxed);
 }
 
@@ -76,8 +81,9 @@ fn from_env_telling<'a>(
     let complain = |name: &str, value: &str, forms: &str, default: &dyn std::fmt::Display| {
         tell(format_args!("{}", BadValue(name, value, forms, default)))
     };
-    let interval = read(
-        var(c"HEAPTIDE_INTERVAL"),
+    let raw_interval = var(c"HEAPTIDE_INTERVAL");
+    let mut interval = read(
+        raw_interval,
         "HEAPTIDE_INTERVAL",
         parse_duration,
         DURATION_FORMS,
@@ -85,6 +91,13 @@ fn from_env_telling<'a>(
         &"10s",
         &complain,
     );
+    if interval < MIN_INTERVAL {
+        tell(format_args!(
+            "heaptide: HEAPTIDE_INTERVAL={:?} is below the minimum; using 1ms",
+            raw_interval.unwrap_or_default()
+        ));
+        interval = MIN_INTERVAL;
+    }
     let max_snapshots = read(
         var(c"HEAPTIDE_MAX_SNAPSHOTS"),
         "HEAPTIDE_MAX_SNAPSHOTS",
@@ -207,5 +220,18 @@ mod tests {
         assert_eq!(s.interval, DEFAULT_INTERVAL);
         assert_eq!(s.max_snapshots, DEFAULT_MAX_SNAPSHOTS);
         assert_eq!((s.limit, s.warn), (None, None));
+    }
+
+    #[test]
+    fn intervals_under_a_millisecond_are_clamped() {
+        assert_eq!(env(&[("HEAPTIDE_INTERVAL", "1ns")]).interval, MIN_INTERVAL);
+        assert_eq!(
+            env(&[("HEAPTIDE_INTERVAL", "999us")]).interval,
+            MIN_INTERVAL
+        );
+        assert_eq!(
+            env(&[("HEAPTIDE_INTERVAL", "2ms")]).interval,
+            Duration::from_millis(2)
+        );
     }
 }

@@ -209,6 +209,77 @@ pub(crate) fn committed_bytes() -> usize {
         .saturating_sub(RANGE.base.load(Ordering::Relaxed))
 }
 
+/// How long the sampled arena's unused dirty pages stay before they are purged (jemalloc's
+/// default is 10 s): sampled blocks are few and scattered (a lone small object holds a slab),
+/// so their pages are kept briefly. The drain thread runs the decay ([`decay`]).
+const DIRTY_DECAY_MS: isize = 1000;
+
+/// Writes `arena.<index>.<leaf>` as a NUL-terminated name into `buf`; `None` if it does not fit.
+fn arena_ctl_name<'a>(buf: &'a mut [u8; 64], leaf: &str) -> Option<&'a std::ffi::CStr> {
+    use std::io::Write as _;
+    let index = RANGE.arena.load(Ordering::Relaxed);
+    let len = {
+        let mut cursor = std::io::Cursor::new(&mut buf[..63]);
+        write!(cursor, "arena.{index}.{leaf}").ok()?;
+        cursor.position() as usize
+    };
+    buf[len] = 0;
+    std::ffi::CStr::from_bytes_with_nul(&buf[..=len]).ok()
+}
+
+/// Sets the sampled arena's dirty decay time ([`DIRTY_DECAY_MS`]). Best effort.
+fn set_decay_time() {
+    let mut buf = [0u8; 64];
+    let Some(name) = arena_ctl_name(&mut buf, "dirty_decay_ms") else {
+        return;
+    };
+    let mut ms = DIRTY_DECAY_MS;
+    // SAFETY: "arena.<i>.dirty_decay_ms" takes an `ssize_t` from `newp`, which points at a
+    // local of that type (`isize`); no old value is read.
+    unsafe {
+        ffi::mallctl(
+            name.as_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            (&raw mut ms).cast(),
+            size_of::<isize>(),
+        );
+    }
+}
+
+/// When the drain last ran the sampled arena's decay (monotonic ns).
+static LAST_DECAY_NS: AtomicUsize = AtomicUsize::new(0);
+
+/// Purges the sampled arena's dirty pages that have been unused for [`DIRTY_DECAY_MS`]
+/// (`arena.<i>.decay`), at most once a second. Without jemalloc's background thread, decay
+/// otherwise only happens while the arena is in use: a burst of sampled allocations would keep
+/// its pages resident after the program stopped sampling. Called by the drain thread.
+pub(crate) fn decay() {
+    if RANGE.len.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let now = crate::sample::capture::now_ns() as usize;
+    let last = LAST_DECAY_NS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 1_000_000_000 {
+        return;
+    }
+    LAST_DECAY_NS.store(now, Ordering::Relaxed);
+    let mut buf = [0u8; 64];
+    let Some(name) = arena_ctl_name(&mut buf, "decay") else {
+        return;
+    };
+    // SAFETY: "arena.<i>.decay" is a void control: no old or new value, as jemalloc documents.
+    unsafe {
+        ffi::mallctl(
+            name.as_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            0,
+        );
+    }
+}
+
 /// Why the sampled arena could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ArenaError {
@@ -374,6 +445,7 @@ pub(crate) fn create_arena() -> Result<(), ArenaError> {
         return Err(ArenaError::Create);
     }
     RANGE.arena.store(arena as usize, Ordering::Relaxed);
+    set_decay_time();
     if len < RESERVATIONS[0] && address_space_share() < RESERVATIONS[0] {
         crate::diag::stderr_line(format_args!(
             "heaptide: RLIMIT_AS is set: the sampled range is {} MiB (an eighth of the limit at most); samples that do not fit are dropped and counted",
@@ -454,26 +526,9 @@ impl Cache {
     /// Flushes the cache's blocks back to the arena and gives its index back to jemalloc.
     /// Nothing may use the cache afterwards.
     pub(crate) fn destroy(self) {
-        let Some(mut index) = self.0 else {
-            return;
-        };
-        LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: "tcache.destroy" reads an `unsigned` from `newp`, which points at a local of
-        // that type; the index came from "tcache.create" and is destroyed once (the caller
-        // owns the value and drops it here).
-        unsafe {
-            ffi::mallctl(
-                c"tcache.destroy".as_ptr(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                (&raw mut index).cast(),
-                size_of::<libc::c_uint>(),
-            );
-        }
+        self.retire(c"tcache.destroy");
     }
-}
 
-impl Cache {
     /// Gives the cache's blocks back to the arena and stops counting it, without destroying
     /// it: for a cache inherited across `fork()`. jemalloc's child handler rebuilds each
     /// arena's list of caches with the forking thread's own cache only, so an explicit cache
@@ -482,15 +537,21 @@ impl Cache {
     /// SIGSEGV in `arena_stats_merge`). Flushing does not touch the list. The cache's index
     /// and its few KiB stay with jemalloc.
     pub(crate) fn abandon(self) {
+        self.retire(c"tcache.flush");
+    }
+
+    /// Stops counting the cache and runs `ctl` (`tcache.destroy` or `tcache.flush`) on it.
+    fn retire(self, ctl: &std::ffi::CStr) {
         let Some(mut index) = self.0 else {
             return;
         };
         LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: "tcache.flush" reads an `unsigned` from `newp`, which points at a local of
-        // that type; the index came from "tcache.create" and was not destroyed.
+        // SAFETY: both controls read an `unsigned` from `newp`, which points at a local of that
+        // type; the index came from "tcache.create" and is retired once (the caller owns the
+        // value and gives it up here).
         unsafe {
             ffi::mallctl(
-                c"tcache.flush".as_ptr(),
+                ctl.as_ptr(),
                 ptr::null_mut(),
                 ptr::null_mut(),
                 (&raw mut index).cast(),

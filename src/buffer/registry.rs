@@ -2,19 +2,27 @@
 //!
 //! A thread takes a slot the first time it samples, and gives it back when it exits. Slots
 //! are never freed, only reused, so the registry is an append-only linked list: pushing a new
-//! slot is one CAS on the head, and readers walk it without a lock.
+//! slot is one CAS on the head, and readers walk it without a lock. Their ring buffers are
+//! freed, though: beyond [`SPARE_RINGS`] free slots, the drain gives the buffers of the others
+//! back (a slot then costs its control block, under 1 KiB, instead of about 80 KiB), and the
+//! thread that takes such a slot allocates a buffer again.
 //!
-//! Each slot moves through three states:
+//! Each slot moves through these states:
 //!
 //! ```text
 //!   FREE --(thread takes it: CAS, Acquire)--> IN_USE --(thread exits: store, Release)--> RETIRED
-//!     ^                                                                                     |
-//!     +---------------(drain emptied the ring after seeing RETIRED: store, Release)----------+
+//!    ^  |                                       ^                                           |
+//!    |  +-(drain, beyond the spares: CAS)--> RECLAIMING    +--(drain emptied the ring after
+//!    |                                          | (buffer freed)   seeing RETIRED: CAS,
+//!    |                                          v                  AcqRel)--> FREE
+//!    |                 EMPTY --(thread takes it: CAS, Acquire; allocates a buffer)--> IN_USE
 //! ```
 //!
 //! Only the drain moves a slot from `RETIRED` to `FREE`, and only after it has popped every
-//! event; the `Release`/`Acquire` pairs carry the ring's indices and the id counter from the
-//! old owner, through the drain, to the next owner.
+//! event; only the drain frees a buffer, of a `FREE` slot whose ring is empty, from the
+//! `RECLAIMING` state no thread can take. The `Release`/`Acquire` pairs carry the ring's
+//! indices, its buffer and the id counter from the old owner, through the drain, to the next
+//! owner.
 
 use std::alloc::Layout;
 
@@ -24,6 +32,14 @@ use crate::sync::{AtomicPtr, AtomicU8, AtomicUsize, Ordering, UnsafeCell};
 const FREE: u8 = 0;
 const IN_USE: u8 = 1;
 const RETIRED: u8 = 2;
+/// The drain is freeing the slot's buffer.
+const RECLAIMING: u8 = 3;
+/// Free, without a buffer.
+const EMPTY: u8 = 4;
+
+/// Free slots whose ring buffers the drain keeps for the next threads (about 80 KiB each with
+/// the event ring's capacity); the buffers of the others are freed.
+pub(crate) const SPARE_RINGS: usize = 16;
 
 /// Slots are numbered in 16 bits: the top bits of a sample id. The last number is kept for
 /// samples taken by threads that have no slot ([`orphan_id`]).
@@ -90,6 +106,10 @@ pub(crate) struct Registry<T: Copy> {
     head: AtomicPtr<Slot<T>>,
     count: AtomicUsize,
     ring_capacity: usize,
+    /// Free slots that keep their buffers ([`SPARE_RINGS`]).
+    spares: usize,
+    /// Ring buffers freed so far (drain side only).
+    reclaimed: AtomicUsize,
 }
 
 // SAFETY: slots are shared between their owner thread and the drain under the protocol in the
@@ -114,6 +134,8 @@ impl<T: Copy> Registry<T> {
             head: AtomicPtr::new(std::ptr::null_mut()),
             count: AtomicUsize::new(0),
             ring_capacity,
+            spares: SPARE_RINGS,
+            reclaimed: AtomicUsize::new(0),
         }
     }
 
@@ -124,7 +146,22 @@ impl<T: Copy> Registry<T> {
             head: AtomicPtr::new(std::ptr::null_mut()),
             count: AtomicUsize::new(0),
             ring_capacity,
+            spares: SPARE_RINGS,
+            reclaimed: AtomicUsize::new(0),
         }
+    }
+
+    /// The same registry keeping `spares` free buffers instead of [`SPARE_RINGS`].
+    #[cfg(any(test, loom))]
+    pub(crate) fn with_spares(mut self, spares: usize) -> Self {
+        self.spares = spares;
+        self
+    }
+
+    /// Ring buffers of free slots freed so far.
+    #[cfg(any(test, loom))]
+    pub(crate) fn reclaimed(&self) -> usize {
+        self.reclaimed.load(Ordering::Relaxed)
     }
 
     /// Slots created so far (in use, retired or free).
@@ -153,25 +190,40 @@ impl<T: Copy> Registry<T> {
         }
     }
 
-    /// Takes a free slot, or creates one. `None` if `MAX_SLOTS` are in use or memory is short.
-    /// The caller becomes the slot's producer until it calls [`Registry::release`].
+    /// Takes a free slot (one that keeps its buffer first, then one whose buffer was freed),
+    /// or creates one. `None` if `MAX_SLOTS` are in use or memory is short. The caller becomes
+    /// the slot's producer until it calls [`Registry::release`].
     pub(crate) fn acquire(&self) -> Option<&Slot<T>> {
+        if let Some(slot) = self.take(FREE) {
+            return Some(slot);
+        }
+        if let Some(slot) = self.take(EMPTY) {
+            // SAFETY: this thread is the slot's producer now (the CAS in `take`) and has not
+            // pushed; the Acquire there ordered the drain's release of the buffer before this.
+            if unsafe { slot.ring.restore_buffer() } {
+                return Some(slot);
+            }
+            slot.state.store(EMPTY, Ordering::Release);
+            return None;
+        }
+        self.create()
+    }
+
+    /// Takes the first slot found in state `from` (CAS to `IN_USE`, Acquire).
+    fn take(&self, from: u8) -> Option<&Slot<T>> {
         let mut found = None;
         self.for_each(|slot| {
             if found.is_none()
                 && slot
                     .state
-                    .compare_exchange(FREE, IN_USE, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(from, IN_USE, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
                 found = Some(slot as *const Slot<T>);
             }
         });
-        if let Some(slot) = found {
-            // SAFETY: slots live as long as the registry, which `&self` borrows.
-            return Some(unsafe { &*slot });
-        }
-        self.create()
+        // SAFETY: slots live as long as the registry, which `&self` borrows.
+        found.map(|slot| unsafe { &*slot })
     }
 
     fn create(&self) -> Option<&Slot<T>> {
@@ -223,12 +275,13 @@ impl<T: Copy> Registry<T> {
     }
 
     /// Pops the events queued in every slot when the pass reaches it (not those pushed while
-    /// it runs, so a pass always ends) into `f`, and frees the slots whose owners have left
-    /// once they are empty.
+    /// it runs, so a pass always ends) into `f`, frees the slots whose owners have left once
+    /// they are empty, and frees the ring buffers of free slots beyond [`SPARE_RINGS`].
     ///
     /// # Safety
     /// The caller is the only consumer of every ring (it holds the drain lock).
     pub(crate) unsafe fn drain(&self, mut f: impl FnMut(&T)) {
+        let mut spares = 0;
         self.for_each(|slot| {
             // Read the state first: if it is RETIRED, every push the owner made is visible to
             // the pops below (Acquire pairs with the owner's Release in `release`).
@@ -239,10 +292,41 @@ impl<T: Copy> Registry<T> {
                     break;
                 }
             }
-            if state == RETIRED {
-                slot.state.store(FREE, Ordering::Release);
+            let free = match state {
+                RETIRED => slot
+                    .state
+                    .compare_exchange(RETIRED, FREE, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok(),
+                FREE => true,
+                _ => false,
+            };
+            if free {
+                spares += 1;
+                if spares > self.spares {
+                    self.reclaim(slot);
+                }
             }
         });
+    }
+
+    /// Frees the buffer of `slot` if it is still free and its ring empty.
+    fn reclaim(&self, slot: &Slot<T>) {
+        if slot
+            .state
+            .compare_exchange(FREE, RECLAIMING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        if slot.ring.len() == 0 {
+            // SAFETY: the drain is the consumer (caller of `drain`), the ring is empty, and in
+            // RECLAIMING it has no producer; the Release store below hands the change over.
+            unsafe { slot.ring.release_buffer() };
+            self.reclaimed.fetch_add(1, Ordering::Relaxed);
+            slot.state.store(EMPTY, Ordering::Release);
+        } else {
+            slot.state.store(FREE, Ordering::Release);
+        }
     }
 }
 
@@ -293,5 +377,36 @@ mod tests {
         let id_after = unsafe { c.next_id() };
         assert!(id_after > id_before, "ids continue across owners");
         assert_eq!(reg.slots(), 2);
+    }
+
+    #[test]
+    fn buffers_of_free_slots_beyond_the_spares_are_freed_and_restored() {
+        let reg = Registry::<u64>::new(1024).with_spares(2);
+        let slots: Vec<_> = (0..10).map(|_| reg.acquire().unwrap()).collect();
+        let full = reg.memory_bytes();
+        for slot in &slots {
+            // SAFETY: this test owns every slot.
+            unsafe { slot.ring().push(1).unwrap() };
+            reg.release(slot);
+        }
+        let mut seen = 0;
+        // SAFETY: single consumer.
+        unsafe { reg.drain(|_| seen += 1) };
+        assert_eq!(seen, 10);
+        assert_eq!(reg.reclaimed(), 8);
+        let ring_bytes = 1024 * size_of::<u64>();
+        assert_eq!(reg.memory_bytes(), full - 8 * ring_bytes);
+        // Two spares with buffers are taken first, then slots whose buffers were freed.
+        let again: Vec<_> = (0..10).map(|_| reg.acquire().unwrap()).collect();
+        assert_eq!(reg.slots(), 10, "every slot reused");
+        assert_eq!(reg.memory_bytes(), full, "buffers restored");
+        for slot in &again {
+            // SAFETY: this test owns every slot.
+            unsafe { slot.ring().push(2).unwrap() };
+        }
+        let mut seen = vec![];
+        // SAFETY: single consumer.
+        unsafe { reg.drain(|v| seen.push(*v)) };
+        assert_eq!(seen, vec![2; 10]);
     }
 }

@@ -13,7 +13,7 @@
 use std::alloc::Layout;
 use std::mem::MaybeUninit;
 
-use crate::sync::{AtomicUsize, CachePadded, Ordering, UnsafeCell};
+use crate::sync::{AtomicPtr, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 
 /// A fixed-capacity SPSC ring. See the module docs for the protocol.
 pub(crate) struct Ring<T: Copy> {
@@ -25,13 +25,17 @@ pub(crate) struct Ring<T: Copy> {
     producer_head: CachePadded<UnsafeCell<usize>>,
     /// The consumer's last view of `tail`.
     consumer_tail: UnsafeCell<usize>,
-    slots: *mut UnsafeCell<MaybeUninit<T>>,
+    /// The buffer; null while the ring is unbacked ([`Ring::release_buffer`]). Written only
+    /// when the ring is empty and has no producer (release) or by the producer before its
+    /// first push (restore), so the consumer, which reads it only after seeing a push
+    /// (`Acquire` on `tail`), always sees the buffer that push wrote into.
+    slots: AtomicPtr<UnsafeCell<MaybeUninit<T>>>,
     mask: usize,
 }
 
 // SAFETY: the ring moves `T: Copy + Send` values between exactly two threads at a time, and the
 // protocol (see module docs) gives each slot a single accessor at any moment; the raw `slots`
-// pointer is owned memory. The unsafe producer/consumer methods carry the single-producer and
+// buffer is owned memory. The unsafe producer/consumer methods carry the single-producer and
 // single-consumer obligations.
 unsafe impl<T: Copy + Send> Send for Ring<T> {}
 // SAFETY: as above; shared references only reach the atomics and, through the unsafe methods,
@@ -51,6 +55,19 @@ impl<T: Copy> Ring<T> {
     /// Returns `None` if that memory cannot be had.
     pub(crate) fn new(capacity: usize) -> Option<Self> {
         let capacity = capacity.max(2).next_power_of_two();
+        let slots = Self::new_buffer(capacity)?;
+        Some(Self {
+            head: CachePadded(AtomicUsize::new(0)),
+            tail: CachePadded(AtomicUsize::new(0)),
+            producer_head: CachePadded(UnsafeCell::new(0)),
+            consumer_tail: UnsafeCell::new(0),
+            slots: AtomicPtr::new(slots),
+            mask: capacity - 1,
+        })
+    }
+
+    /// A buffer of `capacity` uninitialised slots from the backend; `None` if memory is short.
+    fn new_buffer(capacity: usize) -> Option<*mut UnsafeCell<MaybeUninit<T>>> {
         let layout = Self::slots_layout(capacity);
         // SAFETY: the layout has a non-zero size (capacity >= 2 slots of at least one byte).
         let slots =
@@ -62,14 +79,40 @@ impl<T: Copy> Ring<T> {
             // SAFETY: `slots` points at `capacity` uninitialised cells; each is written once.
             unsafe { slots.add(i).write(UnsafeCell::new(MaybeUninit::uninit())) };
         }
-        Some(Self {
-            head: CachePadded(AtomicUsize::new(0)),
-            tail: CachePadded(AtomicUsize::new(0)),
-            producer_head: CachePadded(UnsafeCell::new(0)),
-            consumer_tail: UnsafeCell::new(0),
-            slots,
-            mask: capacity - 1,
-        })
+        Some(slots)
+    }
+
+    /// Gives the buffer back to the backend: the ring keeps its indices but holds no memory
+    /// beyond its control block until [`restore_buffer`](Self::restore_buffer).
+    ///
+    /// # Safety
+    /// The caller is the ring's consumer, the ring is empty, and it has no producer until a
+    /// happens-before edge (the registry's slot hand-over) passes the change to the next one.
+    pub(crate) unsafe fn release_buffer(&self) {
+        let slots = self.slots.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        if !slots.is_null() {
+            // SAFETY: `slots` came from `new_buffer` with this capacity; nobody else can reach
+            // it (no producer, the caller is the consumer and the ring is empty).
+            unsafe { crate::backend::raw_free(slots.cast(), Self::slots_layout(self.capacity())) };
+        }
+    }
+
+    /// Gives an unbacked ring a buffer again; `false` if memory is short (the ring stays
+    /// unbacked, and every push hands its value back). A no-op on a backed ring.
+    ///
+    /// # Safety
+    /// The caller is the ring's producer and has not pushed since the buffer was released.
+    pub(crate) unsafe fn restore_buffer(&self) -> bool {
+        if !self.slots.load(Ordering::Relaxed).is_null() {
+            return true;
+        }
+        match Self::new_buffer(self.capacity()) {
+            Some(slots) => {
+                self.slots.store(slots, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     fn slots_layout(capacity: usize) -> Layout {
@@ -83,9 +126,14 @@ impl<T: Copy> Ring<T> {
         self.mask + 1
     }
 
-    /// Bytes of memory the ring holds (slots plus the control block).
+    /// Bytes of memory the ring holds (slots, if backed, plus the control block).
     pub(crate) fn memory_bytes(&self) -> usize {
-        Self::slots_layout(self.capacity()).size() + size_of::<Self>()
+        let buffer = if self.slots.load(Ordering::Relaxed).is_null() {
+            0
+        } else {
+            Self::slots_layout(self.capacity()).size()
+        };
+        buffer + size_of::<Self>()
     }
 
     /// Whether `n` more values fit. A `true` stays true until the producer pushes (the
@@ -123,11 +171,16 @@ impl<T: Copy> Ring<T> {
                 return Err(value);
             }
         }
+        let slots = self.slots.load(Ordering::Relaxed);
+        if slots.is_null() {
+            // Unbacked (memory was short when it was restored): as good as full.
+            return Err(value);
+        }
         // SAFETY: index `tail` is not readable by the consumer until `tail + 1` is published,
         // and the consumer finished with it (head > tail - capacity, Acquire above); the slot
         // pointer is in bounds because of the mask.
         unsafe {
-            (*self.slots.add(tail & self.mask)).with_mut(|slot| (*slot).write(value));
+            (*slots.add(tail & self.mask)).with_mut(|slot| (*slot).write(value));
         }
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
         Ok(())
@@ -163,12 +216,14 @@ impl<T: Copy> Ring<T> {
                 return None;
             }
         }
+        // The buffer the producer wrote slot `head` into: its store came before that push's
+        // Release of `tail`, which the Acquire above (now or earlier) saw.
+        let slots = self.slots.load(Ordering::Relaxed);
         // SAFETY: `head < tail` and the Acquire load of `tail` (now or earlier, by this same
         // consumer) makes the producer's write of slot `head` visible; the producer will not
         // touch the slot again until `head + 1` is published below, after `f` is done with it.
-        let result = unsafe {
-            (*self.slots.add(head & self.mask)).with(|slot| f((*slot).assume_init_ref()))
-        };
+        let result =
+            unsafe { (*slots.add(head & self.mask)).with(|slot| f((*slot).assume_init_ref())) };
         self.head.store(head.wrapping_add(1), Ordering::Release);
         Some(result)
     }
@@ -184,8 +239,8 @@ impl<T: Copy> Ring<T> {
 impl<T: Copy> Drop for Ring<T> {
     fn drop(&mut self) {
         // `T: Copy` needs no drop; give the slots back.
-        // SAFETY: `slots` came from `raw_alloc` with exactly this layout and is not used again.
-        unsafe { crate::backend::raw_free(self.slots.cast(), Self::slots_layout(self.capacity())) };
+        // SAFETY: `&mut self`: no producer or consumer is left, and the values need no drop.
+        unsafe { self.release_buffer() };
     }
 }
 

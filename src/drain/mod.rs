@@ -217,6 +217,7 @@ fn run() {
         // snapshots and the leak detector's alerts.
         crate::dump::service_signal();
         crate::analysis::tick();
+        sampled_arena::decay();
     }
 }
 

@@ -31,8 +31,22 @@ pub(crate) struct Dir {
 }
 
 impl Dir {
-    /// Opens `path` as a directory without following a symlink in its last component.
+    /// Opens `path` as a directory without following a symlink in its last component. The
+    /// path is normalised first (`link/` and `link/.` name `link` itself, which a trailing
+    /// slash or `.` would otherwise have the kernel resolve), and a path ending in `..` is
+    /// refused (it names the parent of whatever the component before it points to).
     pub(crate) fn open(path: &Path) -> io::Result<Dir> {
+        let normalised: std::path::PathBuf = path.components().collect();
+        if matches!(
+            normalised.components().next_back(),
+            Some(std::path::Component::ParentDir)
+        ) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it ends in `..`, which may lead through a symbolic link (name the directory itself)",
+            ));
+        }
+        let path = normalised.as_path();
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
         // SAFETY: `c_path` is NUL-terminated; the returned descriptor is checked below.
@@ -235,6 +249,19 @@ mod tests {
         std::os::unix::fs::symlink(&path, &link).unwrap();
         let err = Dir::open(&link).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
+        // A trailing slash or `.` does not get through (the kernel would follow the link).
+        for spelled in ["/", "/.", "/./", "//"] {
+            let mut p = link.clone().into_os_string();
+            p.push(spelled);
+            let err = Dir::open(Path::new(&p)).unwrap_err();
+            assert!(
+                err.to_string().contains("symbolic link"),
+                "{spelled}: {err}"
+            );
+        }
+        let mut p = link.clone().into_os_string();
+        p.push("/..");
+        assert!(Dir::open(Path::new(&p)).is_err(), "`link/..` is refused");
         std::fs::remove_file(&link).unwrap();
         std::fs::remove_dir(&path).unwrap();
     }

@@ -30,6 +30,9 @@
 //! the signal handler; its signal dumps are written once it has a drain thread of its own
 //! (started by its first sample).
 //!
+//! Signal dumps are rate-limited: at most one per [`SIGNAL_DUMP_GAP`] (1 s); signals in between
+//! coalesce into the next dump, written when the gap ends.
+//!
 //! The signal is noticed by the drain thread right after it is woken, so a dump takes the
 //! time of a report (milliseconds once symbols are cached; the first report of a process loads
 //! the binary's debug info) plus the writing.
@@ -75,10 +78,28 @@ pub(crate) fn install() {
     }
 }
 
+/// Signal dumps are at least this far apart: a sustained signal storm writes one dump per
+/// second at most. A signal within the gap is not lost: its dump is written when the gap ends
+/// (the drain thread looks again after each pass, at least every 100 ms).
+pub(crate) const SIGNAL_DUMP_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When the last signal dump began (monotonic ns; 0: never).
+static LAST_SIGNAL_DUMP_NS: AtomicU64 = AtomicU64::new(0);
+
 /// Called by the drain thread after each pass: writes a dump if the signal came since the last
-/// call. Signals that arrive while it writes ask for one more dump, not one each.
+/// one, and [`SIGNAL_DUMP_GAP`] has passed since that began. Signals that arrive while it
+/// writes, or within the gap, ask for one more dump, not one each.
 pub(crate) fn service_signal() {
+    if !signal::pending() {
+        return;
+    }
+    let now = crate::sample::capture::now_ns();
+    let last = LAST_SIGNAL_DUMP_NS.load(Ordering::Relaxed);
+    if last != 0 && now.saturating_sub(last) < SIGNAL_DUMP_GAP.as_nanos() as u64 {
+        return;
+    }
     if signal::take_request() {
+        LAST_SIGNAL_DUMP_NS.store(now, Ordering::Relaxed);
         dump_and_log();
     }
 }

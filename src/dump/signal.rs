@@ -44,6 +44,11 @@ fn on_signal() {
     crate::drain::wake();
 }
 
+/// Whether a dump was asked for and not yet taken (does not clear the request).
+pub(crate) fn pending() -> bool {
+    REQUESTED.load(Ordering::Relaxed)
+}
+
 /// Whether a dump was asked for since the last call (clears the request).
 pub(crate) fn take_request() -> bool {
     REQUESTED.load(Ordering::Relaxed) && REQUESTED.swap(false, Ordering::Acquire)

@@ -17,9 +17,11 @@
 //!   connection with `poll(2)` on non-blocking sockets and hands a request to a worker only
 //!   once it is complete. A worker writes the answer with a deadline of [`WRITE_TIMEOUT`]
 //!   (a client that does not read cannot keep it longer).
-//! - **Connections**: at most [`MAX_CONNECTIONS`] being read at once and [`QUEUE`] complete
-//!   requests waiting for one of the [`WORKERS`] workers; beyond either, the connection gets a
-//!   `503` at once and is closed.
+//! - **Connections**: at most [`MAX_CONNECTIONS`] being read at once: a new connection beyond
+//!   them closes the one that has been sending its request longest (with a `503`), so idle or
+//!   slow clients holding every slot do not lock others out ([`evict_oldest`]); at most
+//!   [`QUEUE`] complete requests wait for one of the [`WORKERS`] workers, beyond which the
+//!   connection gets a `503` at once and is closed.
 //! - **One request per connection**: every answer says `Connection: close` (no idle keep-alive
 //!   connections to hold).
 //! - **The program is never stalled**: the server takes no lock the allocation path takes; the
@@ -207,13 +209,12 @@ fn read_requests(listener: &TcpListener, tx: &SyncSender<Job>) {
 fn accept(listener: &TcpListener, conns: &mut Vec<Conn>) {
     for _ in 0..MAX_CONNECTIONS {
         match listener.accept() {
-            Ok((mut stream, _)) => {
+            Ok((stream, _)) => {
                 if stream.set_nonblocking(true).is_err() {
                     continue;
                 }
                 if conns.len() >= MAX_CONNECTIONS {
-                    answer_now(&mut stream, 503);
-                    continue;
+                    evict_oldest(conns);
                 }
                 conns.push(Conn {
                     stream,
@@ -232,6 +233,34 @@ fn accept(listener: &TcpListener, conns: &mut Vec<Conn>) {
                 return;
             }
         }
+    }
+}
+
+/// Connections evicted to make room for a new one (see [`evict_oldest`]).
+pub(crate) static EVICTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Makes room for a new connection when [`MAX_CONNECTIONS`] are open: closes one being drained
+/// after a refusal if there is one, else the one that has been sending its request longest
+/// (it gets a `503`). A client that sends its request at once is served within milliseconds,
+/// so slow clients holding every slot evict each other, not it: holding the server takes
+/// opening connections faster than it serves requests, not a few dozen idle ones. The first
+/// eviction prints one stderr line; the count is [`EVICTED`].
+fn evict_oldest(conns: &mut Vec<Conn>) {
+    let victim = conns
+        .iter()
+        .position(|c| c.lingering.is_some())
+        .or_else(|| (0..conns.len()).min_by_key(|&i| conns[i].deadline));
+    let Some(i) = victim else {
+        return;
+    };
+    let mut conn = conns.swap_remove(i);
+    if conn.lingering.is_none() {
+        answer_now(&mut conn.stream, 503);
+    }
+    if EVICTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+        crate::diag::stderr_line(format_args!(
+            "heaptide: http: {MAX_CONNECTIONS} connections open; closing the slowest to make room (slow or idle clients)"
+        ));
     }
 }
 

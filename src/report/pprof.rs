@@ -67,10 +67,11 @@ impl Report {
     /// what it holds).
     pub fn write_pprof(&self, w: &mut impl Write) -> std::io::Result<()> {
         let bytes = self.to_profile().encode_to_vec();
-        let mut gz = GzEncoder::new(&mut *w, Compression::default());
+        // Compressed in memory, then written: an encoder over `w` would write again from its
+        // `Drop` while a panic from `w` unwinds, and a second panic aborts the process.
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
         gz.write_all(&bytes)?;
-        gz.finish()?;
-        Ok(())
+        w.write_all(&gz.finish()?)
     }
 
     /// The report as a pprof message.
