@@ -111,7 +111,7 @@ pub(crate) fn ensure_started() {
     {
         return;
     }
-    match spawn_profiler_thread(c"heaptide-drain", drain_thread) {
+    match spawn_profiler_thread(c"heaptide-drain", Box::new(drain_thread)) {
         Ok(()) => STATUS.store(RUNNING, Ordering::Release),
         Err(()) => {
             crate::diag::stderr_line(format_args!(
@@ -132,33 +132,43 @@ pub(crate) fn ensure_started() {
 /// sequence of thread seeds (`HEAPTIDE_SEED` runs then differed with the moment the drain
 /// started). Here the thread marks itself as the profiler's before anything on it allocates.
 /// `std::thread::current()` works on it (park, unpark), but has no name. Any thread of the
-/// profiler's own should start this way (the HTTP server's threads too, for the same reasons).
-pub(crate) fn spawn_profiler_thread(name: &'static std::ffi::CStr, entry: fn()) -> Result<(), ()> {
+/// profiler's own starts this way (the HTTP server's threads too, for the same reasons).
+pub(crate) fn spawn_profiler_thread(
+    name: &std::ffi::CStr,
+    entry: Box<dyn FnOnce() + Send>,
+) -> Result<(), ()> {
+    /// What the new thread runs: a thin pointer to the boxed closure.
+    type Entry = Box<dyn FnOnce() + Send>;
     extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
         crate::sample::thread::mark_profiler_thread();
-        // SAFETY: `arg` is the `fn()` the spawner passed as a pointer, below.
-        let entry = unsafe { std::mem::transmute::<*mut libc::c_void, fn()>(arg) };
+        // SAFETY: `arg` is the `Box<Entry>` the spawner leaked for this thread alone, below;
+        // it is taken back exactly once, here.
+        let entry = unsafe { Box::from_raw(arg.cast::<Entry>()) };
         // A panic must not unwind out of an `extern "C"` function (that aborts the host): the
         // thread just ends, as a std thread would.
-        let _ = std::panic::catch_unwind(entry);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(*entry));
         std::ptr::null_mut()
     }
     // std's default for its threads; the drain symbolizes on this stack.
     const STACK_BYTES: usize = 2 << 20;
+    let arg = Box::into_raw(Box::new(entry)).cast::<libc::c_void>();
     // SAFETY: `attr` is initialised before use and destroyed after; `start` is a valid thread
-    // function and its argument a function pointer, valid for ever; the thread is detached (no
-    // join, its resources go back to the system when it ends); `name` is NUL-terminated.
+    // function and `arg` a leaked `Box<Entry>` that only the new thread takes back (or this
+    // function, when no thread was made); the thread is detached (no join, its resources go
+    // back to the system when it ends); `name` is NUL-terminated and copied by the call.
     unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
         if libc::pthread_attr_init(&mut attr) != 0 {
+            drop(Box::from_raw(arg.cast::<Entry>()));
             return Err(());
         }
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         libc::pthread_attr_setstacksize(&mut attr, STACK_BYTES.max(libc::PTHREAD_STACK_MIN));
         let mut thread: libc::pthread_t = std::mem::zeroed();
-        let rc = libc::pthread_create(&mut thread, &attr, start, entry as *mut libc::c_void);
+        let rc = libc::pthread_create(&mut thread, &attr, start, arg);
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
+            drop(Box::from_raw(arg.cast::<Entry>()));
             return Err(());
         }
         // Best effort: a thread without its name works the same.

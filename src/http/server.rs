@@ -84,15 +84,23 @@ pub(crate) fn start(addr: SocketAddr, token: Option<&'static str>) -> io::Result
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..WORKERS {
         let rx = Arc::clone(&rx);
-        std::thread::Builder::new()
-            .name(format!("heaptide-http-{i}"))
-            .spawn(move || work(&rx, token))?;
+        let name = std::ffi::CString::new(format!("heaptide-http-{i}")).unwrap_or_default();
+        spawn(&name, Box::new(move || work(&rx, token)))?;
     }
     // If this fails, `tx` is dropped and the workers just started exit.
-    std::thread::Builder::new()
-        .name("heaptide-http".into())
-        .spawn(move || read_requests(&listener, &tx))?;
+    spawn(
+        c"heaptide-http",
+        Box::new(move || read_requests(&listener, &tx)),
+    )?;
     Ok(bound)
+}
+
+/// Starts one of the server's threads as a profiler thread (see
+/// [`crate::drain::spawn_profiler_thread`]: its start-up allocations are the profiler's, and it
+/// draws nothing from the program's sequence of thread seeds).
+fn spawn(name: &std::ffi::CStr, entry: Box<dyn FnOnce() + Send>) -> io::Result<()> {
+    crate::drain::spawn_profiler_thread(name, entry)
+        .map_err(|()| io::Error::other("heaptide: could not start an HTTP server thread"))
 }
 
 /// A complete request: the connection and its bytes (`head` bytes of head, then the body).
