@@ -9,7 +9,8 @@
 # pointers (a new user's build), runs it in exact mode with a dump, and checks the dump:
 #   - text: the first row of "Top sites by live bytes" names hold_pages;
 #   - JSON: `sites[0].blamed.function` is hold_pages (by any path prefix);
-#   - pprof: `go tool pprof -top` puts hold_pages first (bin/pprof-check.sh).
+#   - pprof: `go tool pprof -top` puts hold_pages first (bin/pprof-check.sh);
+#   - test assertions: `heaptide::testing::track` blames a leak of its pages on hold_pages.
 # With `debug = "none"` cargo strips the debug info (its default `strip = "debuginfo"`): the
 # frames are the symbol table's names, full paths such as `debuginfo_fixture::hold_pages`, and
 # functions inlined into their caller do not appear at all (the fixture's function is
@@ -49,8 +50,8 @@ for level in "$@"; do
     cargo build --release --locked -q --config "profile.release.debug=\"$level\"" \
     --config 'profile.release.package.tikv-jemalloc-sys.debug="none"')
   dir=$(mktemp -d)
-  HEAPTIDE_SAMPLE=1 HEAPTIDE_DIR="$dir" HEAPTIDE_FORMATS=json,pprof,text \
-    "$target/release/debuginfo-fixture" >/dev/null
+  out=$(HEAPTIDE_SAMPLE=1 HEAPTIDE_DIR="$dir" HEAPTIDE_FORMATS=json,pprof,text \
+    "$target/release/debuginfo-fixture")
 
   text=$(echo "$dir"/heaptide-*-1.txt)
   first=$(awk '/^Top sites by live bytes:/ {getline; getline; print; exit}' "$text")
@@ -67,6 +68,12 @@ for level in "$@"; do
       jq '.sites[0]' "$json" >&2
       fail "the JSON's first site blames $blamed, not $function"
       ;;
+  esac
+
+  tracked=$(printf '%s\n' "$out" | sed -n 's/^tracked leak blamed: //p')
+  case "$tracked" in
+    "$function" | *"::$function") echo "heaptide::testing::track: the leak is blamed on $tracked" ;;
+    *) fail "heaptide::testing::track blames the leak on ${tracked:-nothing}, not $function" ;;
   esac
 
   bash "$root/bin/pprof-check.sh" "$(echo "$dir"/heaptide-*-1.pb.gz)" "$function" |

@@ -315,7 +315,14 @@
 //! (`-C force-frame-pointers=yes`, detected at build time) the capture is a walk of the frame
 //! records within the thread's stack bounds, about a nanosecond per frame; otherwise it uses
 //! DWARF unwinding (libgcc via `backtrace`, no lock), 1-2 µs per frame. For function names and
-//! file:line in release builds, give the release profile `debug = "limited"`.
+//! file:line in release builds, give the release profile `debug = "limited"` (or
+//! `"line-tables-only"`: inlined functions then have short names). At any level, the frame a
+//! report blames ([`Site::blamed_frame`]) is the innermost one that is not the standard
+//! library's: heaptide knows those by their source files (the toolchain's `library/` sources)
+//! or, without debug info, by their names; a site is the program's stack from that frame
+//! outwards, so `alloc`, `alloc_zeroed` and `realloc` from one line are one site, and a
+//! `realloc` is charged to the site that resized (`bin/debuginfo-check.sh`,
+//! `tests/one_site.rs`).
 //!
 //! A thread whose ring fills runs a drain pass itself if the drain lock is free (never
 //! waiting), so a drain thread that gets no CPU does not cause drops; otherwise the event

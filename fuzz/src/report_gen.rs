@@ -215,6 +215,7 @@ fn site(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Site> {
     Ok(Site {
         id: num(u)?,
         frames: frames(u, pool)?,
+        blamed: opt(u, frame)?,
         alloc_bytes: num(u)?,
         alloc_count: num(u)?,
         live_bytes: num(u)?,
