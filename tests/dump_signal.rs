@@ -73,9 +73,7 @@ fn wait_for_dump(seq: u64, extensions: &[&str]) -> Duration {
     let start = Instant::now();
     let dir = dump_dir();
     let names = dump_names(std::process::id(), seq, extensions);
-    let ok = wait_until(Duration::from_secs(20), || {
-        names.iter().all(|n| dir.join(n).exists())
-    });
+    let ok = wait_until(HANG_GUARD, || names.iter().all(|n| dir.join(n).exists()));
     assert!(ok, "dump {seq} never appeared: {names:?}");
     start.elapsed()
 }
@@ -133,7 +131,7 @@ fn child_burst() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
     });
-    assert!(wait_until(Duration::from_secs(10), || {
+    assert!(wait_until(HANG_GUARD, || {
         ALLOCATIONS.load(Ordering::Relaxed) > 1000
     }));
     for _ in 0..1000 {
@@ -155,7 +153,7 @@ fn child_burst() {
     }
     // The program kept running through it all.
     assert!(
-        wait_until(Duration::from_secs(10), || {
+        wait_until(HANG_GUARD, || {
             ALLOCATIONS.load(Ordering::Relaxed) > after_burst + 1000
         }),
         "the allocating thread stalled"
