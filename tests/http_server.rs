@@ -492,9 +492,10 @@ fn slowloris_does_not_block_others() {
             String::from_utf8_lossy(&bytes)
         );
     }
+    // Not before their time (a busy machine can only make it later).
     let closed = started.elapsed();
     assert!(
-        closed > Duration::from_secs(4) && closed < Duration::from_secs(9),
+        closed > Duration::from_secs(4),
         "idle connections closed after {closed:?}"
     );
     drop(trickle);
@@ -559,13 +560,12 @@ fn oversized_requests_are_refused() {
     assert_eq!(exchange(addr, &many).status, 431);
 
     // A body announced too large: 413 without waiting for it.
-    let t = Instant::now();
     let a = exchange(
         addr,
         b"POST /memory/purge HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\n",
     );
+    // 413, not the 408 that waiting for the body would end in.
     assert_eq!(a.status, 413);
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 
     // Chunked bodies are not taken.
     let a = exchange(
