@@ -74,7 +74,7 @@ fn threads_started_inside_are_tracked_with_all_threads() {
     );
 
     // A pool whose jobs allocate and free: nothing leaked, everything counted.
-    testing::options().all_threads().assert_no_leaks(|| {
+    let tidy_pool = || {
         run_pool(
             4,
             (0..32)
@@ -85,19 +85,9 @@ fn threads_started_inside_are_tracked_with_all_threads() {
                 })
                 .collect(),
         )
-    });
-    let t = testing::options().all_threads().track(|| {
-        run_pool(
-            4,
-            (0..32)
-                .map(|i| {
-                    Box::new(move || {
-                        worker_tidy(1000 + i);
-                    }) as Box<dyn FnOnce() + Send>
-                })
-                .collect(),
-        )
-    });
+    };
+    testing::options().all_threads().assert_no_leaks(tidy_pool);
+    let t = testing::options().all_threads().track(tidy_pool);
     assert!(t.alloc_bytes >= 32 * 1000, "{t}");
 
     // One job of the pool leaks: found, with the limit and the filter as options.

@@ -358,7 +358,8 @@ fn drain_thread_runs_under_sched_batch() {
     }
     black_box(vec![0u8; 100]);
     heaptide::flush();
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    // A hang guard, not a speed limit: a loaded machine may run the thread late.
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
     // The thread is named before it runs, so a first look may come before it changes policy.
     let mut seen = None;
     loop {
@@ -371,7 +372,7 @@ fn drain_thread_runs_under_sched_batch() {
         }
         assert!(
             Instant::now() < deadline,
-            "drain thread's policy within 10 s: {seen:?} (None: no heaptide-drain thread), want {SCHED_BATCH}"
+            "drain thread's policy never set: {seen:?} (None: no heaptide-drain thread), want {SCHED_BATCH}"
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
