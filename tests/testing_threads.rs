@@ -116,20 +116,24 @@ fn threads_started_inside_are_tracked_with_all_threads() {
 
     // Threads that joined a scope leave it when it ends: a thread started inside and still
     // running afterwards is not tracked by a later closure.
-    let (go, wait) = mpsc::channel::<()>();
-    let (done, finished) = mpsc::channel::<()>();
+    // Barriers (a futex, no allocation) rather than channels: a channel allocates lazily on
+    // first use (its blocks, the waiting thread's context), which would be live after the
+    // tracked closure below and blamed on it.
+    let go = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let done = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let (go_late, done_late) = (go.clone(), done.clone());
     let mut late = None;
     testing::options().all_threads().track(|| {
         late = Some(std::thread::spawn(move || {
             worker_tidy(10);
-            wait.recv().unwrap();
+            go_late.wait();
             worker_keeps(7777);
-            done.send(()).unwrap();
+            done_late.wait();
         }));
     });
     let t = testing::track(|| {
-        go.send(()).unwrap();
-        finished.recv().unwrap();
+        go.wait();
+        done.wait();
     });
     assert!(!t.leaked(), "{t}");
     late.unwrap().join().unwrap();
