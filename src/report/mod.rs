@@ -35,7 +35,7 @@ pub use memory::{Jemalloc, Memory};
 use crate::analysis::{self, leaks::Candidate};
 
 /// Version of the report's structure (bumped when a field changes meaning or goes away).
-pub const REPORT_VERSION: u32 = 2;
+pub const REPORT_VERSION: u32 = 3;
 
 /// How many sites a report lists by each ranking (live bytes, allocated bytes).
 pub const TOP_SITES: usize = 100;
