@@ -9,8 +9,8 @@
 use arbitrary::{Result, Unstructured};
 use heaptide::{
     Alert, AlertKind, Frame, Health, HealthStatus, Jemalloc, Leak, Lifetimes, Memory, Pattern,
-    ProfilerStats, Rate, Rates, Recommendation, Report, Severity, Site, SizeBin, SizeBucket,
-    SnapshotPoint, Snapshots, Totals, Trend, Trends,
+    ProfilerStats, Rate, Rates, Recommendation, Report, Severity, Site, SiteTable, SizeBin,
+    SizeBucket, SnapshotPoint, Snapshots, Totals, Trend, Trends,
 };
 
 const TRICKY: &[&str] = &[
@@ -343,6 +343,15 @@ pub fn report(u: &mut Unstructured<'_>) -> Result<Report> {
         },
         sites: vec(u, 24, |u| site(u, &pool))?,
         sites_seen: num(u)?,
+        site_table: SiteTable {
+            budget_bytes: num(u)?,
+            bytes: num(u)?,
+            stacks: num(u)?,
+            other_sites: num(u)?,
+            merged_stacks: num(u)?,
+            merged_alloc_bytes: num(u)?,
+            merged_alloc_count: num(u)?,
+        },
         profiler: ProfilerStats {
             samples: num(u)?,
             dropped: num(u)?,
@@ -355,6 +364,7 @@ pub fn report(u: &mut Unstructured<'_>) -> Result<Report> {
             reserved_bytes: num(u)?,
             sampled_arena_bytes: num(u)?,
             stack_walker: string(u)?,
+            reports_built: num(u)?,
         },
     })
 }
