@@ -254,6 +254,11 @@ impl Heaptide {
         if state == ON {
             // Allocates (in the profiler scope): fine now that ON is published.
             crate::dump::install();
+            // The leak detector's settings too, now rather than on the drain thread's first
+            // pass: a fork while another thread was filling a `OnceLock` would leave the child
+            // waiting on it for ever (the fork handlers cover locks, not `OnceLock`s).
+            let _scope = ProfilerScope::enter();
+            crate::analysis::settings::get();
         }
         #[cfg(feature = "http")]
         crate::http::install();

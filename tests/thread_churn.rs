@@ -37,6 +37,12 @@ fn rings_of_exited_threads_are_freed() {
     // 16 spare buffers (and the few slots still in use) at about 80 KiB each, under 1 KiB per
     // other slot: under 8 MiB. One buffer per slot would be over 40 MiB.
     assert!(
+        p.rings_freed >= (per_batch - 16) as u64,
+        "{} rings freed of {} slots",
+        p.rings_freed,
+        p.thread_slots
+    );
+    assert!(
         p.ring_bytes < 8 << 20,
         "{} ring bytes for {} slots",
         p.ring_bytes,

@@ -363,6 +363,8 @@ pub fn report(u: &mut Unstructured<'_>) -> Result<Report> {
             ring_bytes: num(u)?,
             reserved_bytes: num(u)?,
             sampled_arena_bytes: num(u)?,
+            sampled_arena_resident_bytes: num(u)?,
+            rings_freed: num(u)?,
             stack_walker: string(u)?,
             reports_built: num(u)?,
         },

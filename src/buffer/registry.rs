@@ -159,7 +159,6 @@ impl<T: Copy> Registry<T> {
     }
 
     /// Ring buffers of free slots freed so far.
-    #[cfg(any(test, loom))]
     pub(crate) fn reclaimed(&self) -> usize {
         self.reclaimed.load(Ordering::Relaxed)
     }

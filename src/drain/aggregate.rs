@@ -673,9 +673,14 @@ impl Aggregate {
         out
     }
 
-    /// Live samples and frees still waiting for their allocation.
-    pub(crate) fn ledger_sizes(&self) -> (usize, usize) {
-        (self.ledger.live_samples(), self.ledger.pending_frees())
+    /// Live samples, frees still waiting for their allocation, and the live samples' requested
+    /// bytes.
+    pub(crate) fn ledger_sizes(&self) -> (usize, usize, u64) {
+        (
+            self.ledger.live_samples(),
+            self.ledger.pending_frees(),
+            self.ledger.live_bytes(),
+        )
     }
 }
 

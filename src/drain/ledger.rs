@@ -28,6 +28,8 @@ pub(crate) struct LiveSample {
 pub(crate) struct Ledger {
     live: HashMap<u64, LiveSample>,
     early_frees: HashMap<u64, u64>,
+    /// Sum of the live samples' sizes (requested bytes).
+    live_bytes: u64,
 }
 
 /// The outcome of recording an event.
@@ -47,6 +49,7 @@ impl Ledger {
         match self.early_frees.remove(&id) {
             Some(freed_ns) => Settled::Died(sample, freed_ns),
             None => {
+                self.live_bytes += sample.size;
                 self.live.insert(id, sample);
                 Settled::Live
             }
@@ -56,7 +59,10 @@ impl Ledger {
     /// Records a free.
     pub(crate) fn free(&mut self, id: u64, freed_ns: u64) -> Settled {
         match self.live.remove(&id) {
-            Some(sample) => Settled::Died(sample, freed_ns),
+            Some(sample) => {
+                self.live_bytes -= sample.size;
+                Settled::Died(sample, freed_ns)
+            }
             None => {
                 self.early_frees.insert(id, freed_ns);
                 Settled::Pending
@@ -72,6 +78,11 @@ impl Ledger {
     /// Number of live samples.
     pub(crate) fn live_samples(&self) -> usize {
         self.live.len()
+    }
+
+    /// Requested bytes of the live samples (the blocks themselves, not what they stand for).
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.live_bytes
     }
 
     /// Frees still waiting for their allocation.
@@ -135,6 +146,7 @@ mod tests {
             assert_eq!(live, want);
             assert_eq!(died, n - want.len());
             assert_eq!(ledger.pending_frees(), 0);
+            assert_eq!(ledger.live_bytes(), 8 * want.len() as u64);
         }
     }
 }

@@ -397,6 +397,9 @@ struct ForkLocks {
     symbols: MutexGuard<'static, Option<symbolize::Symbols>>,
     history: MutexGuard<'static, crate::analysis::history::History>,
     health: crate::analysis::health::Guard,
+    /// The HTTP endpoints' report cache (a leaf: nothing is taken while it is held).
+    #[cfg(feature = "http")]
+    http_cache: crate::http::ForkLock,
 }
 
 struct ForkGuard(std::cell::UnsafeCell<Option<ForkLocks>>);
@@ -412,7 +415,9 @@ static FORK_GUARD: ForkGuard = ForkGuard(std::cell::UnsafeCell::new(None));
 /// The locks are taken in the order the code nests them: the drain lock (never taken while
 /// one of the others is held), then the symbol cache (which also covers the `backtrace`
 /// crate's global lock: heaptide resolves only under it), the snapshot history and the health
-/// state (both taken while a report holds the symbol cache). jemalloc's own handlers run after
+/// state (both taken while a report holds the symbol cache), then the HTTP endpoints' report
+/// cache (held only to swap a pointer). The settings (`OnceLock`s) are read while heaptide
+/// starts, before the program can fork. jemalloc's own handlers run after
 /// heaptide's prepare handler and before its child handler (they were registered first).
 pub(crate) fn install_fork_handlers() {
     // SAFETY: registering handlers that are valid `extern "C" fn()` for the life of the process.
@@ -430,6 +435,8 @@ extern "C" fn before_fork() {
     let symbols = symbolize::lock();
     let history = crate::analysis::history::lock();
     let health = crate::analysis::health::lock();
+    #[cfg(feature = "http")]
+    let http_cache = crate::http::fork_lock();
     // SAFETY: see `ForkGuard`.
     unsafe {
         *FORK_GUARD.0.get() = Some(ForkLocks {
@@ -437,6 +444,8 @@ extern "C" fn before_fork() {
             symbols,
             history,
             health,
+            #[cfg(feature = "http")]
+            http_cache,
         })
     };
 }
@@ -450,7 +459,11 @@ fn release_fork_locks() {
             symbols,
             history,
             health,
+            #[cfg(feature = "http")]
+            http_cache,
         } = locks;
+        #[cfg(feature = "http")]
+        drop(http_cache);
         drop(health);
         drop(history);
         drop(symbols);

@@ -26,10 +26,11 @@
 //! | `heaptide_health_level` | gauge (0 ok, 1 warning, 2 critical) | |
 //! | `heaptide_trend_growth_bytes_per_second` | gauge | `series` (`heap`, `rss`) |
 //! | `heaptide_snapshots` | gauge | |
-//! | `heaptide_profiler_overhead_bytes`, `heaptide_profiler_ring_bytes`, `heaptide_profiler_reserved_bytes`, `heaptide_profiler_sampled_arena_bytes` | gauge | |
+//! | `heaptide_profiler_overhead_bytes`, `heaptide_profiler_ring_bytes`, `heaptide_profiler_reserved_bytes`, `heaptide_profiler_sampled_arena_bytes`, `heaptide_profiler_sampled_arena_resident_bytes` | gauge | |
 //! | `heaptide_profiler_live_samples`, `heaptide_profiler_pending_frees`, `heaptide_profiler_thread_slots`, `heaptide_profiler_symbols_cached` | gauge | |
 //! | `heaptide_report_build_seconds` | gauge | |
-//! | `heaptide_reports_built_total`, `heaptide_http_cached_answers_total`, `heaptide_http_paced_seconds_total` | counter | |
+//! | `heaptide_profiler_rings_freed_total` | counter | |
+//! | `heaptide_reports_built_total`, `heaptide_http_cached_answers_total`, `heaptide_http_paced_seconds_total`, `heaptide_http_connections_evicted_total` | counter | |
 
 use std::fmt::Write as _;
 
@@ -341,6 +342,11 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
             p.sampled_arena_bytes,
         ),
         (
+            "heaptide_profiler_sampled_arena_resident_bytes",
+            "Resident pages of the sampled range (mincore): live sampled blocks, their headers and the arena's slack.",
+            p.sampled_arena_resident_bytes,
+        ),
+        (
             "heaptide_profiler_live_samples",
             "Live samples held by the profiler.",
             p.live_samples,
@@ -363,6 +369,16 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
     ] {
         m.gauge(name, help, value);
     }
+    m.counter(
+        "heaptide_profiler_rings_freed_total",
+        "Sample rings of exited threads freed (16 free rings are kept for new threads).",
+        p.rings_freed,
+    );
+    m.counter(
+        "heaptide_http_connections_evicted_total",
+        "HTTP connections closed to make room for a new one (all slots held by connections that had not sent a whole request).",
+        super::server::EVICTED.load(std::sync::atomic::Ordering::Relaxed),
+    );
     m.counter(
         "heaptide_reports_built_total",
         "Full reports built (API, dumps, alerts, HTTP; HTTP builds one at most every 5 s). /metrics builds none.",

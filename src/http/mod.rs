@@ -37,6 +37,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use crate::diag::stderr_line;
 use crate::sample::thread::ProfilerScope;
 
+pub(crate) use routes::{ForkLock, fork_lock};
+
 /// Starts the server of `HEAPTIDE_HTTP`, if set. Called once, by the thread that initialised
 /// the allocator (inside its first allocation, after the allocator's state is published, so
 /// allocating here is fine). Prints one line on stderr: where it serves, or why it does not.

@@ -271,6 +271,16 @@ pub(crate) struct Cached {
 
 /// The latest report built for requests.
 static CACHE: Mutex<Option<Arc<Cached>>> = Mutex::new(None);
+/// The report cache's lock, held across `fork()` (see `drain::install_fork_handlers`).
+pub(crate) type ForkLock = crate::sync::MutexGuard<'static, Option<Arc<Cached>>>;
+
+/// Takes the report cache's lock for `fork()`.
+pub(crate) fn fork_lock() -> ForkLock {
+    CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Whether a request is building the next report.
 static BUILDING: AtomicBool = AtomicBool::new(false);
 /// Requests answered from a cached report (the rate limit at work).

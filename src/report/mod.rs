@@ -317,7 +317,11 @@ pub struct ProfilerStats {
     /// of its own code (rings, symbol cache, aggregation), plus the headers of live sampled
     /// blocks (exact: 32 bytes or the alignment, per live sample), plus the sampling threads'
     /// sampled-block caches (jemalloc metadata the counters do not see: the size of one cache,
-    /// measured at start-up, about 29 KiB, times the threads alive that have one).
+    /// measured at start-up, about 29 KiB, times the threads alive that have one), plus the
+    /// sampled arena's slack: its resident pages (measured, `sampled_arena_resident_bytes`)
+    /// beyond the live sampled blocks' requested bytes and headers. In exact mode, where every
+    /// block lives in that arena, the slack includes the rounding and fragmentation a bare
+    /// jemalloc would have too, so the figure is an upper bound there.
     pub overhead_bytes: u64,
     /// Threads that ever took a sample (ring slots created; slots are reused after exit).
     pub thread_slots: u64,
@@ -331,8 +335,17 @@ pub struct ProfilerStats {
     pub ring_bytes: u64,
     /// Address space reserved for sampled blocks (not memory: `PROT_NONE`, no swap).
     pub reserved_bytes: u64,
-    /// Part of the reservation jemalloc has taken for sampled blocks so far.
+    /// Part of the reservation jemalloc has taken for sampled blocks so far (address space
+    /// made read-write; see `sampled_arena_resident_bytes` for the memory).
     pub sampled_arena_bytes: u64,
+    /// Resident pages of the sampled range, measured (`mincore`): the live sampled blocks and
+    /// their headers, plus what `overhead_bytes` counts as the sampled arena's slack (size-class
+    /// rounding, slabs kept by a lone sample, freed pages awaiting their purge after 1 s).
+    #[serde(default)]
+    pub sampled_arena_resident_bytes: u64,
+    /// Ring buffers of exited threads freed since start (beyond the 16 kept for reuse).
+    #[serde(default)]
+    pub rings_freed: u64,
     /// How stacks are captured: "frame pointers" (built with `-C force-frame-pointers=yes`)
     /// or "DWARF unwinding".
     pub stack_walker: String,
@@ -675,6 +688,8 @@ struct Snapshot {
     samples: u64,
     live_samples: usize,
     pending_frees: usize,
+    /// Requested bytes of the live samples.
+    live_sample_bytes: u64,
     buckets: [BucketStats; 5],
     lifetimes: Histogram<u64>,
     alloc_count: f64,
@@ -688,7 +703,7 @@ struct Snapshot {
 impl Snapshot {
     /// The figures; with `rows`, every site's too.
     fn of(agg: &Aggregate, with_rows: bool) -> Self {
-        let (live_samples, pending_frees) = agg.ledger_sizes();
+        let (live_samples, pending_frees, live_sample_bytes) = agg.ledger_sizes();
         let mut rows = Vec::new();
         if with_rows {
             rows.reserve_exact(agg.site_count());
@@ -704,6 +719,7 @@ impl Snapshot {
             samples: agg.samples,
             live_samples,
             pending_frees,
+            live_sample_bytes,
             buckets: agg.buckets,
             lifetimes: agg.lifetimes.clone(),
             alloc_count: agg.alloc_count,
@@ -771,11 +787,16 @@ impl Snapshot {
         SYMBOLS_CACHED.store(symbols_cached as u64, crate::sync::Ordering::Relaxed);
         let header_bytes =
             self.live_samples as u64 * crate::backend::sampled_arena::HEADER_BYTES as u64;
+        let arena_resident = crate::backend::sampled_arena::resident_bytes() as u64;
+        // The sampled range's resident pages beyond the live sampled blocks and their headers:
+        // size-class rounding, slabs a lone sample keeps, pages freed but not yet purged.
+        let arena_slack = arena_resident.saturating_sub(self.live_sample_bytes + header_bytes);
         ProfilerStats {
             samples: self.samples,
             dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
             overhead_bytes: OVERHEAD.live_bytes_now()
                 + header_bytes
+                + arena_slack
                 + crate::backend::sampled_arena::cache_bytes() as u64,
             thread_slots: drain::registry().slots() as u64,
             live_samples: self.live_samples as u64,
@@ -784,6 +805,8 @@ impl Snapshot {
             ring_bytes: drain::registry().memory_bytes() as u64,
             reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
             sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
+            sampled_arena_resident_bytes: arena_resident,
+            rings_freed: drain::registry().reclaimed() as u64,
             stack_walker: crate::sample::capture::WALKER.to_string(),
             reports_built: REPORTS_BUILT.load(crate::sync::Ordering::Relaxed),
         }
