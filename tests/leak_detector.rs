@@ -89,6 +89,12 @@ fn assert_leak<'a>(r: &'a Report, name: &str, pattern: Pattern) -> &'a heaptide:
     );
     let leak = found[0];
     assert_eq!(leak.pattern, pattern, "{}", describe(r));
+    // The JSON names the frame to blame: the test's function, not the standard library's.
+    let blamed = leak.blamed.as_ref().expect("a leak names its blamed frame");
+    assert!(
+        blamed.function.starts_with("leak_detector::"),
+        "blamed {blamed:?}"
+    );
     assert!(leak.growth_bytes_per_hour > 0.0);
     assert!((0.0..=1.0).contains(&leak.confidence));
     assert!(leak.confidence >= 0.5, "{}", describe(r));

@@ -484,6 +484,15 @@ fn known_workload_in_pprof_and_folded() {
         .position(|f| f.ends_with("formats_workload"))
         .unwrap();
     assert!(caller < leaf, "{line:?}");
+    // The blamed frame is the last: the allocation plumbing above it is left out, and so is
+    // the process start-up below the program's frames.
+    assert_eq!(leaf, frames.len() - 1, "{line:?}");
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.starts_with("__libc_start") || *f == "_start" || *f == "start_thread"),
+        "{line:?}"
+    );
     assert!(
         frames
             .iter()

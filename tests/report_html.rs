@@ -342,6 +342,7 @@ fn large_report() -> Report {
         .map(|i| Leak {
             site_id: i,
             frames: report.sites[i as usize].frames.clone(),
+            blamed: report.sites[i as usize].blamed.clone(),
             live_bytes: 1 << 28,
             live_samples: 1234,
             growth_bytes_per_hour: 1e9 / (i + 1) as f64,

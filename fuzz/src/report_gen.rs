@@ -240,6 +240,7 @@ fn leak(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Leak> {
     Ok(Leak {
         site_id: num(u)?,
         frames: frames(u, pool)?,
+        blamed: opt(u, frame)?,
         live_bytes: num(u)?,
         live_samples: num(u)?,
         growth_bytes_per_hour: float(u)?,

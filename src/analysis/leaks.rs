@@ -15,6 +15,10 @@ pub struct Leak {
     pub site_id: u64,
     /// The site's stack, innermost first.
     pub frames: Vec<Frame>,
+    /// The frame a person would blame, as in [`Site::blamed`](crate::Site::blamed): the
+    /// innermost frame that is not allocation plumbing (`None` without frames).
+    #[serde(default)]
+    pub blamed: Option<Frame>,
     /// Live bytes now (estimated unless the report is exact).
     pub live_bytes: u64,
     /// Sampled objects behind `live_bytes` (the evidence's size: few samples, noisy figure).
@@ -116,7 +120,9 @@ pub(crate) fn trends(history: &History, limit: Option<u64>) -> (Option<Trend>, O
 impl Leak {
     /// The innermost frame that is not allocation plumbing: usually the function to blame.
     pub fn blamed_frame(&self) -> Option<&Frame> {
-        crate::report::from_blamed(&self.frames).first()
+        self.blamed
+            .as_ref()
+            .or_else(|| crate::report::from_blamed(&self.frames).first())
     }
 }
 
@@ -130,6 +136,7 @@ impl Judged {
     pub(crate) fn leak(&self, site_id: u64, frames: Vec<Frame>, live_bytes: u64) -> Leak {
         Leak {
             site_id,
+            blamed: crate::report::from_blamed(&frames).first().cloned(),
             frames,
             live_bytes,
             live_samples: self.live_samples,

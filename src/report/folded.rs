@@ -1,7 +1,10 @@
 //! Folded-stacks writer: the input of `flamegraph.pl`, inferno and speedscope.
 //!
 //! [`Report::write_folded`] writes **live bytes**: one line per call site that has any,
-//! `root;caller;...;leaf <live bytes>`, outermost frame first, function names only.
+//! `root;caller;...;leaf <live bytes>`, outermost frame first, function names only. The
+//! stack is the one pprof shows: from the blamed frame (the standard library's allocation
+//! plumbing above it left out) to the program's `main` or thread entry (the C start-up frames
+//! below left out).
 //! [`Report::write_folded_alloc`] writes bytes allocated since start the same way. Sites whose
 //! stacks read the same (the same names, lines aside) share one line with their bytes summed;
 //! lines come in the order of the report's sites. A name keeps the line parseable: `;` becomes
@@ -50,13 +53,16 @@ impl Report {
     }
 }
 
-/// A site's stack, outermost first, names joined with `;`.
+/// A site's stack as profiles show it ([`super::shown_stack`]: from the blamed frame to the
+/// program's outermost, without the allocation plumbing above or the process start-up below),
+/// outermost first, names joined with `;`.
 fn folded_stack(site: &Site) -> String {
-    if site.frames.is_empty() {
+    let frames = super::shown_stack(&site.frames);
+    if frames.is_empty() {
         return "<unknown>".to_string();
     }
     let mut out = String::new();
-    for (i, frame) in site.frames.iter().rev().enumerate() {
+    for (i, frame) in frames.iter().rev().enumerate() {
         if i > 0 {
             out.push(';');
         }
@@ -176,6 +182,36 @@ mod tests {
             assert!(value.parse::<u64>().is_ok(), "{line:?}");
             assert!(!stack.is_empty());
         }
+    }
+
+    #[test]
+    fn plumbing_above_and_start_up_below_are_left_out() {
+        let lib = |function: &str, file: &str| Frame {
+            function: function.to_string(),
+            file: Some(format!("/rustc/0123abcd/library/{file}")),
+            line: Some(1),
+        };
+        let bare = |function: &str| Frame {
+            function: function.to_string(),
+            file: None,
+            line: None,
+        };
+        let r = report(vec![site(
+            vec![
+                lib("alloc", "alloc/src/alloc.rs"),
+                lib("new<[u8; 4096]>", "alloc/src/boxed.rs"),
+                frame("app::hold", 7),
+                frame("app::main", 3),
+                lib("call_once<fn(), ()>", "core/src/ops/function.rs"),
+                lib("lang_start_internal", "std/src/rt.rs"),
+                bare("main"),
+                bare("__libc_start_main"),
+                bare("_start"),
+            ],
+            4096,
+            4096,
+        )]);
+        assert_eq!(folded(&r), "app::main;app::hold 4096\n");
     }
 
     #[test]

@@ -367,6 +367,24 @@ pub(crate) fn from_blamed(frames: &[Frame]) -> &[Frame] {
     &frames[start..]
 }
 
+/// The part of a site's stack a profile or flame graph shows: from the blamed frame (the allocation
+/// plumbing above it left out) to the program's outermost frame (the start-up frames below
+/// it left out: see `drain::symbolize::is_start_up` and the module docs). A stack without a frame of the
+/// program's keeps its frames but the C start-up ones.
+pub(crate) fn shown_stack(frames: &[Frame]) -> &[Frame] {
+    use crate::drain::symbolize::{is_plumbing_frame, is_start_up};
+    let from = from_blamed(frames);
+    let user = from.iter().rposition(|f| !is_plumbing_frame(f));
+    let end = match user {
+        Some(i) => i + 1,
+        None => from
+            .iter()
+            .rposition(|f| !is_start_up(f))
+            .map_or(from.len(), |i| i + 1),
+    };
+    &from[..end]
+}
+
 impl Site {
     /// The innermost frame that is not allocation plumbing (the standard library's frames,
     /// known by their source file, or by name without debug info): usually the function a

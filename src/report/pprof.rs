@@ -98,7 +98,7 @@ impl Report {
             let location_id = if site.frames.is_empty() {
                 vec![b.location(&unknown)]
             } else {
-                shown_stack(&site.frames)
+                super::shown_stack(&site.frames)
                     .iter()
                     .map(|f| b.location(f))
                     .collect()
@@ -238,24 +238,6 @@ impl Report {
 
 /// The id of the profile's first mapping (the main binary's), which every location names.
 const MAPPING_ID: u64 = 1;
-
-/// The part of a site's stack a profile shows: from the blamed frame (the allocation
-/// plumbing above it left out) to the program's outermost frame (the start-up frames below
-/// it left out: see `drain::symbolize::is_start_up` and the module docs). A stack without a frame of the
-/// program's keeps its frames but the C start-up ones.
-fn shown_stack(frames: &[Frame]) -> &[Frame] {
-    use crate::drain::symbolize::{is_plumbing_frame, is_start_up};
-    let from = super::from_blamed(frames);
-    let user = from.iter().rposition(|f| !is_plumbing_frame(f));
-    let end = match user {
-        Some(i) => i + 1,
-        None => from
-            .iter()
-            .rposition(|f| !is_start_up(f))
-            .map_or(from.len(), |i| i + 1),
-    };
-    &from[..end]
-}
 
 /// A site's average object size, bytes (`None` without allocations).
 fn object_size(site: &Site) -> Option<u64> {
