@@ -1,7 +1,7 @@
 //! Exact mode under allocation pressure: `flush()` returns (every time, however long the
 //! machine takes) and the process's memory stays bounded while more threads than cores
-//! allocate flat out. How fast a flush returns is measured by `benches/flush_under_load.rs`, not asserted here:
-//! on a machine busy with other work any time limit is a guess.
+//! allocate flat out. How fast a flush returns is measured by `benches/flush_under_load.rs`,
+//! not asserted here: on a machine busy with other work any time limit is a guess.
 //!
 //! Alone in its binary: it measures the process's memory, and if the profiler cannot keep up
 //! its watchdog has to abort the process.
