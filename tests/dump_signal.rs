@@ -390,10 +390,12 @@ fn a_sustained_signal_storm_writes_at_most_one_dump_a_second() {
         .parse()
         .unwrap();
     let dumps = listing(&scratch.dumps()).len();
-    // One when the storm begins, then one per second of it, and the one after it ended.
+    // One when the storm begins, then one per second of it, and the one after it ended: at
+    // most. At least one (the child waits for it); on a busy machine the drain thread may
+    // write none during the storm, and then every signal of it is served by that one dump.
     let most = secs.ceil() as usize + 2;
     assert!(
-        (2..=most).contains(&dumps),
+        (1..=most).contains(&dumps),
         "{dumps} dumps in a {secs:.1} s storm (at most {most})"
     );
 }
