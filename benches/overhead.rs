@@ -23,6 +23,12 @@
 //! timed repetitions. Times are medians over all rounds and repetitions; the spread column is
 //! the 25th..75th percentile of the per-round paired ratios (this round's median against bare's
 //! median of the same round), which shows how much the shared machine's noise moves the ratio.
+//!
+//! Last comes a table of memory: each child's peak resident set size (`VmHWM`, read before the
+//! child builds the report that gives the profiler figures) per workload and mode, medians over
+//! the rounds, with default / bare and exact / bare. `threads16` (16 threads, 128 MiB live) is
+//! the workload for it: there the sampled arena's pages and exact mode's records show beside
+//! bare jemalloc's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,7 +37,7 @@ use std::time::Instant;
 #[path = "workloads/mod.rs"]
 mod workloads;
 
-use workloads::support::{self, median, quantile};
+use workloads::support::{self, fmt_bytes, median, quantile};
 
 use workloads::{Kind, Mode, WORKLOADS, Workload};
 
@@ -124,6 +130,8 @@ impl Rep {
 struct Child {
     reps: Vec<Rep>,
     stats: Option<(u64, u64, u64)>,
+    /// Peak RSS (`VmHWM`) and RSS after the timed repetitions, bytes.
+    rss: Option<(u64, u64)>,
 }
 
 fn run_child(bin: &Path, mode: Mode, w: &Workload, o: &Options) -> Child {
@@ -158,6 +166,7 @@ fn run_child(bin: &Path, mode: Mode, w: &Workload, o: &Options) -> Child {
     let mut child = Child {
         reps: Vec::new(),
         stats: None,
+        rss: None,
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.split('\t').collect();
@@ -175,6 +184,9 @@ fn run_child(bin: &Path, mode: Mode, w: &Workload, o: &Options) -> Child {
                     dropped.parse().unwrap(),
                     overhead.parse().unwrap(),
                 ));
+            }
+            ["RSS", m, name, peak, now] if *m == mode.name() && *name == w.name => {
+                child.rss = Some((peak.parse().unwrap(), now.parse().unwrap()));
             }
             _ => {}
         }
@@ -199,16 +211,6 @@ fn fmt_time(ns: f64) -> String {
         format!("{:.2} µs", ns / 1e3)
     } else {
         format!("{ns:.1} ns")
-    }
-}
-
-fn fmt_bytes(b: u64) -> String {
-    if b >= 1 << 20 {
-        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
-    } else if b >= 1 << 10 {
-        format!("{:.0} KiB", b as f64 / 1024.0)
-    } else {
-        format!("{b} B")
     }
 }
 
@@ -328,6 +330,9 @@ fn main() {
     let mut cpu_samples = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; nw];
     let mut cpu_rounds = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; nw];
     let mut stats = vec![[None, None, None, None]; nw];
+    // peak_rss[w][m][r], end_rss[w][m][r]: bytes, one child process per round.
+    let mut peak_rss = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; nw];
+    let mut end_rss = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; nw];
     let started = Instant::now();
     for r in 0..o.rounds {
         for (wi, w) in workloads.iter().enumerate() {
@@ -342,6 +347,10 @@ fn main() {
                 cpu_samples[wi][mi].extend(cpu_per_op);
                 if child.stats.is_some() {
                     stats[wi][mi] = child.stats;
+                }
+                if let Some((peak, now)) = child.rss {
+                    peak_rss[wi][mi].push(peak as f64);
+                    end_rss[wi][mi].push(now as f64);
                 }
             }
         }
@@ -401,5 +410,46 @@ fn main() {
             None => "- | - | -".to_owned(),
         };
         println!("| {} | {} | {} |", w.name, cell(DEFAULT), cell(EXACT));
+    }
+
+    rss_table(&workloads, &peak_rss, &end_rss, o.rounds);
+}
+
+/// Peak RSS per workload and mode (median over rounds), and the ratios against bare.
+fn rss_table(workloads: &[&Workload], peak: &[PerMode], end: &[PerMode], rounds: usize) {
+    println!(
+        "\nResident set size of each child process (workload, mode): peak (`VmHWM`, warm-up and timed reps, before the \
+         report that gives the profiler figures above) and, in brackets, at the end of the timed reps (`VmRSS`); median of \
+         {rounds} rounds. Exact mode runs fewer ops per rep, so its peak is over fewer allocations:\n"
+    );
+    println!(
+        "| workload | bare jemalloc | heaptide default | default / bare | heaptide off | off / bare | heaptide exact | exact / bare |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (wi, w) in workloads.iter().enumerate() {
+        let med = |m: usize| median(&peak[wi][m]);
+        let cell = |m: usize| {
+            if peak[wi][m].is_empty() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "{} ({})",
+                    fmt_bytes(med(m) as u64),
+                    fmt_bytes(median(&end[wi][m]) as u64)
+                )
+            }
+        };
+        let ratio = |m: usize| format!("{:.2}", med(m) / med(BARE));
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            w.name,
+            cell(BARE),
+            cell(DEFAULT),
+            ratio(DEFAULT),
+            cell(OFF),
+            ratio(OFF),
+            cell(EXACT),
+            ratio(EXACT),
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Helpers shared by the bench drivers (`overhead`, `vs_dhat`) and their child binaries: finding
-//! a sibling binary, quantiles, and the process's CPU time.
+//! a sibling binary, quantiles, the process's CPU time and resident set size, byte counts for
+//! tables.
 
 #![allow(dead_code, reason = "each bench binary uses a subset")]
 
@@ -68,4 +69,27 @@ pub fn cpu_ns() -> u64 {
         return 0;
     }
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The process's resident set size from `/proc/self/status`, bytes: `(peak, now)`, the kernel's
+/// `VmHWM` and `VmRSS`. `None` where that file or those fields are missing (not Linux).
+pub fn rss() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let rest = status.lines().find_map(|l| l.strip_prefix(name))?;
+        let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// A byte count for a table: `12.3 MiB`, `45 KiB`, `678 B`.
+pub fn fmt_bytes(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    } else if b >= 1 << 10 {
+        format!("{:.0} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{b} B")
+    }
 }

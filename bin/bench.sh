@@ -7,7 +7,7 @@
 # 2. wall time: benches/overhead.rs runs the same workloads built three ways (bare
 #    tikv-jemallocator, Heaptide::new(), Heaptide::new().exact()), plus the default build with
 #    HEAPTIDE_SAMPLE=off (the same binary, profiling off), interleaved in one run, and prints
-#    medians, ratios against bare, and default against off;
+#    medians, ratios against bare, and default against off; then each mode's peak RSS;
 # 3. instructions per malloc+free pair: valgrind --tool=callgrind on instr_bare and
 #    instr_heaptide at two loop counts, subtracted, so start-up and exit cancel out;
 # 4. instructions per op of each workload, bare against default (callgrind again, 1 and 3

@@ -15,8 +15,10 @@
 //! `off`: the default build with profiling switched off, the same machine code as `default`.
 //!
 //! prints one `RESULT` line per timed repetition (ops, wall ns, process CPU ns: all threads,
-//! heaptide's drain thread included) and one `STATS` line with the profiler's own
-//! figures (heaptide modes). Run with only `--bench` (as `cargo bench --bench alloc_bare` does)
+//! heaptide's drain thread included), one `STATS` line with the profiler's own
+//! figures (heaptide modes), and last an `RSS` line: the process's peak resident set size
+//! (`VmHWM`) and its resident set size after the timed repetitions (`VmRSS`), in bytes, read
+//! before the report that gives the `STATS` line. Run with only `--bench` (as `cargo bench --bench alloc_bare` does)
 //! it runs every workload once and prints a human-readable line each; with no argument at all
 //! (`cargo test --benches`) it runs a tiny smoke pass.
 //!
@@ -30,12 +32,13 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 #[path = "../support.rs"]
 pub mod support;
 
-use support::cpu_ns;
+use support::{cpu_ns, fmt_bytes, rss};
 
 /// Which allocator a binary was built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +136,15 @@ pub const WORKLOADS: &[Workload] = &[
         exact_ops: 1,
         run: word_index,
     },
+    Workload {
+        name: "threads16",
+        what: "16 threads, each with a window of 11,000 live blocks of 16 B..4 KiB (about 8 MiB a thread, 128 MiB in all, built and filled before the timed reps); an op allocates and fills a block of a random size and frees the one it replaces in a random slot of the window",
+        kind: Kind::Micro,
+        op: "block replaced (free, alloc, fill)",
+        ops: 1_000_000,
+        exact_ops: 40_000,
+        run: threads16,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
@@ -220,7 +232,7 @@ pub fn child_main(mut mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64,
         Some(name) => {
             let w = find(&name).unwrap_or_else(|| die(&format!("unknown workload {name}")));
             let ops = ops_for(w);
-            prepare(w);
+            prepare(w, scale);
             for _ in 0..warmup {
                 black_box((w.run)(ops));
                 settle();
@@ -241,6 +253,8 @@ pub fn child_main(mut mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64,
                     cpu
                 );
             }
+            // Before the report below, which symbolizes: its memory is not the workload's.
+            let rss = rss();
             if let Some((samples, dropped, overhead)) = want_stats.then(stats).flatten() {
                 println!(
                     "STATS\t{}\t{}\t{}\t{}\t{}",
@@ -250,6 +264,9 @@ pub fn child_main(mut mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64,
                     dropped,
                     overhead
                 );
+            }
+            if let Some((peak, now)) = rss {
+                println!("RSS\t{}\t{}\t{peak}\t{now}", mode.name(), w.name);
             }
         }
         None => {
@@ -261,7 +278,7 @@ pub fn child_main(mut mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64,
                 } else {
                     (ops_for(w) / 1000).max(1)
                 };
-                prepare(w);
+                prepare(w, if standalone { 1.0 } else { 0.001 });
                 black_box((w.run)(ops));
                 settle();
                 let t = Instant::now();
@@ -283,6 +300,14 @@ pub fn child_main(mut mode: Mode, settle: fn(), stats: fn() -> Option<(u64, u64,
                     mode.name()
                 );
             }
+            if let Some((peak, now)) = rss() {
+                println!(
+                    "{:>8} RSS of the whole run: peak {}, at the end {}",
+                    mode.name(),
+                    fmt_bytes(peak),
+                    fmt_bytes(now)
+                );
+            }
         }
     }
 }
@@ -292,14 +317,20 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-/// Builds a workload's input outside the timed region.
-fn prepare(w: &Workload) {
+/// Builds a workload's input outside the timed region. Below `scale` 0.01 (smoke passes)
+/// threads16's windows shrink with the scale, to 1/10 of their size at 0.001.
+fn prepare(w: &Workload, scale: f64) {
     match w.name {
         "json" => {
             black_box(json_doc().len());
         }
         "words" => {
             black_box(word_text().len());
+        }
+        "threads16" => {
+            let blocks = (T16_WINDOW as f64 * (scale * 100.0).min(1.0)).round() as usize;
+            T16_BLOCKS.store(blocks.max(16), Ordering::Relaxed);
+            black_box(t16_windows().len());
         }
         _ => {}
     }
@@ -628,4 +659,87 @@ fn word_index(ops: u64) -> u64 {
             checksum.wrapping_add(hits + report.join(",").len() as u64 + postings.len() as u64);
     }
     checksum
+}
+
+// === (e) thread-heavy: 16 threads, each churning a large window of live blocks ===
+
+const T16_THREADS: usize = 16;
+/// Blocks in a thread's window: they average about 765 B, so about 8 MiB live per thread.
+const T16_WINDOW: usize = 11_000;
+/// Blocks in the windows this process builds: `T16_WINDOW` but in smoke passes (`prepare`).
+static T16_BLOCKS: AtomicUsize = AtomicUsize::new(T16_WINDOW);
+
+/// One thread's window and the generator that picks its slots and sizes (kept with it, so each
+/// repetition continues the sequence instead of replaying it).
+struct T16Window {
+    rng: Rng,
+    blocks: Vec<Vec<u8>>,
+}
+
+/// The 16 windows, built once per process (by `prepare`, outside the timed region) and live
+/// between repetitions.
+static T16_WINDOWS: std::sync::Mutex<Vec<T16Window>> = std::sync::Mutex::new(Vec::new());
+
+fn t16_windows() -> std::sync::MutexGuard<'static, Vec<T16Window>> {
+    let mut windows = T16_WINDOWS.lock().unwrap();
+    if windows.is_empty() {
+        // Each window is built by a thread of its own, as its blocks would be in a program.
+        *windows = std::thread::scope(|s| {
+            let builders: Vec<_> = (0..T16_THREADS as u64)
+                .map(|t| {
+                    s.spawn(move || {
+                        let mut rng = Rng::new(100 + t);
+                        let blocks = (0..T16_BLOCKS.load(Ordering::Relaxed))
+                            .map(|_| t16_block(&mut rng))
+                            .collect();
+                        T16Window { rng, blocks }
+                    })
+                })
+                .collect();
+            builders.into_iter().map(|b| b.join().unwrap()).collect()
+        });
+    }
+    windows
+}
+
+/// A block of 16 B..4 KiB, filled: a power-of-two octave from 16 B to 2 KiB, then a size
+/// uniform within it (mean about 765 B).
+#[inline(always)]
+fn t16_block(rng: &mut Rng) -> Vec<u8> {
+    let octave = 16u64 << rng.below(8);
+    let size = (octave + rng.below(octave)) as usize;
+    let mut v = Vec::with_capacity(size);
+    v.resize(size, rng.next() as u8);
+    v
+}
+
+fn threads16(ops: u64) -> u64 {
+    let mut windows = t16_windows();
+    let n = windows.len() as u64;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = windows
+            .iter_mut()
+            .enumerate()
+            .map(|(t, w)| {
+                let share = ops / n + u64::from((t as u64) < ops % n);
+                s.spawn(move || threads16_thread(w, share))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .fold(0, |acc, h| acc ^ h.join().unwrap())
+    })
+}
+
+#[inline(never)]
+fn threads16_thread(w: &mut T16Window, ops: u64) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..ops {
+        let idx = w.rng.below(w.blocks.len() as u64) as usize;
+        let block = t16_block(&mut w.rng);
+        // Frees the block that was in the slot.
+        let old = std::mem::replace(&mut w.blocks[idx], block);
+        sum = sum.wrapping_add(old.len() as u64 + old[0] as u64);
+    }
+    sum
 }
