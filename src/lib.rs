@@ -227,8 +227,8 @@
 //!   of memory). When too many nodes wait (1,024 in sampled mode, about 600 KiB; 65,536 in
 //!   exact mode), the sampling thread, and only it, runs a drain pass if the drain lock is free
 //!   or yields its CPU until the backlog shrinks: backpressure on the sampled slow path, never
-//!   on unsampled allocations. Dropping instead biased estimates low by the share dropped
-//!   (16 threads churning on 2 cores lost three quarters of their samples).
+//!   on unsampled allocations. Dropping would bias estimates low by the share dropped
+//!   (`docs/performance.md` has the measurement).
 //! - **No phantom leaks.** A sampled block carries a header with a unique sample id. The drain
 //!   pairs every free with its allocation by that id, in whatever order the events arrive from
 //!   different threads, so address reuse cannot confuse it. A sampled free whose ring is full
@@ -295,9 +295,9 @@
 //! Sampled blocks go through a per-thread explicit jemalloc thread cache (`tcache.create`)
 //! that only ever holds sampled blocks, created with the thread's ring slot and destroyed when
 //! the thread exits; the thread's ordinary cache would hand a range address to an ordinary
-//! allocation. Without it every sampled small object took a slab of its own: on the churn
-//! workload a sample (allocation, free, event, stack) went from about 5,200 instructions to
-//! about 2,250.
+//! allocation. Without it every sampled small object would take a slab of its own; with it a
+//! sample (allocation, free, event, stack) costs about 2,250 instructions on the churn
+//! workload (`docs/performance.md`).
 //!
 //! Measured (`bin/bench.sh`, `valgrind --tool=callgrind`): an unsampled malloc+free pair costs
 //! about 5 instructions more than bare jemalloc built as heaptide builds it, with statistics
@@ -305,8 +305,8 @@
 //! memory, branch on the borrow; a crossing leaves the countdown wrapped and the slow path
 //! re-arms it) and 3 on free (a load, a compare, a branch). heaptide needs jemalloc's
 //! statistics, which cost about 5 of their own against plain tikv-jemallocator (67.3), so a
-//! program switching to heaptide pays about +10 per pair. The README has the per-workload
-//! instruction and wall-time ratios.
+//! program switching to heaptide pays about +10 per pair. `docs/performance.md` has the
+//! per-workload instruction and wall-time ratios, each with its commit and command.
 //!
 //! Stacks are captured as raw return addresses into the event; symbols are resolved only when a
 //! report is built, and cached by address. The resolver's own cache (the binary's parsed debug
@@ -333,10 +333,8 @@
 //! time), so a thread sampling fast enough to reach the mark meanwhile waits for it. In exact
 //! mode a block too large for what is left of the sampled range is mapped on its own above the
 //! range and tracked there, so exact reports count every byte. On Linux the drain thread runs under
-//! `SCHED_BATCH`: its fair share of CPU is unchanged, but waking it no longer preempts one of
-//! the program's threads at once (on the 2-core bench machine, heaptide's malloc-bound churn
-//! ran in 0.968 of the time per op it took with the drain under the default policy: geometric
-//! mean of six interleaved runs). At exact mode's event rates (one per microsecond or faster,
+//! `SCHED_BATCH`: its fair share of CPU is unchanged, but waking it does not preempt one of the
+//! program's threads at once (measured in `docs/performance.md`). At exact mode's event rates (one per microsecond or faster,
 //! as in a tracked test) the drain polls, sleeping 20 µs between passes, instead of parking,
 //! and producers stop waking it: a futex wake cost the allocating thread about 20 µs on the
 //! bench VM. It goes back to parking 200 µs after the rate drops.
