@@ -360,6 +360,17 @@ fn scenario(name: &str) {
             drop(tx);
             assert_eq!(kept.join().unwrap(), 16 * TICKS);
         }
+        "real_after_injected" => {
+            // Once snapshots are stamped on the caller's clock, one at a real time is not
+            // recorded (nor is the drain thread's periodic one, which may have begun before).
+            heaptide::snapshot_at(Duration::ZERO);
+            heaptide::snapshot_at(PERIOD);
+            heaptide::snapshot_now();
+            let r = heaptide::report();
+            let times: Vec<u64> = r.snapshots.points.iter().map(|p| p.timestamp_ms).collect();
+            assert_eq!(times.len(), 2, "{times:?}");
+            assert_eq!(times[1] - times[0], PERIOD.as_millis() as u64, "{times:?}");
+        }
         "short_window" => {
             // Five ticks of a plain leak: no verdict yet, and the report says how many more
             // snapshots the detector needs.
@@ -542,6 +553,11 @@ fn a_leak_freed_in_part_on_another_thread_is_found() {
 #[test]
 fn thresholds_and_alerts_fire_once_per_transition_on_the_drain_thread() {
     run("alerts", &[("HEAPTIDE_WARN", "1MiB")]);
+}
+
+#[test]
+fn snapshots_at_real_times_are_not_mixed_with_injected_ones() {
+    run("real_after_injected", &[]);
 }
 
 #[test]
