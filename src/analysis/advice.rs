@@ -58,9 +58,10 @@ pub(crate) fn advise(
 ) -> Vec<Recommendation> {
     let mut out = Vec::new();
     for site in sites {
-        let name = site
-            .blamed_frame()
-            .map_or_else(|| format!("site {}", site.id), |f| f.to_string());
+        let name = site.blamed_frame().map_or_else(
+            || format!("site {}", site.id),
+            |f| crate::report::text::short_frame(f).to_string(),
+        );
         if total_allocs > 0
             && site.alloc_count as f64 >= SHORT_LIVED_MIN_SHARE * total_allocs as f64
             && let Some(l) = &site.lifetime_ns
@@ -72,7 +73,7 @@ pub(crate) fn advise(
                 message: format!(
                     "{name} made {:.0}% of all allocations ({}), and half of them lived under {} ns: reuse a buffer instead of allocating each time",
                     100.0 * site.alloc_count as f64 / total_allocs as f64,
-                    site.alloc_count,
+                    crate::report::text::group(site.alloc_count),
                     l.p50.max(1)
                 ),
             });
@@ -87,7 +88,7 @@ pub(crate) fn advise(
                 site_id: Some(site.id),
                 message: format!(
                     "{name} holds {} live blocks of {} B on average ({:.0}% of live bytes): a pool, an arena or inline storage would pack them",
-                    site.live_count,
+                    crate::report::text::group(site.live_count),
                     site.live_bytes / site.live_count,
                     100.0 * site.live_bytes as f64 / total_live as f64
                 ),

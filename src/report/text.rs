@@ -248,6 +248,17 @@ fn table(
     Ok(())
 }
 
+/// A duration in seconds as a person reads it: `80 s`, `1.5 s`, `100 ms`.
+fn seconds(s: f64) -> String {
+    if s >= 10.0 {
+        format!("{s:.0} s")
+    } else if s >= 1.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{:.0} ms", s * 1e3)
+    }
+}
+
 /// The leak detector's state in one line, when it lists no leak: waiting for snapshots, sites
 /// it cannot judge yet, or no leak over the window.
 fn detector_status(r: &Report) -> String {
@@ -257,13 +268,13 @@ fn detector_status(r: &Report) -> String {
         let more = MIN_POINTS - n;
         return format!(
             "Leak detector: insufficient evidence: {} so far, a verdict needs {MIN_POINTS} \
-             ({} more snapshot{}, about {:.0} s at the {:.0} s interval; or call \
+             ({} more snapshot{}, about {} at the {} interval; or call \
              heaptide::snapshot_now)",
             count(n as u64, "snapshot", "snapshots"),
             more,
             if more == 1 { "" } else { "s" },
-            more as f64 * interval,
-            interval,
+            seconds(more as f64 * interval),
+            seconds(interval),
         );
     }
     let waiting: Vec<&Site> = r
@@ -387,6 +398,14 @@ pub(crate) fn group(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_read_in_their_unit() {
+        assert_eq!(super::seconds(80.0), "80 s");
+        assert_eq!(super::seconds(1.5), "1.5 s");
+        assert_eq!(super::seconds(0.8), "800 ms");
+        assert_eq!(super::seconds(0.1), "100 ms");
+    }
+
     #[test]
     fn grouping() {
         assert_eq!(super::group(0), "0");
