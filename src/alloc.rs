@@ -883,18 +883,24 @@ unsafe fn free_sampled(ptr: *mut u8, layout: Layout) {
         return;
     }
     let now = now_ns();
-    if let Some(slot) = thread::slot()
-        && push_to_ring(slot, Event::free(id, now))
-    {
-        // SAFETY: a live sampled block of this layout, not used after this.
-        unsafe { sampled_arena::free(header, layout.size(), layout.align(), thread::cache()) };
-        return;
+    if let Some(slot) = thread::slot() {
+        // A full ring: empty it here if nobody holds the drain lock, as the allocation path does.
+        let queued = push_to_ring(slot, Event::free(id, now))
+            || ({
+                let _scope = ProfilerScope::enter();
+                drain::try_help()
+            } && push_to_ring(slot, Event::free(id, now)));
+        if queued {
+            // SAFETY: a live sampled block of this layout, not used after this.
+            unsafe { sampled_arena::free(header, layout.size(), layout.align(), thread::cache()) };
+            return;
+        }
     }
     // SAFETY: the block is dead to the user; it becomes a node of the deferred stack, and is
     // only released by the drain after it has recorded the free.
     unsafe {
         (*header).freed_ns = now;
-        drain::DEFERRED.push(header);
+        (*header).size = layout.size() as u64;
+        drain::defer(header);
     }
-    drain::wake();
 }

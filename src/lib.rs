@@ -168,8 +168,9 @@
 //! | `GET /memory/snapshot`, `/memory/allocations`, `/memory/leaks`, `/memory/trend?duration=1h`, `/memory/health` | JSON: `version`, `pid`, `timestamp` and the report's sections, as in [`Report::write_json`] |
 //! | `POST /memory/purge` | purges jemalloc's dirty pages in every arena; JSON with resident bytes before and after (any other method: 405) |
 //!
-//! Every answer comes from a fresh report. Unknown paths get 404; every answer closes its
-//! connection.
+//! Answers come from a report at most 5 s old and not older than the latest snapshot (one
+//! request builds it, the others get the previous one meanwhile); `/metrics` builds none.
+//! Unknown paths get 404; every answer closes its connection.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -329,8 +330,10 @@
 //! spills into an overflow node. Neither mode drops a sample for a full ring: when the backlog
 //! reaches 1,024 events (sampled mode) or 64k (exact mode), the sampling threads help the
 //! drain or yield until it shrinks (backpressure instead of unbounded memory or lost weight).
-//! A report being built holds the drain lock while it symbolizes (about a second the first
-//! time), so a thread sampling fast enough to reach the mark meanwhile waits for it. In exact
+//! A report holds the drain lock only to copy its figures (about 100 bytes a site), never
+//! while it symbolizes. Frees are bounded the same way: a sampled block whose free finds its
+//! ring full waits on a deferred stack for the drain to record it, and when 32 MiB of such
+//! blocks wait the freeing thread helps the drain or yields. In exact
 //! mode a block too large for what is left of the sampled range is mapped on its own above the
 //! range and tracked there, so exact reports count every byte. On Linux the drain thread runs under
 //! `SCHED_BATCH`: its fair share of CPU is unchanged, but waking it does not preempt one of the
@@ -466,8 +469,8 @@ pub fn snapshot_now() {
 /// since an origin of its choosing) instead of the current time. The leak detector reads the
 /// times of snapshots, so a test that steps its own clock gets the same verdicts on a busy
 /// machine as on an idle one, without sleeping. From the first call on, the drain thread takes
-/// no periodic snapshots in this process (their real times would interleave with the injected
-/// ones). Times must not go backwards.
+/// no periodic snapshots in this process and [`snapshot_now`] records none (their real times
+/// would interleave with the injected ones). Times must not go backwards.
 ///
 /// ```no_run
 /// # #[global_allocator]

@@ -43,6 +43,42 @@ static REGISTRY: Registry<Event> = Registry::new(RING_CAPACITY);
 pub(crate) static DEFERRED: Stack<Header> = Stack::new();
 /// Exact mode: allocation events that did not fit in their ring.
 pub(crate) static OVERFLOW: Stack<OverflowNode> = Stack::new();
+/// Bytes of the blocks on [`DEFERRED`] (their frees not yet recorded, so not yet given back).
+pub(crate) static DEFERRED_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The deferred stack's mark: a thread whose free finds this many bytes waiting helps the
+/// drain or yields until they are given back. See [`defer`].
+pub(crate) const DEFERRED_MARK: usize = 32 << 20;
+
+/// Puts a sampled block whose free could not be queued (its thread's ring full even after
+/// helping, or no ring) on the deferred stack, then waits while the stack holds
+/// [`DEFERRED_MARK`] bytes or more: runs a full pass if the drain lock is free (which records
+/// the frees and gives the blocks back), else yields to whoever holds it; never waits on the
+/// lock. Without the mark, threads freeing faster than the drain applies events kept the
+/// freed memory from jemalloc for as long as they ran: 16 threads replacing blocks of a
+/// 128 MiB heap in exact mode peaked at 0.76-1.11 GiB after 3.4 M allocations. Profiler code
+/// (which may hold the drain lock) only pushes.
+///
+/// # Safety
+/// `header` is a sampled block the program freed, with its `id`, `size` and `freed_ns` set;
+/// nobody else touches it.
+pub(crate) unsafe fn defer(header: *mut Header) {
+    // SAFETY: per the contract, the block is ours until pushed.
+    let size = unsafe { (*header).size } as usize;
+    DEFERRED_BYTES.fetch_add(size, Ordering::Relaxed);
+    // SAFETY: per the contract; `pass` takes it, records the free and releases the block.
+    unsafe { DEFERRED.push(header) };
+    wake();
+    if crate::sample::thread::in_profiler() {
+        return;
+    }
+    while DEFERRED_BYTES.load(Ordering::Relaxed) >= DEFERRED_MARK {
+        wake();
+        if WAITING.load(Ordering::Relaxed) > 0 || flush_counting().is_none() {
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// Samples not taken because memory was short (no overflow node, or the sampled arena could not
 /// serve the block). A full ring never drops a sample: see [`backpressure`].
 pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -341,6 +377,7 @@ fn pass(agg: &mut Aggregate) -> (*mut Header, usize) {
         // before the block was pushed.
         unsafe {
             agg.apply(&Event::free((*block).id, (*block).freed_ns));
+            DEFERRED_BYTES.fetch_sub((*block).size as usize, Ordering::Relaxed);
             Header::set_next(block, head);
         }
         head = block;
