@@ -366,6 +366,7 @@ pub fn report(u: &mut Unstructured<'_>) -> Result<Report> {
             sampled_arena_bytes: num(u)?,
             sampled_arena_resident_bytes: num(u)?,
             rings_freed: num(u)?,
+            backlog_waits: num(u)?,
             stack_walker: string(u)?,
             reports_built: num(u)?,
         },

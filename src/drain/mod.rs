@@ -71,6 +71,9 @@ pub(crate) unsafe fn defer(header: *mut Header) {
     if crate::sample::thread::in_profiler() {
         return;
     }
+    if DEFERRED_BYTES.load(Ordering::Relaxed) >= DEFERRED_MARK {
+        WAITS.fetch_add(1, Ordering::Relaxed);
+    }
     while DEFERRED_BYTES.load(Ordering::Relaxed) >= DEFERRED_MARK {
         wake();
         if WAITING.load(Ordering::Relaxed) > 0 || flush_counting().is_none() {
@@ -78,6 +81,10 @@ pub(crate) unsafe fn defer(header: *mut Header) {
         }
     }
 }
+
+/// Times a thread found a backlog at its mark ([`backpressure`], [`defer`]) and waited for the
+/// drain: how often the program ran ahead of the profiler.
+pub(crate) static WAITS: AtomicU64 = AtomicU64::new(0);
 
 /// Samples not taken because memory was short (no overflow node, or the sampled arena could not
 /// serve the block). A full ring never drops a sample: see [`backpressure`].
@@ -99,6 +106,9 @@ pub(crate) const EXACT_BACKLOG_MARK: usize = 1 << 16;
 /// low (16 threads churning on 2 cores lost 78% of the samples and of the estimated bytes, in
 /// `tests/sampling_under_churn.rs`), since a dropped sample's weight is lost with it.
 pub(crate) fn backpressure(mark: usize) {
+    if OVERFLOW_NODES.load(Ordering::Relaxed) >= mark {
+        WAITS.fetch_add(1, Ordering::Relaxed);
+    }
     while OVERFLOW_NODES.load(Ordering::Relaxed) >= mark {
         wake();
         if !try_help() {

@@ -29,7 +29,7 @@
 //! | `heaptide_profiler_overhead_bytes`, `heaptide_profiler_ring_bytes`, `heaptide_profiler_reserved_bytes`, `heaptide_profiler_sampled_arena_bytes`, `heaptide_profiler_sampled_arena_resident_bytes` | gauge | |
 //! | `heaptide_profiler_live_samples`, `heaptide_profiler_pending_frees`, `heaptide_profiler_thread_slots`, `heaptide_profiler_symbols_cached` | gauge | |
 //! | `heaptide_report_build_seconds` | gauge | |
-//! | `heaptide_profiler_rings_freed_total` | counter | |
+//! | `heaptide_profiler_rings_freed_total`, `heaptide_profiler_backlog_waits_total` | counter | |
 //! | `heaptide_reports_built_total`, `heaptide_http_cached_answers_total`, `heaptide_http_paced_seconds_total`, `heaptide_http_connections_evicted_total` | counter | |
 
 use std::fmt::Write as _;
@@ -369,6 +369,11 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
     ] {
         m.gauge(name, help, value);
     }
+    m.counter(
+        "heaptide_profiler_backlog_waits_total",
+        "Times a thread waited for the drain because a backlog was at its mark (it helped the drain or yielded; no sample dropped).",
+        p.backlog_waits,
+    );
     m.counter(
         "heaptide_profiler_rings_freed_total",
         "Sample rings of exited threads freed (16 free rings are kept for new threads).",

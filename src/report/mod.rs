@@ -346,6 +346,12 @@ pub struct ProfilerStats {
     /// Ring buffers of exited threads freed since start (beyond the 16 kept for reuse).
     #[serde(default)]
     pub rings_freed: u64,
+    /// Times a thread waited for the drain because a backlog was at its mark (1,024 events in
+    /// sampled mode, 65,536 in exact mode, or 32 MiB of freed sampled blocks): it helped the
+    /// drain or yielded instead of dropping the sample or holding the memory. Frequent waits
+    /// mean the program allocates faster than the profiler applies events.
+    #[serde(default)]
+    pub backlog_waits: u64,
     /// How stacks are captured: "frame pointers" (built with `-C force-frame-pointers=yes`)
     /// or "DWARF unwinding".
     pub stack_walker: String,
@@ -825,6 +831,7 @@ impl Snapshot {
             sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
             sampled_arena_resident_bytes: arena_resident,
             rings_freed: drain::registry().reclaimed() as u64,
+            backlog_waits: drain::WAITS.load(crate::sync::Ordering::Relaxed),
             stack_walker: crate::sample::capture::WALKER.to_string(),
             reports_built: REPORTS_BUILT.load(crate::sync::Ordering::Relaxed),
         }
