@@ -27,8 +27,9 @@ use crate::buffer::event::{Event, FRAME_SLOTS, Kind, OWN_FRAMES, OverflowNode};
 use crate::buffer::registry::Slot;
 use crate::config::{Config, Sampling};
 use crate::drain;
-use crate::sample::capture::{capture, now_ns};
+use crate::sample::capture::capture;
 use crate::sample::thread::{self, COUNTDOWN, ProfilerScope};
+use crate::state::now_ns;
 use crate::sync::{AtomicU8, AtomicU64, Ordering};
 
 /// The allocator. Install it with one line:
@@ -163,7 +164,7 @@ static STARTED_NS: AtomicU64 = AtomicU64::new(0);
 /// When the allocator started, monotonic ns (now, if it has not).
 pub(crate) fn started_ns() -> u64 {
     match STARTED_NS.load(Ordering::Relaxed) {
-        0 => crate::sample::capture::now_ns(),
+        0 => crate::state::now_ns(),
         t => t,
     }
 }
@@ -223,7 +224,7 @@ impl Heaptide {
 
     #[cold]
     fn init(&self) {
-        STARTED_NS.store(crate::sample::capture::now_ns(), Ordering::Relaxed);
+        STARTED_NS.store(crate::state::now_ns(), Ordering::Relaxed);
         // First, before anything here allocates (reading the environment does): the range must
         // lie above the extents jemalloc maps on its first call.
         let reserved = sampled_arena::reserve_range();

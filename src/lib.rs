@@ -381,6 +381,8 @@ mod report;
 #[cfg(not(loom))]
 mod sample;
 #[cfg(not(loom))]
+mod state;
+#[cfg(not(loom))]
 pub mod testing;
 
 #[cfg(not(loom))]

@@ -286,7 +286,7 @@ fn flushed_under<R>(
     let _scope = ProfilerScope::enter();
     let agg = state.get_or_insert_with(new_aggregate);
     let (deferred, applied) = pass(agg);
-    agg.tick(crate::sample::capture::now_ns());
+    agg.tick(crate::state::now_ns());
     let result = f(agg);
     drop(state);
     release_deferred(deferred);

@@ -619,7 +619,7 @@ fn take_in_scope() -> Report {
         drop(snapshot);
         built
     };
-    let now = crate::sample::capture::now_ns();
+    let now = crate::state::now_ns();
     let (ages, details) = drain::with_flushed(|agg| {
         let ages = if leak_sites.is_empty() {
             Vec::new()
@@ -744,7 +744,7 @@ impl Snapshot {
             alloc_bytes: agg.alloc_bytes,
             started_ns: agg.started_ns,
             oldest_rate_point: agg.rate_points.front().copied(),
-            now_ns: crate::sample::capture::now_ns(),
+            now_ns: crate::state::now_ns(),
             table: agg.table(),
         }
     }

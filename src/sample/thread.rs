@@ -210,7 +210,7 @@ fn thread_seed(seed: Option<u64>) -> u64 {
     static THREADS: AtomicU64 = AtomicU64::new(0);
     let n = THREADS.fetch_add(1, Ordering::Relaxed);
     let base = seed.unwrap_or_else(|| {
-        crate::sample::capture::now_ns() ^ THREAD.with(|t| t as *const ThreadState as u64)
+        crate::state::now_ns() ^ THREAD.with(|t| t as *const ThreadState as u64)
     });
     base ^ crate::sample::weight::splitmix64(n)
 }
