@@ -16,7 +16,6 @@
 //! waits on the deferred stack. A sample is dropped (and counted) only when memory is short.
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::cell::UnsafeCell;
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
 use std::ffi::CStr;
 use std::ptr;
@@ -29,8 +28,8 @@ use crate::config::{Config, Sampling};
 use crate::drain;
 use crate::sample::capture::capture;
 use crate::sample::thread::{self, COUNTDOWN, ProfilerScope};
-use crate::state::now_ns;
-use crate::sync::{AtomicU8, AtomicU64, Ordering};
+use crate::state::{self, BUSY, INIT, OFF, ON, UNINIT, now_ns};
+use crate::sync::Ordering;
 
 /// The allocator. Install it with one line:
 ///
@@ -101,27 +100,6 @@ impl Heaptide {
 
 // === start-up ===
 
-const UNINIT: u8 = 0;
-const BUSY: u8 = 1;
-const ON: u8 = 2;
-const OFF: u8 = 3;
-static INIT: AtomicU8 = AtomicU8::new(UNINIT);
-
-struct ConfigCell(UnsafeCell<Config>);
-// SAFETY: written once by the thread that wins INIT's UNINIT->BUSY transition, before it
-// publishes ON/OFF with Release; read only after an Acquire load sees ON/OFF.
-unsafe impl Sync for ConfigCell {}
-static CONFIG: ConfigCell = ConfigCell(UnsafeCell::new(Config::DEFAULT));
-
-/// The settings in force (the defaults until the first allocation initialises them).
-pub(crate) fn config() -> Config {
-    match INIT.load(Ordering::Acquire) {
-        // SAFETY: see `ConfigCell`.
-        ON | OFF => unsafe { *CONFIG.0.get() },
-        _ => Config::DEFAULT,
-    }
-}
-
 /// Reserves the sampled range when the program is loaded, before jemalloc's own constructor
 /// (`jemalloc_constructor`, a plain `.init_array` entry) initialises jemalloc, which maps the
 /// first extent of arena 0. The reservation then lies above it like above every later mapping,
@@ -158,22 +136,6 @@ static RESERVE_AT_LOAD: extern "C" fn() = {
     reserve_at_load
 };
 
-/// When the allocator started (monotonic ns; 0 before).
-static STARTED_NS: AtomicU64 = AtomicU64::new(0);
-
-/// When the allocator started, monotonic ns (now, if it has not).
-pub(crate) fn started_ns() -> u64 {
-    match STARTED_NS.load(Ordering::Relaxed) {
-        0 => crate::state::now_ns(),
-        t => t,
-    }
-}
-
-/// Whether sampling is on (after start-up).
-pub(crate) fn is_on() -> bool {
-    INIT.load(Ordering::Acquire) == ON
-}
-
 impl Heaptide {
     /// The config if sampling is on; initialises on first call. `None` means "use the plain
     /// path", and sets the countdown so the thread does not come back needlessly.
@@ -182,8 +144,8 @@ impl Heaptide {
         match INIT.load(Ordering::Acquire) {
             ON => {
                 self.range.sync();
-                // SAFETY: see `ConfigCell`.
-                Some(unsafe { *CONFIG.0.get() })
+                // SAFETY: an Acquire load saw ON.
+                Some(unsafe { state::published_config() })
             }
             OFF => {
                 self.range.rule_out_all();
@@ -202,8 +164,8 @@ impl Heaptide {
                     // exact mode it must be recorded too).
                     self.sync_filter();
                     if INIT.load(Ordering::Acquire) == ON {
-                        // SAFETY: see `ConfigCell`.
-                        return Some(unsafe { *CONFIG.0.get() });
+                        // SAFETY: an Acquire load saw ON.
+                        return Some(unsafe { state::published_config() });
                     }
                 }
                 None
@@ -224,7 +186,7 @@ impl Heaptide {
 
     #[cold]
     fn init(&self) {
-        STARTED_NS.store(crate::state::now_ns(), Ordering::Relaxed);
+        state::mark_started();
         // First, before anything here allocates (reading the environment does): the range must
         // lie above the extents jemalloc maps on its first call.
         let reserved = sampled_arena::reserve_range();
@@ -235,7 +197,7 @@ impl Heaptide {
         let _scope = ProfilerScope::enter();
         let config = self.config.with_env();
         // SAFETY: we won UNINIT->BUSY; no reader looks before ON/OFF is published below.
-        unsafe { *CONFIG.0.get() = config };
+        unsafe { state::set_config(config) };
         let state = if config.sampling == Sampling::Off {
             sampled_arena::release_range();
             OFF
@@ -507,7 +469,11 @@ unsafe fn retire_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut 
     if old_id != sampled_arena::RETIRED {
         let secured = {
             let _scope = ProfilerScope::enter();
-            Room::secure(thread::slot(), 1, config().sampling == Sampling::Exact)
+            Room::secure(
+                thread::slot(),
+                1,
+                state::config().sampling == Sampling::Exact,
+            )
         };
         let Some(secured) = secured else {
             // SAFETY: forwarded contract.

@@ -516,7 +516,7 @@ pub fn on_alert(callback: impl Fn(&Alert) + Send + Sync + 'static) {
 /// The settings in force (defaults until the first allocation has read the environment).
 #[cfg(not(loom))]
 pub fn config() -> Config {
-    alloc::config()
+    state::config()
 }
 
 /// Starts an HTTP server on `addr` (feature `http`; see [HTTP server](crate#http-server)) and

@@ -348,7 +348,7 @@ impl Aggregate {
             alloc_bytes: 0.0,
             buckets: [BucketStats::default(); 5],
             lifetimes: lifetime_histogram(2),
-            started_ns: crate::alloc::started_ns(),
+            started_ns: crate::state::started_ns(),
             rate_points: VecDeque::new(),
             scopes: HashMap::default(),
         }

@@ -309,7 +309,7 @@ fn flush_counting() -> Option<usize> {
 }
 
 fn new_aggregate() -> Aggregate {
-    let config = crate::alloc::config();
+    let config = crate::state::config();
     Aggregate::new(config.sampling.mean_bytes(), config.site_budget)
 }
 

@@ -530,8 +530,8 @@ fn summary_in_scope() -> Report {
         .collect();
     leaks.sort_by(|a, b| b.growth_bytes_per_hour.total_cmp(&a.growth_bytes_per_hour));
     let health = analysis::health::assess(memory.rss_bytes, rss.as_ref(), &leaks, settings);
-    let sampling = if crate::alloc::is_on() {
-        crate::alloc::config().sampling
+    let sampling = if crate::state::is_on() {
+        crate::state::config().sampling
     } else {
         Sampling::Off
     };
@@ -977,8 +977,8 @@ fn build(
     memory: Memory,
     symbols: &mut Symbols,
 ) -> (Report, Vec<Vec<u32>>, Vec<Vec<u32>>) {
-    let config = crate::alloc::config();
-    let sampling = if crate::alloc::is_on() {
+    let config = crate::state::config();
+    let sampling = if crate::state::is_on() {
         config.sampling
     } else {
         Sampling::Off

@@ -91,7 +91,7 @@ impl Tracking {
     pub fn at_peak(&self) -> Vec<SiteBytes> {
         let inner = {
             let _inside = ProfilerScope::enter();
-            let depth = crate::alloc::config().depth;
+            let depth = crate::state::config().depth;
             let mut stacks: HashMap<u32, Box<[usize]>> = HashMap::default();
             let mut held: HashMap<u32, Held> = HashMap::default();
             for (i, (stack, h)) in self.peak_stacks.iter().enumerate() {
@@ -254,12 +254,12 @@ pub fn untracked<R>(f: impl FnOnce() -> R) -> R {
     if scope == 0 {
         return f();
     }
-    let config = crate::alloc::config();
+    let config = crate::state::config();
     thread::set_tracking_scope(0, config.sampling, config.seed);
     struct Resume(u64);
     impl Drop for Resume {
         fn drop(&mut self) {
-            let config = crate::alloc::config();
+            let config = crate::state::config();
             thread::set_tracking_scope(self.0, config.sampling, config.seed);
         }
     }
@@ -269,7 +269,7 @@ pub fn untracked<R>(f: impl FnOnce() -> R) -> R {
 
 /// Starts a scope on this thread and returns its id.
 pub(crate) fn begin() -> u64 {
-    if !crate::alloc::is_on() {
+    if !crate::state::is_on() {
         panic!(
             "heaptide::testing needs heaptide as the global allocator of this test binary, with \
              profiling on: add `#[global_allocator] static ALLOC: heaptide::Heaptide = \
@@ -277,7 +277,7 @@ pub(crate) fn begin() -> u64 {
         );
     }
     let scope = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
-    let config = crate::alloc::config();
+    let config = crate::state::config();
     let previous = thread::set_tracking_scope(scope, config.sampling, config.seed);
     if previous != 0 {
         if previous == ADOPTED.get() {
@@ -336,14 +336,14 @@ pub(crate) fn inherit(own: u64) -> u64 {
     if own != 0 {
         if all != own && ADOPTED.get() == own {
             ADOPTED.set(0);
-            let config = crate::alloc::config();
+            let config = crate::state::config();
             thread::set_tracking_scope(0, config.sampling, config.seed);
             return 0;
         }
         return own;
     }
     if all != 0 && fresh {
-        let config = crate::alloc::config();
+        let config = crate::state::config();
         thread::set_tracking_scope(all, config.sampling, config.seed);
         ADOPTED.set(all);
         return all;
@@ -357,7 +357,7 @@ pub(crate) struct EndScope(pub(crate) u64);
 
 impl Drop for EndScope {
     fn drop(&mut self) {
-        let config = crate::alloc::config();
+        let config = crate::state::config();
         thread::set_tracking_scope(0, config.sampling, config.seed);
         if ALL_THREADS.load(Ordering::Relaxed) == self.0 {
             end_all_threads();
@@ -423,7 +423,7 @@ fn build(
     stacks: &HashMap<u32, Box<[usize]>>,
     mid: Option<&HashMap<u32, Held>>,
 ) -> (Tracking, Vec<SiteBytes>) {
-    let depth = crate::alloc::config().depth;
+    let depth = crate::state::config().depth;
     let peak_stacks = at_peak
         .iter()
         .map(|(site, h)| (stacks.get(site).cloned().unwrap_or_default(), *h))
