@@ -356,7 +356,7 @@ impl Heaptide {
         let scope = thread::tracking_scope();
         // Threads started inside an all-threads `heaptide::testing` scope join it here.
         #[cfg(not(loom))]
-        let scope = crate::testing::inherit(scope);
+        let scope = thread::inherit(scope);
         if scope != 0 {
             return Some(Decision { config, scope });
         }

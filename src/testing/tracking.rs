@@ -2,7 +2,6 @@
 //! it left behind.
 
 use rustc_hash::FxHashMap as HashMap;
-use std::cell::Cell;
 use std::fmt;
 use std::sync::{Condvar, Mutex};
 
@@ -18,21 +17,9 @@ use crate::sync::{AtomicU64, Ordering};
 /// Scope ids; 0 means "not tracked".
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 
-/// The all-threads scope running now (0: none): threads that start while it is set record into
-/// it ([`inherit`]).
-static ALL_THREADS: AtomicU64 = AtomicU64::new(0);
-
 /// Whether an all-threads scope runs (one at a time; the next waits on [`ALL_THREADS_FREE`]).
 static ALL_THREADS_BUSY: Mutex<bool> = Mutex::new(false);
 static ALL_THREADS_FREE: Condvar = Condvar::new();
-
-thread_local! {
-    /// The all-threads scope this thread joined when it started (0: none).
-    static ADOPTED: Cell<u64> = const { Cell::new(0) };
-    /// Whether this thread has allocated through the slow path before (every thread's first
-    /// allocation does).
-    static SEEN: Cell<bool> = const { Cell::new(false) };
-}
 
 /// What a tracked closure allocated, and what of it is still live.
 ///
@@ -280,11 +267,9 @@ pub(crate) fn begin() -> u64 {
     let config = crate::state::config();
     let previous = thread::set_tracking_scope(scope, config.sampling, config.seed);
     if previous != 0 {
-        if previous == ADOPTED.get() {
-            // A thread started inside an all-threads scope tracks a closure of its own: that
-            // closure's allocations are its own scope's.
-            ADOPTED.set(0);
-        } else {
+        // A thread started inside an all-threads scope may track a closure of its own: that
+        // closure's allocations are its own scope's.
+        if !thread::forget_adopted(previous) {
             thread::set_tracking_scope(previous, config.sampling, config.seed);
             panic!("heaptide::testing: track() cannot be nested on one thread");
         }
@@ -310,45 +295,18 @@ pub(crate) fn begin_all_threads() -> u64 {
         end_all_threads();
         std::panic::resume_unwind(panic)
     });
-    ALL_THREADS.store(scope, Ordering::Release);
+    thread::set_all_threads_scope(scope);
     scope
 }
 
 /// Ends the all-threads scope: threads that joined it leave it at their next allocation.
 fn end_all_threads() {
-    ALL_THREADS.store(0, Ordering::Release);
+    thread::set_all_threads_scope(0);
     let mut busy = ALL_THREADS_BUSY
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     *busy = false;
     ALL_THREADS_FREE.notify_one();
-}
-
-/// The scope an allocation of this thread records into, given the thread's own (`own`).
-/// Called on the allocation slow path only (a sample point crossed, a tracked thread, a
-/// thread's first allocation), never on the unsampled fast path: a thread starting while an
-/// all-threads scope runs joins it at its first allocation, and a thread that joined one
-/// leaves it at its first allocation after it ended.
-#[inline]
-pub(crate) fn inherit(own: u64) -> u64 {
-    let all = ALL_THREADS.load(Ordering::Acquire);
-    let fresh = !SEEN.replace(true);
-    if own != 0 {
-        if all != own && ADOPTED.get() == own {
-            ADOPTED.set(0);
-            let config = crate::state::config();
-            thread::set_tracking_scope(0, config.sampling, config.seed);
-            return 0;
-        }
-        return own;
-    }
-    if all != 0 && fresh {
-        let config = crate::state::config();
-        thread::set_tracking_scope(all, config.sampling, config.seed);
-        ADOPTED.set(all);
-        return all;
-    }
-    0
 }
 
 /// Ends this thread's scope when dropped. When the tracked closure panics, the scope's record
@@ -359,7 +317,7 @@ impl Drop for EndScope {
     fn drop(&mut self) {
         let config = crate::state::config();
         thread::set_tracking_scope(0, config.sampling, config.seed);
-        if ALL_THREADS.load(Ordering::Relaxed) == self.0 {
+        if thread::all_threads_scope() == self.0 {
             end_all_threads();
         }
         if std::thread::panicking() {
