@@ -23,6 +23,7 @@ use std::ptr;
 use crate::backend::sampled_arena::{self, RangeFilter, Resized, Sampled};
 use crate::backend::{outside, plain};
 use crate::buffer::event::{Event, FRAME_SLOTS, Kind, OWN_FRAMES, OverflowNode};
+use crate::buffer::queues;
 use crate::buffer::registry::Slot;
 use crate::config::{Config, Sampling};
 use crate::drain;
@@ -632,13 +633,13 @@ impl<'a> Room<'a> {
                 room.release();
                 break;
             }
-            drain::OVERFLOW_NODES.fetch_add(1, Ordering::Relaxed);
+            queues::OVERFLOW_NODES.fetch_add(1, Ordering::Relaxed);
         }
         if !room.nodes[n - 1].is_null() {
             return Some(room);
         }
-        drain::DROPPED.fetch_add(1, Ordering::Relaxed);
-        drain::wake();
+        queues::DROPPED.fetch_add(1, Ordering::Relaxed);
+        queues::wake();
         None
     }
 
@@ -658,9 +659,9 @@ impl<'a> Room<'a> {
             // SAFETY: the node is fresh memory of the node layout, owned by us until pushed.
             unsafe {
                 ptr::addr_of_mut!((*node).event).write(event);
-                drain::OVERFLOW.push(node);
+                queues::OVERFLOW.push(node);
             }
-            drain::wake();
+            queues::wake();
             return;
         }
         let Some(slot) = self.slot else {
@@ -685,7 +686,7 @@ impl<'a> Room<'a> {
             if !node.is_null() {
                 // SAFETY: made by `raw_alloc` with this layout, never published.
                 unsafe { crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT) };
-                drain::OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
+                queues::OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
                 *node = ptr::null_mut();
             }
         }
@@ -707,7 +708,7 @@ fn push_to_ring(slot: &Slot<Event>, event: Event) -> bool {
     // SAFETY: `slot` is this thread's own (from `thread::slot`), so it is the ring's producer.
     let pushed = unsafe { slot.ring().push(event) }.is_ok();
     if slot.ring().len() * 2 >= slot.ring().capacity() {
-        drain::wake();
+        queues::wake();
     }
     pushed
 }
@@ -765,7 +766,7 @@ unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Out
         // gets its chance; this sample is lost, and counted (a refusal in sampled mode is no
         // loss: the block was not sampled after all, the process is memoryless).
         if decision.exact() || matches!(got, Sampled::Null) {
-            drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+            queues::DROPPED.fetch_add(1, Ordering::Relaxed);
         }
         return Outcome::Plain;
     }
@@ -819,7 +820,7 @@ unsafe fn resample_realloc(
             // moves the block to an ordinary one (sampled mode: this sample is lost, and
             // counted) or to one tracked outside the range (exact mode).
             if !decision.exact() {
-                drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+                queues::DROPPED.fetch_add(1, Ordering::Relaxed);
             }
             Outcome::Plain
         }
@@ -861,7 +862,7 @@ unsafe fn free_sampled(ptr: *mut u8, layout: Layout) {
     // only released by the drain after it has recorded the free.
     unsafe {
         (*header).freed_ns = now;
-        drain::DEFERRED.push(header);
+        queues::DEFERRED.push(header);
     }
-    drain::wake();
+    queues::wake();
 }

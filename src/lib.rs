@@ -492,7 +492,7 @@ pub fn snapshot_at(at: std::time::Duration) {
 #[cfg(not(loom))]
 pub fn set_snapshot_interval(interval: std::time::Duration) {
     analysis::settings::set_interval(interval);
-    drain::wake();
+    buffer::queues::wake();
 }
 
 /// Registers a callback for alerts (replacing an earlier one): a health status change, or a

@@ -15,17 +15,12 @@ use std::time::{Duration, Instant};
 
 use crate::backend::sampled_arena::{self, Header};
 use crate::buffer::event::{Event, OverflowNode};
-use crate::buffer::registry::Registry;
-use crate::buffer::stack::{Node, Stack};
+use crate::buffer::queues::{self, DEFERRED, OVERFLOW, OVERFLOW_NODES, REGISTRY, wake};
+use crate::buffer::stack::Node;
 use crate::sample::thread::ProfilerScope;
-use crate::sync::{
-    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering,
-};
+use crate::sync::{AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use aggregate::Aggregate;
-
-/// Events per thread ring. 128 x ~600 B = 76 KiB per sampling thread.
-pub(crate) const RING_CAPACITY: usize = 128;
 
 /// How often the drain wakes by itself.
 const PASS_INTERVAL: Duration = Duration::from_millis(100);
@@ -35,20 +30,6 @@ const POLL_RATE_NS: u128 = 1_000;
 const POLL_GRACE: Duration = Duration::from_micros(200);
 /// The drain thread's sleep between polls.
 const POLL_SLEEP: Duration = Duration::from_micros(20);
-/// Whether the drain thread is polling: producers need not wake it.
-static POLLING: AtomicBool = AtomicBool::new(false);
-
-static REGISTRY: Registry<Event> = Registry::new(RING_CAPACITY);
-/// Sampled blocks freed while their thread's ring was full or gone; released by the drain.
-pub(crate) static DEFERRED: Stack<Header> = Stack::new();
-/// Exact mode: allocation events that did not fit in their ring.
-pub(crate) static OVERFLOW: Stack<OverflowNode> = Stack::new();
-/// Samples not taken because memory was short (no overflow node, or the sampled arena could not
-/// serve the block). A full ring never drops a sample: see [`backpressure`].
-pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
-/// Overflow nodes not yet consumed by the drain: events that found their thread's ring full
-/// (or the thread without one).
-pub(crate) static OVERFLOW_NODES: AtomicUsize = AtomicUsize::new(0);
 /// Sampled mode's backlog mark: a thread that finds this many overflow nodes waiting (about
 /// 600 KiB) helps the drain or yields until the backlog is under it. See [`backpressure`].
 pub(crate) const SAMPLED_BACKLOG_MARK: usize = 1024;
@@ -78,27 +59,6 @@ const STARTING: u8 = 1;
 const RUNNING: u8 = 2;
 const FAILED: u8 = 3;
 static STATUS: AtomicU8 = AtomicU8::new(NOT_STARTED);
-/// The drain thread's handle (leaked box), for `unpark`. Null until it runs.
-static THREAD: AtomicPtr<std::thread::Thread> = AtomicPtr::new(std::ptr::null_mut());
-
-/// The global ring registry.
-pub(crate) fn registry() -> &'static Registry<Event> {
-    &REGISTRY
-}
-
-/// Wakes the drain thread if it is parked (not if it is polling: see [`run`]). Lock-free; safe
-/// from any thread, any time.
-pub(crate) fn wake() {
-    if POLLING.load(Ordering::Relaxed) {
-        return;
-    }
-    let t = THREAD.load(Ordering::Acquire);
-    if !t.is_null() {
-        // SAFETY: the box is leaked on purpose and never freed.
-        unsafe { (*t).unpark() };
-    }
-}
-
 /// Starts the drain thread if it is not running. Called on the sampling path inside a
 /// profiler scope; spawning allocates, which the scope keeps out of the user's numbers.
 pub(crate) fn ensure_started() {
@@ -177,10 +137,9 @@ pub(crate) fn spawn_profiler_thread(
     Ok(())
 }
 
-/// The drain thread's body: publishes its handle for [`wake`], then [`run`]s.
+/// The drain thread's body: publishes its handle for [`queues::wake`], then [`run`]s.
 fn drain_thread() {
-    let t = Box::into_raw(Box::new(std::thread::current()));
-    THREAD.store(t, Ordering::Release);
+    queues::set_drain_thread(Box::into_raw(Box::new(std::thread::current())));
     run();
 }
 
@@ -203,10 +162,10 @@ fn run() {
     loop {
         let polling = last_fast.is_some_and(|t| last_end.duration_since(t) < POLL_GRACE);
         if polling {
-            POLLING.store(true, Ordering::Relaxed);
+            queues::set_polling(true);
             std::thread::sleep(POLL_SLEEP);
         } else {
-            POLLING.store(false, Ordering::Relaxed);
+            queues::set_polling(false);
             std::thread::park_timeout(crate::analysis::max_sleep(PASS_INTERVAL));
         }
         let start = Instant::now();
@@ -479,6 +438,6 @@ extern "C" fn after_fork_child() {
     release_fork_locks();
     // jemalloc's own child handler has run (it was registered first), so jemalloc is usable.
     crate::sample::thread::renew_cache_after_fork();
-    THREAD.store(std::ptr::null_mut(), Ordering::Release);
+    queues::set_drain_thread(std::ptr::null_mut());
     STATUS.store(NOT_STARTED, Ordering::Release);
 }

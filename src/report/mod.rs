@@ -17,6 +17,7 @@ use std::sync::Arc;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::buffer::queues;
 use crate::config::Sampling;
 use crate::drain;
 use crate::drain::aggregate::{
@@ -811,20 +812,20 @@ impl Snapshot {
         let arena_slack = arena_resident.saturating_sub(self.live_sample_bytes + header_bytes);
         ProfilerStats {
             samples: self.samples,
-            dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
+            dropped: queues::DROPPED.load(crate::sync::Ordering::Relaxed),
             overhead_bytes: OVERHEAD.live_bytes_now()
                 + header_bytes
                 + arena_slack
                 + crate::backend::sampled_arena::cache_bytes() as u64,
-            thread_slots: drain::registry().slots() as u64,
+            thread_slots: queues::registry().slots() as u64,
             live_samples: self.live_samples as u64,
             pending_frees: self.pending_frees as u64,
             symbols_cached: symbols_cached as u64,
-            ring_bytes: drain::registry().memory_bytes() as u64,
+            ring_bytes: queues::registry().memory_bytes() as u64,
             reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
             sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
             sampled_arena_resident_bytes: arena_resident,
-            rings_freed: drain::registry().reclaimed() as u64,
+            rings_freed: queues::registry().reclaimed() as u64,
             stack_walker: crate::sample::capture::WALKER.to_string(),
             reports_built: REPORTS_BUILT.load(crate::sync::Ordering::Relaxed),
         }

@@ -102,8 +102,8 @@ impl Drop for SlotOwner {
             t.cache.replace(Cache::NONE).destroy();
             if !slot.is_null() {
                 // SAFETY: `slot` came from the global registry, whose slots live forever.
-                crate::drain::registry().release(unsafe { &*slot });
-                crate::drain::wake();
+                crate::buffer::queues::registry().release(unsafe { &*slot });
+                crate::buffer::queues::wake();
             }
         });
     }
@@ -294,7 +294,7 @@ pub(crate) fn slot() -> Option<&'static Slot<Event>> {
                 t.slot_status.set(SlotStatus::Gone);
                 return None;
             }
-            match crate::drain::registry().acquire() {
+            match crate::buffer::queues::registry().acquire() {
                 Some(slot) => {
                     t.stack.set(current_stack().unwrap_or((0, 0)));
                     t.cache.set(Cache::create().unwrap_or(Cache::NONE));
