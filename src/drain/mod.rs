@@ -9,7 +9,6 @@
 pub(crate) mod aggregate;
 pub(crate) mod ledger;
 pub(crate) mod scope;
-pub(crate) mod symbolize;
 
 use std::time::{Duration, Instant};
 
@@ -353,7 +352,7 @@ fn release_deferred(mut head: *mut Header) {
 /// and child handlers.
 struct ForkLocks {
     drain: MutexGuard<'static, Option<Aggregate>>,
-    symbols: MutexGuard<'static, Option<symbolize::Symbols>>,
+    symbols: MutexGuard<'static, Option<crate::report::symbolize::Symbols>>,
     history: MutexGuard<'static, crate::analysis::history::History>,
     health: crate::analysis::health::Guard,
     /// The HTTP endpoints' report cache (a leaf: nothing is taken while it is held).
@@ -391,7 +390,7 @@ pub(crate) fn install_fork_handlers() {
 
 extern "C" fn before_fork() {
     let drain = lock();
-    let symbols = symbolize::lock();
+    let symbols = crate::report::symbolize::lock();
     let history = crate::analysis::history::lock();
     let health = crate::analysis::health::lock();
     #[cfg(feature = "http")]

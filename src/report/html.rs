@@ -37,7 +37,7 @@ use super::{
     Alert, Frame, Health, Leak, Lifetimes, Memory, Pattern, ProfilerStats, Rates, Recommendation,
     Report, Severity, Site, SizeBucket, Totals, Trends,
 };
-use crate::drain::symbolize::is_plumbing_frame;
+use crate::report::symbolize::is_plumbing_frame;
 
 /// Version of the data block's shape.
 const FORMAT: u32 = 1;

@@ -9,6 +9,7 @@ mod html;
 mod mappings;
 pub(crate) mod memory;
 mod pprof;
+pub(crate) mod symbolize;
 pub(crate) mod text;
 
 use std::collections::HashMap;
@@ -23,8 +24,8 @@ use crate::drain;
 use crate::drain::aggregate::{
     self, Aggregate, BucketStats, Figures, RatePoint, SIZE_BINS, TableStats,
 };
-use crate::drain::symbolize::{self, Symbols};
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
+use symbolize::Symbols;
 
 pub use crate::analysis::advice::Recommendation;
 pub use crate::analysis::health::{Alert, AlertKind, Health, HealthStatus};
@@ -358,22 +359,22 @@ pub struct ProfilerStats {
 
 /// A stack from the frame a person would blame: without the allocation plumbing on top
 /// (the standard library's frames, by source file or by name: `alloc::`, `core::`, `std::`,
-/// ...; see `drain::symbolize::is_plumbing_frame`). The whole stack if every frame is
+/// ...; see `symbolize::is_plumbing_frame`). The whole stack if every frame is
 /// plumbing. Every view that names "who allocated this" starts here.
 pub(crate) fn from_blamed(frames: &[Frame]) -> &[Frame] {
     let start = frames
         .iter()
-        .position(|f| !crate::drain::symbolize::is_plumbing_frame(f))
+        .position(|f| !symbolize::is_plumbing_frame(f))
         .unwrap_or(0);
     &frames[start..]
 }
 
 /// The part of a site's stack a profile or flame graph shows: from the blamed frame (the allocation
 /// plumbing above it left out) to the program's outermost frame (the start-up frames below
-/// it left out: see `drain::symbolize::is_start_up` and the module docs). A stack without a frame of the
+/// it left out: see `symbolize::is_start_up` and the module docs). A stack without a frame of the
 /// program's keeps its frames but the C start-up ones.
 pub(crate) fn shown_stack(frames: &[Frame]) -> &[Frame] {
-    use crate::drain::symbolize::{is_plumbing_frame, is_start_up};
+    use symbolize::{is_plumbing_frame, is_start_up};
     let from = from_blamed(frames);
     let user = from.iter().rposition(|f| !is_plumbing_frame(f));
     let end = match user {

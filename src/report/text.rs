@@ -313,7 +313,7 @@ pub(crate) fn callers_shown(useful: &[Frame]) -> usize {
 /// registry and git checkouts.
 fn is_program_frame(frame: &Frame) -> bool {
     frame.file.as_deref().is_some_and(|file| {
-        !crate::drain::symbolize::is_plumbing(&frame.function)
+        !crate::report::symbolize::is_plumbing(&frame.function)
             && !file.starts_with("/rustc/")
             && !file.contains("/.cargo/registry/")
             && !file.contains("/.cargo/git/")

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::report::Frame;
+use super::Frame;
 use crate::sync::{Mutex, MutexGuard};
 
 /// The cache, behind its own lock: reports symbolize without holding the drain lock, so rings
