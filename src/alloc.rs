@@ -29,7 +29,7 @@ use crate::config::{Config, Sampling};
 use crate::drain;
 use crate::sample::capture::capture;
 use crate::sample::thread::{self, COUNTDOWN, ProfilerScope};
-use crate::state::{self, BUSY, INIT, OFF, ON, UNINIT, now_ns};
+use crate::state::{self, BUSY, Hooks, INIT, OFF, ON, UNINIT, now_ns};
 use crate::sync::Ordering;
 
 /// The allocator. Install it with one line:
@@ -47,21 +47,18 @@ pub struct Heaptide {
     config: Config,
     /// This handle's copy of the sampled range's start, for the free path's test.
     range: RangeFilter,
-}
-
-impl Default for Heaptide {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The profiler's side effects at start-up and after drain passes (`runtime.rs`).
+    hooks: &'static Hooks,
 }
 
 impl Heaptide {
-    /// The default profiler: Poisson sampling with one sample per 512 KiB on average, stacks
-    /// of 32 frames.
-    pub const fn new() -> Self {
+    /// The default profiler, with the side effects `hooks` does (`Heaptide::new` in `lib.rs`
+    /// passes `runtime::HOOKS`).
+    pub(crate) const fn with_hooks(hooks: &'static Hooks) -> Self {
         Self {
             config: Config::DEFAULT,
             range: RangeFilter::new(),
+            hooks,
         }
     }
 
@@ -188,6 +185,7 @@ impl Heaptide {
     #[cold]
     fn init(&self) {
         state::mark_started();
+        state::set_hooks(self.hooks);
         // First, before anything here allocates (reading the environment does): the range must
         // lie above the extents jemalloc maps on its first call.
         let reserved = sampled_arena::reserve_range();
@@ -205,7 +203,7 @@ impl Heaptide {
         } else {
             match reserved.and_then(|()| sampled_arena::create_arena()) {
                 Ok(()) => {
-                    drain::install_fork_handlers();
+                    (self.hooks.before_on)();
                     ON
                 }
                 Err(e) => {
@@ -215,17 +213,8 @@ impl Heaptide {
             }
         };
         INIT.store(state, Ordering::Release);
-        if state == ON {
-            // Allocates (in the profiler scope): fine now that ON is published.
-            crate::dump::install();
-            // The leak detector's settings too, now rather than on the drain thread's first
-            // pass: a fork while another thread was filling a `OnceLock` would leave the child
-            // waiting on it for ever (the fork handlers cover locks, not `OnceLock`s).
-            let _scope = ProfilerScope::enter();
-            crate::analysis::settings::get();
-        }
-        #[cfg(feature = "http")]
-        crate::http::install();
+        // The signal handler, the exit dump, the HTTP server (`runtime.rs`).
+        (self.hooks.started)(state == ON);
     }
 }
 

@@ -379,6 +379,8 @@ mod http;
 #[cfg(not(loom))]
 mod report;
 #[cfg(not(loom))]
+mod runtime;
+#[cfg(not(loom))]
 mod sample;
 #[cfg(not(loom))]
 mod state;
@@ -397,6 +399,24 @@ pub use report::{
 };
 #[cfg(not(loom))]
 pub use report::{OTHER_FRAME, SiteTable};
+
+// The handle is made here, where the allocator (`alloc.rs`) is wired to the side effects it
+// starts (`runtime.rs`), which sit above every other module.
+#[cfg(not(loom))]
+impl Heaptide {
+    /// The default profiler: Poisson sampling with one sample per 512 KiB on average, stacks
+    /// of 32 frames.
+    pub const fn new() -> Self {
+        Self::with_hooks(&runtime::HOOKS)
+    }
+}
+
+#[cfg(not(loom))]
+impl Default for Heaptide {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Takes a heap report now.
 ///

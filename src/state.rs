@@ -8,7 +8,7 @@
 use std::cell::UnsafeCell;
 
 use crate::config::Config;
-use crate::sync::{AtomicU8, AtomicU64, Ordering};
+use crate::sync::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 // === start-up state ===
 
@@ -77,6 +77,52 @@ pub(crate) fn started_ns() -> u64 {
         0 => now_ns(),
         t => t,
     }
+}
+
+// === hooks ===
+
+/// What the allocator and the drain call above themselves: the profiler's side effects, done
+/// by `runtime.rs` (`runtime::HOOKS`), at the top of the module graph. The `Heaptide` handle
+/// carries a reference to them; the first allocation publishes it here ([`set_hooks`]).
+#[derive(Debug)]
+pub(crate) struct Hooks {
+    /// The sampled arena exists and `ON` is about to be published (the fork handlers).
+    pub(crate) before_on: fn(),
+    /// Start-up is over; the argument says whether profiling is on (the dump signal's handler,
+    /// the exit dump, the leak detector's settings, the HTTP server).
+    pub(crate) started: fn(bool),
+    /// After each pass of the drain thread, outside the drain lock (signal dumps, snapshots,
+    /// alerts).
+    pub(crate) after_pass: fn(),
+    /// How long the drain thread may sleep, given its own pace.
+    pub(crate) max_sleep: fn(std::time::Duration) -> std::time::Duration,
+}
+
+/// No side effects: what the drain sees before the allocator started the profiler.
+static NO_HOOKS: Hooks = Hooks {
+    before_on: || {},
+    started: |_| {},
+    after_pass: || {},
+    max_sleep: |pace| pace,
+};
+
+/// The hooks the allocator brought (null until it starts the profiler).
+static HOOKS: AtomicPtr<Hooks> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Publishes the hooks of the handle that starts the profiler.
+pub(crate) fn set_hooks(hooks: &'static Hooks) {
+    HOOKS.store(std::ptr::from_ref(hooks).cast_mut(), Ordering::Release);
+}
+
+/// The hooks in force (none before the allocator started the profiler).
+pub(crate) fn hooks() -> &'static Hooks {
+    let hooks = HOOKS.load(Ordering::Acquire);
+    if hooks.is_null() {
+        return &NO_HOOKS;
+    }
+    // SAFETY: non-null, so it came from a `&'static Hooks` in `set_hooks`; never written
+    // through.
+    unsafe { &*hooks }
 }
 
 // === clock ===

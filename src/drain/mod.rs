@@ -165,7 +165,7 @@ fn run() {
             std::thread::sleep(POLL_SLEEP);
         } else {
             queues::set_polling(false);
-            std::thread::park_timeout(crate::analysis::max_sleep(PASS_INTERVAL));
+            std::thread::park_timeout((crate::state::hooks().max_sleep)(PASS_INTERVAL));
         }
         let start = Instant::now();
         let applied = flush_counting();
@@ -183,8 +183,7 @@ fn run() {
         }
         // Outside the drain lock: a dump takes a report, which takes the lock itself; so do
         // snapshots and the leak detector's alerts.
-        crate::dump::service_signal();
-        crate::analysis::tick();
+        (crate::state::hooks().after_pass)();
         sampled_arena::decay();
     }
 }
@@ -348,95 +347,13 @@ fn release_deferred(mut head: *mut Header) {
 
 // === fork ===
 
-/// The locks heaptide owns, held by the forking thread from its prepare handler to its parent
-/// and child handlers.
-struct ForkLocks {
-    drain: MutexGuard<'static, Option<Aggregate>>,
-    symbols: MutexGuard<'static, Option<crate::report::symbolize::Symbols>>,
-    history: MutexGuard<'static, crate::analysis::history::History>,
-    health: crate::analysis::health::Guard,
-    /// The HTTP endpoints' report cache (a leaf: nothing is taken while it is held).
-    #[cfg(feature = "http")]
-    http_cache: crate::http::ForkLock,
+/// The drain lock, for the fork handlers (`runtime.rs`), which hold it across `fork()`.
+pub(crate) fn fork_lock() -> MutexGuard<'static, Option<Aggregate>> {
+    lock()
 }
 
-struct ForkGuard(std::cell::UnsafeCell<Option<ForkLocks>>);
-// SAFETY: only touched by the forking thread, between its prepare and parent/child handlers.
-unsafe impl Sync for ForkGuard {}
-static FORK_GUARD: ForkGuard = ForkGuard(std::cell::UnsafeCell::new(None));
-
-/// Makes `fork()` safe: every lock heaptide owns is taken before the fork (so the child never
-/// inherits one locked by a thread that does not exist there) and released on both sides; the
-/// child gets a fresh drain thread on its next sample. Rings of the parent's other threads
-/// stay readable in the child; their events are drained there too.
-///
-/// The locks are taken in the order the code nests them: the drain lock (never taken while
-/// one of the others is held), then the symbol cache (which also covers the `backtrace`
-/// crate's global lock: heaptide resolves only under it), the snapshot history and the health
-/// state (both taken while a report holds the symbol cache), then the HTTP endpoints' report
-/// cache (held only to swap a pointer). The settings (`OnceLock`s) are read while heaptide
-/// starts, before the program can fork. jemalloc's own handlers run after
-/// heaptide's prepare handler and before its child handler (they were registered first).
-pub(crate) fn install_fork_handlers() {
-    // SAFETY: registering handlers that are valid `extern "C" fn()` for the life of the process.
-    unsafe {
-        libc::pthread_atfork(
-            Some(before_fork),
-            Some(after_fork_parent),
-            Some(after_fork_child),
-        )
-    };
-}
-
-extern "C" fn before_fork() {
-    let drain = lock();
-    let symbols = crate::report::symbolize::lock();
-    let history = crate::analysis::history::lock();
-    let health = crate::analysis::health::lock();
-    #[cfg(feature = "http")]
-    let http_cache = crate::http::fork_lock();
-    // SAFETY: see `ForkGuard`.
-    unsafe {
-        *FORK_GUARD.0.get() = Some(ForkLocks {
-            drain,
-            symbols,
-            history,
-            health,
-            #[cfg(feature = "http")]
-            http_cache,
-        })
-    };
-}
-
-/// Releases the locks in the reverse order.
-fn release_fork_locks() {
-    // SAFETY: see `ForkGuard`.
-    if let Some(locks) = unsafe { (*FORK_GUARD.0.get()).take() } {
-        let ForkLocks {
-            drain,
-            symbols,
-            history,
-            health,
-            #[cfg(feature = "http")]
-            http_cache,
-        } = locks;
-        #[cfg(feature = "http")]
-        drop(http_cache);
-        drop(health);
-        drop(history);
-        drop(symbols);
-        drop(drain);
-    }
-}
-
-extern "C" fn after_fork_parent() {
-    release_fork_locks();
-}
-
-extern "C" fn after_fork_child() {
-    release_fork_locks();
-    // jemalloc's own child handler has run (it was registered first), so jemalloc is usable.
-    crate::sample::thread::renew_cache_after_fork();
+/// In the child of `fork()`: no drain thread runs there; the next sample starts one.
+pub(crate) fn after_fork_child() {
     queues::set_drain_thread(std::ptr::null_mut());
     STATUS.store(NOT_STARTED, Ordering::Release);
 }
