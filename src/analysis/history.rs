@@ -9,9 +9,9 @@
 
 use std::collections::VecDeque;
 
+use super::memory;
 use crate::drain;
 use crate::drain::aggregate::Aggregate;
-use crate::report::memory;
 use crate::sample::thread::ProfilerScope;
 use crate::state::now_ns;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};

@@ -1,11 +1,12 @@
-//! Analysis of the snapshot history: trends of the process's memory, the leak detector, health
-//! and alerts. Runs on the drain thread (snapshots, alerts) and when a report is built; never on
-//! an allocating thread.
+//! The process's memory, measured ([`memory`]), and the analysis of the snapshot history:
+//! trends of the process's memory, the leak detector, health and alerts. Runs on the drain
+//! thread (snapshots, alerts) and when a report is built; never on an allocating thread.
 
 pub(crate) mod advice;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod leaks;
+pub(crate) mod memory;
 pub(crate) mod pattern;
 pub(crate) mod settings;
 pub(crate) mod trend;

@@ -7,7 +7,6 @@
 mod folded;
 mod html;
 mod mappings;
-pub(crate) mod memory;
 mod pprof;
 pub(crate) mod symbolize;
 pub(crate) mod text;
@@ -30,9 +29,10 @@ use symbolize::Symbols;
 pub use crate::analysis::advice::Recommendation;
 pub use crate::analysis::health::{Alert, AlertKind, Health, HealthStatus};
 pub use crate::analysis::leaks::Leak;
+use crate::analysis::memory;
+pub use crate::analysis::memory::{Jemalloc, Memory};
 pub use crate::analysis::pattern::{Pattern, Severity};
 pub use crate::analysis::trend::Trend;
-pub use memory::{Jemalloc, Memory};
 
 use crate::analysis::{self, leaks::Candidate};
 
