@@ -4,6 +4,7 @@
 //! allocation and free that happened before the call), then copies the top call sites out of
 //! the aggregate with their symbolized frames.
 
+mod advice;
 mod folded;
 mod html;
 mod mappings;
@@ -26,13 +27,13 @@ use crate::drain::aggregate::{
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
 use symbolize::Symbols;
 
-pub use crate::analysis::advice::Recommendation;
 pub use crate::analysis::health::{Alert, AlertKind, Health, HealthStatus};
 pub use crate::analysis::leaks::Leak;
 use crate::analysis::memory;
 pub use crate::analysis::memory::{Jemalloc, Memory};
 pub use crate::analysis::pattern::{Pattern, Severity};
 pub use crate::analysis::trend::Trend;
+pub use advice::Recommendation;
 
 use crate::analysis::{self, leaks::Candidate};
 
@@ -638,7 +639,7 @@ fn take_in_scope() -> Report {
         site.size_histogram = size_histogram(sizes);
         site.lifetime_ns = lifetimes(h);
     }
-    inner.recommendations = analysis::advice::advise(
+    inner.recommendations = advice::advise(
         &inner.memory,
         &inner.sites,
         inner.totals.alloc_count,

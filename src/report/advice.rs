@@ -20,8 +20,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{Memory, Site};
 use crate::config::ByteSize;
-use crate::report::{Memory, Site};
 
 /// A site must make at least this share of all allocations to be told to reuse a buffer.
 pub const SHORT_LIVED_MIN_SHARE: f64 = 0.05;
