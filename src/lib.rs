@@ -385,6 +385,8 @@ mod sample;
 #[cfg(not(loom))]
 mod state;
 #[cfg(not(loom))]
+mod symbolize;
+#[cfg(not(loom))]
 pub mod testing;
 
 #[cfg(not(loom))]

@@ -14,9 +14,9 @@ use crate::analysis::{self, health};
 use crate::drain::{self, aggregate::Aggregate};
 #[cfg(feature = "http")]
 use crate::http;
-use crate::report::symbolize::{self, Symbols};
 use crate::sample::thread::{self, ProfilerScope};
 use crate::state::Hooks;
+use crate::symbolize::{self, Symbols};
 use crate::sync::MutexGuard;
 
 /// What the allocator and the drain call above themselves.

@@ -137,6 +137,23 @@ impl SizeBins {
     }
 }
 
+/// Lifetime percentiles of freed allocations, nanoseconds, weighted by the allocations each
+/// sample stands for. Values are histogram bins: within 1% for the process-wide figures,
+/// within 6.25% per site.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Freed allocations these figures describe (estimated).
+    pub count: u64,
+    /// Median lifetime.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Longest (clamped at about 13 days).
+    pub max: u64,
+}
+
 /// A site's lifetime histogram, sparse: one `u64` per bin in use (the bin's key in the top 16
 /// bits, its count in the low 48, saturating), by key. The bins are those of a one-digit
 /// hdrhistogram (16 per power of two: within 6.25%); [`SiteLifetimes::histogram`] gives the

@@ -9,7 +9,6 @@ mod folded;
 mod html;
 mod mappings;
 mod pprof;
-pub(crate) mod symbolize;
 pub(crate) mod text;
 
 use std::collections::HashMap;
@@ -25,7 +24,6 @@ use crate::drain::aggregate::{
     self, Aggregate, BucketStats, Figures, RatePoint, SIZE_BINS, TableStats,
 };
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
-use symbolize::Symbols;
 
 pub use crate::analysis::health::{Alert, AlertKind, Health, HealthStatus};
 pub use crate::analysis::leaks::Leak;
@@ -33,6 +31,9 @@ use crate::analysis::memory;
 pub use crate::analysis::memory::{Jemalloc, Memory};
 pub use crate::analysis::pattern::{Pattern, Severity};
 pub use crate::analysis::trend::Trend;
+pub use crate::drain::aggregate::Lifetimes;
+pub use crate::symbolize::Frame;
+use crate::symbolize::{self, Symbols, from_blamed};
 pub use advice::Recommendation;
 
 use crate::analysis::{self, leaks::Candidate};
@@ -221,23 +222,6 @@ pub struct Rate {
     pub alloc_count_per_sec: f64,
 }
 
-/// Lifetime percentiles of freed allocations, nanoseconds, weighted by the allocations each
-/// sample stands for. Values are histogram bins: within 1% for the process-wide figures,
-/// within 6.25% per site.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Lifetimes {
-    /// Freed allocations these figures describe (estimated).
-    pub count: u64,
-    /// Median lifetime.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// Longest (clamped at about 13 days).
-    pub max: u64,
-}
-
 /// A bin of a site's size histogram (estimated allocations).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SizeBin {
@@ -296,17 +280,6 @@ pub struct Site {
 /// ([`Report::site_table`]) under their common innermost frames ([`Site::is_other`]).
 pub const OTHER_FRAME: &str = "[heaptide: other call stacks]";
 
-/// One stack frame.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
-pub struct Frame {
-    /// Demangled function name without the hash (or the address, if unknown).
-    pub function: String,
-    /// Source file, if debug info has it.
-    pub file: Option<String>,
-    /// Line, if debug info has it.
-    pub line: Option<u32>,
-}
-
 /// The profiler's own figures.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProfilerStats {
@@ -356,36 +329,6 @@ pub struct ProfilerStats {
     /// endpoints and the alerts).
     #[serde(default)]
     pub reports_built: u64,
-}
-
-/// A stack from the frame a person would blame: without the allocation plumbing on top
-/// (the standard library's frames, by source file or by name: `alloc::`, `core::`, `std::`,
-/// ...; see `symbolize::is_plumbing_frame`). The whole stack if every frame is
-/// plumbing. Every view that names "who allocated this" starts here.
-pub(crate) fn from_blamed(frames: &[Frame]) -> &[Frame] {
-    let start = frames
-        .iter()
-        .position(|f| !symbolize::is_plumbing_frame(f))
-        .unwrap_or(0);
-    &frames[start..]
-}
-
-/// The part of a site's stack a profile or flame graph shows: from the blamed frame (the allocation
-/// plumbing above it left out) to the program's outermost frame (the start-up frames below
-/// it left out: see `symbolize::is_start_up` and the module docs). A stack without a frame of the
-/// program's keeps its frames but the C start-up ones.
-pub(crate) fn shown_stack(frames: &[Frame]) -> &[Frame] {
-    use symbolize::{is_plumbing_frame, is_start_up};
-    let from = from_blamed(frames);
-    let user = from.iter().rposition(|f| !is_plumbing_frame(f));
-    let end = match user {
-        Some(i) => i + 1,
-        None => from
-            .iter()
-            .rposition(|f| !is_start_up(f))
-            .map_or(from.len(), |i| i + 1),
-    };
-    &from[..end]
 }
 
 impl Site {
@@ -447,17 +390,6 @@ impl Report {
     /// Writes the human-readable text report (the same as `Display`).
     pub fn write_text(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         write!(w, "{self}")
-    }
-}
-
-impl std::fmt::Display for Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.function)?;
-        match (&self.file, self.line) {
-            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
-            (Some(file), None) => write!(f, " ({file})"),
-            _ => Ok(()),
-        }
     }
 }
 

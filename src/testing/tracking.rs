@@ -9,9 +9,10 @@ use crate::config::ByteSize;
 use crate::drain;
 use crate::drain::scope::{Held, Scope};
 use crate::report::Frame;
-use crate::report::symbolize::{self, Symbols};
-use crate::report::text::{callers_shown, count, short_frame};
+use crate::report::text::{callers_shown, count};
 use crate::sample::thread::{self, ProfilerScope};
+use crate::symbolize::short_frame;
+use crate::symbolize::{self, Symbols};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Scope ids; 0 means "not tracked".
@@ -64,7 +65,7 @@ impl SiteBytes {
 
     /// The blamed frame and its callers (innermost useful frame first).
     pub fn useful_frames(&self) -> &[Frame] {
-        crate::report::from_blamed(&self.frames)
+        crate::symbolize::from_blamed(&self.frames)
     }
 
     /// Whether any frame's function name contains `needle`.
