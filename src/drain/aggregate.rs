@@ -222,7 +222,7 @@ impl SiteLifetimes {
 /// Power-of-two size bins per site (up to 2^47 bytes; larger sizes land in the last bin).
 pub(crate) const SIZE_BINS: usize = 48;
 
-/// The five size buckets of DESIGN section 5: names and inclusive lower bounds.
+/// The five size buckets of docs/design.md, section 5: names and inclusive lower bounds.
 pub(crate) const BUCKETS: [(&str, u64); 5] = [
     ("tiny", 0),
     ("small", 64),

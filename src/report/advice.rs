@@ -1,5 +1,5 @@
-//! Recommendations beside the leaks (DESIGN section 6): each cites the figure that triggered it
-//! and says no more than that figure does. The rules, with their thresholds:
+//! Recommendations beside the leaks (docs/design.md, section 6): each cites the figure that
+//! triggered it and says no more than that figure does. The rules, with their thresholds:
 //!
 //! - **short-lived allocations** (`reuse_buffer`): a site that made at least
 //!   [`SHORT_LIVED_MIN_SHARE`] of all allocations, whose median lifetime is under
