@@ -16,7 +16,6 @@
 //! waits on the deferred stack. A sample is dropped (and counted) only when memory is short.
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::cell::UnsafeCell;
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
 use std::ffi::CStr;
 use std::ptr;
@@ -24,12 +23,14 @@ use std::ptr;
 use crate::backend::sampled_arena::{self, RangeFilter, Resized, Sampled};
 use crate::backend::{outside, plain};
 use crate::buffer::event::{Event, FRAME_SLOTS, Kind, OWN_FRAMES, OverflowNode};
+use crate::buffer::queues;
 use crate::buffer::registry::Slot;
 use crate::config::{Config, Sampling};
 use crate::drain;
-use crate::sample::capture::{capture, now_ns};
+use crate::sample::capture::capture;
 use crate::sample::thread::{self, COUNTDOWN, ProfilerScope};
-use crate::sync::{AtomicU8, AtomicU64, Ordering};
+use crate::state::{self, BUSY, Hooks, INIT, OFF, ON, UNINIT, now_ns};
+use crate::sync::Ordering;
 
 /// The allocator. Install it with one line:
 ///
@@ -46,21 +47,18 @@ pub struct Heaptide {
     config: Config,
     /// This handle's copy of the sampled range's start, for the free path's test.
     range: RangeFilter,
-}
-
-impl Default for Heaptide {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The profiler's side effects at start-up and after drain passes (`runtime.rs`).
+    hooks: &'static Hooks,
 }
 
 impl Heaptide {
-    /// The default profiler: Poisson sampling with one sample per 512 KiB on average, stacks
-    /// of 32 frames.
-    pub const fn new() -> Self {
+    /// The default profiler, with the side effects `hooks` does (`Heaptide::new` in `lib.rs`
+    /// passes `runtime::HOOKS`).
+    pub(crate) const fn with_hooks(hooks: &'static Hooks) -> Self {
         Self {
             config: Config::DEFAULT,
             range: RangeFilter::new(),
+            hooks,
         }
     }
 
@@ -100,27 +98,6 @@ impl Heaptide {
 
 // === start-up ===
 
-const UNINIT: u8 = 0;
-const BUSY: u8 = 1;
-const ON: u8 = 2;
-const OFF: u8 = 3;
-static INIT: AtomicU8 = AtomicU8::new(UNINIT);
-
-struct ConfigCell(UnsafeCell<Config>);
-// SAFETY: written once by the thread that wins INIT's UNINIT->BUSY transition, before it
-// publishes ON/OFF with Release; read only after an Acquire load sees ON/OFF.
-unsafe impl Sync for ConfigCell {}
-static CONFIG: ConfigCell = ConfigCell(UnsafeCell::new(Config::DEFAULT));
-
-/// The settings in force (the defaults until the first allocation initialises them).
-pub(crate) fn config() -> Config {
-    match INIT.load(Ordering::Acquire) {
-        // SAFETY: see `ConfigCell`.
-        ON | OFF => unsafe { *CONFIG.0.get() },
-        _ => Config::DEFAULT,
-    }
-}
-
 /// Reserves the sampled range when the program is loaded, before jemalloc's own constructor
 /// (`jemalloc_constructor`, a plain `.init_array` entry) initialises jemalloc, which maps the
 /// first extent of arena 0. The reservation then lies above it like above every later mapping,
@@ -157,22 +134,6 @@ static RESERVE_AT_LOAD: extern "C" fn() = {
     reserve_at_load
 };
 
-/// When the allocator started (monotonic ns; 0 before).
-static STARTED_NS: AtomicU64 = AtomicU64::new(0);
-
-/// When the allocator started, monotonic ns (now, if it has not).
-pub(crate) fn started_ns() -> u64 {
-    match STARTED_NS.load(Ordering::Relaxed) {
-        0 => crate::sample::capture::now_ns(),
-        t => t,
-    }
-}
-
-/// Whether sampling is on (after start-up).
-pub(crate) fn is_on() -> bool {
-    INIT.load(Ordering::Acquire) == ON
-}
-
 impl Heaptide {
     /// The config if sampling is on; initialises on first call. `None` means "use the plain
     /// path", and sets the countdown so the thread does not come back needlessly.
@@ -181,8 +142,8 @@ impl Heaptide {
         match INIT.load(Ordering::Acquire) {
             ON => {
                 self.range.sync();
-                // SAFETY: see `ConfigCell`.
-                Some(unsafe { *CONFIG.0.get() })
+                // SAFETY: an Acquire load saw ON.
+                Some(unsafe { state::published_config() })
             }
             OFF => {
                 self.range.rule_out_all();
@@ -201,8 +162,8 @@ impl Heaptide {
                     // exact mode it must be recorded too).
                     self.sync_filter();
                     if INIT.load(Ordering::Acquire) == ON {
-                        // SAFETY: see `ConfigCell`.
-                        return Some(unsafe { *CONFIG.0.get() });
+                        // SAFETY: an Acquire load saw ON.
+                        return Some(unsafe { state::published_config() });
                     }
                 }
                 None
@@ -223,7 +184,8 @@ impl Heaptide {
 
     #[cold]
     fn init(&self) {
-        STARTED_NS.store(crate::sample::capture::now_ns(), Ordering::Relaxed);
+        state::mark_started();
+        state::set_hooks(self.hooks);
         // First, before anything here allocates (reading the environment does): the range must
         // lie above the extents jemalloc maps on its first call.
         let reserved = sampled_arena::reserve_range();
@@ -234,14 +196,14 @@ impl Heaptide {
         let _scope = ProfilerScope::enter();
         let config = self.config.with_env();
         // SAFETY: we won UNINIT->BUSY; no reader looks before ON/OFF is published below.
-        unsafe { *CONFIG.0.get() = config };
+        unsafe { state::set_config(config) };
         let state = if config.sampling == Sampling::Off {
             sampled_arena::release_range();
             OFF
         } else {
             match reserved.and_then(|()| sampled_arena::create_arena()) {
                 Ok(()) => {
-                    drain::install_fork_handlers();
+                    (self.hooks.before_on)();
                     ON
                 }
                 Err(e) => {
@@ -251,17 +213,8 @@ impl Heaptide {
             }
         };
         INIT.store(state, Ordering::Release);
-        if state == ON {
-            // Allocates (in the profiler scope): fine now that ON is published.
-            crate::dump::install();
-            // The leak detector's settings too, now rather than on the drain thread's first
-            // pass: a fork while another thread was filling a `OnceLock` would leave the child
-            // waiting on it for ever (the fork handlers cover locks, not `OnceLock`s).
-            let _scope = ProfilerScope::enter();
-            crate::analysis::settings::get();
-        }
-        #[cfg(feature = "http")]
-        crate::http::install();
+        // The signal handler, the exit dump, the HTTP server (`runtime.rs`).
+        (self.hooks.started)(state == ON);
     }
 }
 
@@ -393,7 +346,7 @@ impl Heaptide {
         let scope = thread::tracking_scope();
         // Threads started inside an all-threads `heaptide::testing` scope join it here.
         #[cfg(not(loom))]
-        let scope = crate::testing::inherit(scope);
+        let scope = thread::inherit(scope);
         if scope != 0 {
             return Some(Decision { config, scope });
         }
@@ -506,7 +459,11 @@ unsafe fn retire_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut 
     if old_id != sampled_arena::RETIRED {
         let secured = {
             let _scope = ProfilerScope::enter();
-            Room::secure(thread::slot(), 1, config().sampling == Sampling::Exact)
+            Room::secure(
+                thread::slot(),
+                1,
+                state::config().sampling == Sampling::Exact,
+            )
         };
         let Some(secured) = secured else {
             // SAFETY: forwarded contract.
@@ -665,13 +622,13 @@ impl<'a> Room<'a> {
                 room.release();
                 break;
             }
-            drain::OVERFLOW_NODES.fetch_add(1, Ordering::Relaxed);
+            queues::OVERFLOW_NODES.fetch_add(1, Ordering::Relaxed);
         }
         if !room.nodes[n - 1].is_null() {
             return Some(room);
         }
-        drain::DROPPED.fetch_add(1, Ordering::Relaxed);
-        drain::wake();
+        queues::DROPPED.fetch_add(1, Ordering::Relaxed);
+        queues::wake();
         None
     }
 
@@ -691,9 +648,9 @@ impl<'a> Room<'a> {
             // SAFETY: the node is fresh memory of the node layout, owned by us until pushed.
             unsafe {
                 ptr::addr_of_mut!((*node).event).write(event);
-                drain::OVERFLOW.push(node);
+                queues::OVERFLOW.push(node);
             }
-            drain::wake();
+            queues::wake();
             return;
         }
         let Some(slot) = self.slot else {
@@ -718,7 +675,7 @@ impl<'a> Room<'a> {
             if !node.is_null() {
                 // SAFETY: made by `raw_alloc` with this layout, never published.
                 unsafe { crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT) };
-                drain::OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
+                queues::OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
                 *node = ptr::null_mut();
             }
         }
@@ -740,7 +697,7 @@ fn push_to_ring(slot: &Slot<Event>, event: Event) -> bool {
     // SAFETY: `slot` is this thread's own (from `thread::slot`), so it is the ring's producer.
     let pushed = unsafe { slot.ring().push(event) }.is_ok();
     if slot.ring().len() * 2 >= slot.ring().capacity() {
-        drain::wake();
+        queues::wake();
     }
     pushed
 }
@@ -798,7 +755,7 @@ unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Out
         // gets its chance; this sample is lost, and counted (a refusal in sampled mode is no
         // loss: the block was not sampled after all, the process is memoryless).
         if decision.exact() || matches!(got, Sampled::Null) {
-            drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+            queues::DROPPED.fetch_add(1, Ordering::Relaxed);
         }
         return Outcome::Plain;
     }
@@ -852,7 +809,7 @@ unsafe fn resample_realloc(
             // moves the block to an ordinary one (sampled mode: this sample is lost, and
             // counted) or to one tracked outside the range (exact mode).
             if !decision.exact() {
-                drain::DROPPED.fetch_add(1, Ordering::Relaxed);
+                queues::DROPPED.fetch_add(1, Ordering::Relaxed);
             }
             Outcome::Plain
         }

@@ -380,7 +380,13 @@ mod http;
 #[cfg(not(loom))]
 mod report;
 #[cfg(not(loom))]
+mod runtime;
+#[cfg(not(loom))]
 mod sample;
+#[cfg(not(loom))]
+mod state;
+#[cfg(not(loom))]
+mod symbolize;
 #[cfg(not(loom))]
 pub mod testing;
 
@@ -396,6 +402,24 @@ pub use report::{
 };
 #[cfg(not(loom))]
 pub use report::{OTHER_FRAME, SiteTable};
+
+// The handle is made here, where the allocator (`alloc.rs`) is wired to the side effects it
+// starts (`runtime.rs`), which sit above every other module.
+#[cfg(not(loom))]
+impl Heaptide {
+    /// The default profiler: Poisson sampling with one sample per 512 KiB on average, stacks
+    /// of 32 frames.
+    pub const fn new() -> Self {
+        Self::with_hooks(&runtime::HOOKS)
+    }
+}
+
+#[cfg(not(loom))]
+impl Default for Heaptide {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Takes a heap report now.
 ///
@@ -491,7 +515,7 @@ pub fn snapshot_at(at: std::time::Duration) {
 #[cfg(not(loom))]
 pub fn set_snapshot_interval(interval: std::time::Duration) {
     analysis::settings::set_interval(interval);
-    drain::wake();
+    buffer::queues::wake();
 }
 
 /// Registers a callback for alerts (replacing an earlier one): a health status change, or a
@@ -515,7 +539,7 @@ pub fn on_alert(callback: impl Fn(&Alert) + Send + Sync + 'static) {
 /// The settings in force (defaults until the first allocation has read the environment).
 #[cfg(not(loom))]
 pub fn config() -> Config {
-    alloc::config()
+    state::config()
 }
 
 /// Starts an HTTP server on `addr` (feature `http`; see [HTTP server](crate#http-server)) and

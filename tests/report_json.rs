@@ -94,7 +94,8 @@ fn json_has_the_documented_paths_and_true_values() {
     assert!(u(&v, "totals.live_count") >= 100);
     assert!(u(&v, "totals.live_bytes") >= kept_bytes);
 
-    // Size buckets: the five of DESIGN section 5, in order, and the workload in the right ones.
+    // Size buckets: the five of docs/design.md (section 5), in order, and the workload in the
+    // right ones.
     let buckets = at(&v, "size_buckets").as_array().unwrap();
     let names: Vec<&str> = buckets
         .iter()

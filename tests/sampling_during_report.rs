@@ -32,8 +32,8 @@ fn allocating_thread_keeps_its_samples_while_a_report_is_built() {
     // report holds the drain lock while it symbolizes (the first report of a process loads
     // debug info: about a second in a debug build), and meanwhile the ring fills and every
     // further sample is dropped: the estimate of a site that allocates during a report is too
-    // low by the share of the time the report took. Dropped samples are counted, but DESIGN
-    // section 3 asks for estimates that converge to the truth.
+    // low by the share of the time the report took. Dropped samples are counted, but estimates
+    // must converge to the truth (docs/design.md, section 3).
     let report_done = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicBool::new(false));
     let worker = {

@@ -24,9 +24,9 @@ fn tdr_thread_work(i: usize) {
 fn ring_slots_are_reused_while_a_report_is_built() {
     // Threads come and go in batches of 8, as in a server that spawns a thread per request.
     // Each exiting thread gives its ring slot back; the drain empties it and marks it free for
-    // the next thread. DESIGN section 4: rings of exited threads are drained, then reused;
-    // ring memory is bounded. Taking a report must not suspend that: every ring slot ever
-    // created stays allocated (about 76 KiB of ring each) for the life of the process.
+    // the next thread. docs/design.md, section 4: rings of exited threads are drained, then
+    // reused; ring memory is bounded. Taking a report must not suspend that: every ring slot
+    // ever created stays allocated (about 76 KiB of ring each) for the life of the process.
     let stop = Arc::new(AtomicBool::new(false));
     let batches = Arc::new(AtomicUsize::new(0));
     let churner = {

@@ -175,7 +175,7 @@ fn leak_summary(leak: &Leak) -> String {
 fn leak_site_name(leak: &Leak) -> String {
     leak.blamed_frame().map_or_else(
         || format!("site {}", leak.site_id),
-        |f| crate::report::text::short_frame(f).to_string(),
+        |f| crate::symbolize::short_frame(f).to_string(),
     )
 }
 

@@ -9,11 +9,11 @@
 
 use std::collections::VecDeque;
 
+use super::memory;
 use crate::drain;
 use crate::drain::aggregate::Aggregate;
-use crate::report::memory;
-use crate::sample::capture::now_ns;
 use crate::sample::thread::ProfilerScope;
+use crate::state::now_ns;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// Sites kept per snapshot (16 bytes each: 500 snapshots take at most 2 MiB).

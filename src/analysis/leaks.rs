@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::history::History;
 use super::pattern::{Pattern, Severity, Verdict, classify};
 use super::trend::{Point, Trend, trend};
-use crate::report::{Frame, Lifetimes};
+use crate::drain::aggregate::Lifetimes;
+use crate::symbolize::Frame;
 
 /// A call site whose live memory keeps growing: a leak candidate, with the evidence.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -122,7 +123,7 @@ impl Leak {
     pub fn blamed_frame(&self) -> Option<&Frame> {
         self.blamed
             .as_ref()
-            .or_else(|| crate::report::from_blamed(&self.frames).first())
+            .or_else(|| crate::symbolize::from_blamed(&self.frames).first())
     }
 }
 
@@ -136,7 +137,7 @@ impl Judged {
     pub(crate) fn leak(&self, site_id: u64, frames: Vec<Frame>, live_bytes: u64) -> Leak {
         Leak {
             site_id,
-            blamed: crate::report::from_blamed(&frames).first().cloned(),
+            blamed: crate::symbolize::from_blamed(&frames).first().cloned(),
             frames,
             live_bytes,
             live_samples: self.live_samples,

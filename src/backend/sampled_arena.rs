@@ -12,7 +12,7 @@
 //! for that block, never wrong. jemalloc still does the size classes, slabs, in-place growth
 //! and reuse inside the range.
 //!
-//! Rules learned the hard way (see DESIGN section 2) and kept here:
+//! Rules learned the hard way (see docs/design.md, section 2) and kept here:
 //! - the reservation is never unmapped in part: a reused hole would make ordinary memory look
 //!   sampled. `dalloc` and `decommit` opt out (return `true`), purges use `madvise`;
 //! - hooks run on any thread, jemalloc's background thread included, and must not allocate:
@@ -90,18 +90,6 @@ pub(crate) struct Header {
 }
 
 const _: () = assert!(size_of::<Header>() == HEADER_BYTES);
-
-// SAFETY: `set_next`/`next` touch only the `next` field.
-unsafe impl crate::buffer::stack::Node for Header {
-    unsafe fn set_next(this: *mut Self, next: *mut Self) {
-        // SAFETY: the caller owns the block.
-        unsafe { (*this).next = next }
-    }
-    unsafe fn next(this: *const Self) -> *mut Self {
-        // SAFETY: the caller owns the block.
-        unsafe { (*this).next }
-    }
-}
 
 /// The reserved range and the arena. `len == 0` means "no range": nothing is sampled-looking.
 #[repr(C, align(64))]
@@ -291,7 +279,7 @@ pub(crate) fn decay() {
     if RANGE.len.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let now = crate::sample::capture::now_ns() as usize;
+    let now = crate::state::now_ns() as usize;
     let last = LAST_DECAY_NS.load(Ordering::Relaxed);
     if now.saturating_sub(last) < 1_000_000_000 {
         return;

@@ -107,6 +107,20 @@ impl<N: Node> Iterator for Taken<N> {
     }
 }
 
+// The sampled arena's blocks wait on the deferred-free stack through their header's `next`.
+#[cfg(not(loom))]
+// SAFETY: `set_next`/`next` touch only the `next` field.
+unsafe impl Node for crate::backend::sampled_arena::Header {
+    unsafe fn set_next(this: *mut Self, next: *mut Self) {
+        // SAFETY: the caller owns the block.
+        unsafe { (*this).next = next }
+    }
+    unsafe fn next(this: *const Self) -> *mut Self {
+        // SAFETY: the caller owns the block.
+        unsafe { (*this).next }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -137,6 +137,23 @@ impl SizeBins {
     }
 }
 
+/// Lifetime percentiles of freed allocations, nanoseconds, weighted by the allocations each
+/// sample stands for. Values are histogram bins: within 1% for the process-wide figures,
+/// within 6.25% per site.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Freed allocations these figures describe (estimated).
+    pub count: u64,
+    /// Median lifetime.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Longest (clamped at about 13 days).
+    pub max: u64,
+}
+
 /// A site's lifetime histogram, sparse: one `u64` per bin in use (the bin's key in the top 16
 /// bits, its count in the low 48, saturating), by key. The bins are those of a one-digit
 /// hdrhistogram (16 per power of two: within 6.25%); [`SiteLifetimes::histogram`] gives the
@@ -205,7 +222,7 @@ impl SiteLifetimes {
 /// Power-of-two size bins per site (up to 2^47 bytes; larger sizes land in the last bin).
 pub(crate) const SIZE_BINS: usize = 48;
 
-/// The five size buckets of DESIGN section 5: names and inclusive lower bounds.
+/// The five size buckets of docs/design.md, section 5: names and inclusive lower bounds.
 pub(crate) const BUCKETS: [(&str, u64); 5] = [
     ("tiny", 0),
     ("small", 64),
@@ -348,7 +365,7 @@ impl Aggregate {
             alloc_bytes: 0.0,
             buckets: [BucketStats::default(); 5],
             lifetimes: lifetime_histogram(2),
-            started_ns: crate::alloc::started_ns(),
+            started_ns: crate::state::started_ns(),
             rate_points: VecDeque::new(),
             scopes: HashMap::default(),
         }

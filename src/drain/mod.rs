@@ -9,23 +9,17 @@
 pub(crate) mod aggregate;
 pub(crate) mod ledger;
 pub(crate) mod scope;
-pub(crate) mod symbolize;
 
 use std::time::{Duration, Instant};
 
 use crate::backend::sampled_arena::{self, Header};
 use crate::buffer::event::{Event, OverflowNode};
-use crate::buffer::registry::Registry;
-use crate::buffer::stack::{Node, Stack};
+use crate::buffer::queues::{self, DEFERRED, OVERFLOW, OVERFLOW_NODES, REGISTRY, wake};
+use crate::buffer::stack::Node;
 use crate::sample::thread::ProfilerScope;
-use crate::sync::{
-    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering,
-};
+use crate::sync::{AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use aggregate::Aggregate;
-
-/// Events per thread ring. 128 x ~600 B = 76 KiB per sampling thread.
-pub(crate) const RING_CAPACITY: usize = 128;
 
 /// How often the drain wakes by itself.
 const PASS_INTERVAL: Duration = Duration::from_millis(100);
@@ -35,14 +29,6 @@ const POLL_RATE_NS: u128 = 1_000;
 const POLL_GRACE: Duration = Duration::from_micros(200);
 /// The drain thread's sleep between polls.
 const POLL_SLEEP: Duration = Duration::from_micros(20);
-/// Whether the drain thread is polling: producers need not wake it.
-static POLLING: AtomicBool = AtomicBool::new(false);
-
-static REGISTRY: Registry<Event> = Registry::new(RING_CAPACITY);
-/// Sampled blocks freed while their thread's ring was full or gone; released by the drain.
-pub(crate) static DEFERRED: Stack<Header> = Stack::new();
-/// Exact mode: allocation events that did not fit in their ring.
-pub(crate) static OVERFLOW: Stack<OverflowNode> = Stack::new();
 /// Bytes of the blocks on [`DEFERRED`] (their frees not yet recorded, so not yet given back).
 pub(crate) static DEFERRED_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// The deferred stack's mark: a thread whose free finds this many bytes waiting helps the
@@ -85,13 +71,6 @@ pub(crate) unsafe fn defer(header: *mut Header) {
 /// Times a thread found a backlog at its mark ([`backpressure`], [`defer`]) and waited for the
 /// drain: how often the program ran ahead of the profiler.
 pub(crate) static WAITS: AtomicU64 = AtomicU64::new(0);
-
-/// Samples not taken because memory was short (no overflow node, or the sampled arena could not
-/// serve the block). A full ring never drops a sample: see [`backpressure`].
-pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
-/// Overflow nodes not yet consumed by the drain: events that found their thread's ring full
-/// (or the thread without one).
-pub(crate) static OVERFLOW_NODES: AtomicUsize = AtomicUsize::new(0);
 /// Sampled mode's backlog mark: a thread that finds this many overflow nodes waiting (about
 /// 600 KiB) helps the drain or yields until the backlog is under it. See [`backpressure`].
 pub(crate) const SAMPLED_BACKLOG_MARK: usize = 1024;
@@ -124,27 +103,6 @@ const STARTING: u8 = 1;
 const RUNNING: u8 = 2;
 const FAILED: u8 = 3;
 static STATUS: AtomicU8 = AtomicU8::new(NOT_STARTED);
-/// The drain thread's handle (leaked box), for `unpark`. Null until it runs.
-static THREAD: AtomicPtr<std::thread::Thread> = AtomicPtr::new(std::ptr::null_mut());
-
-/// The global ring registry.
-pub(crate) fn registry() -> &'static Registry<Event> {
-    &REGISTRY
-}
-
-/// Wakes the drain thread if it is parked (not if it is polling: see [`run`]). Lock-free; safe
-/// from any thread, any time.
-pub(crate) fn wake() {
-    if POLLING.load(Ordering::Relaxed) {
-        return;
-    }
-    let t = THREAD.load(Ordering::Acquire);
-    if !t.is_null() {
-        // SAFETY: the box is leaked on purpose and never freed.
-        unsafe { (*t).unpark() };
-    }
-}
-
 /// Starts the drain thread if it is not running. Called on the sampling path inside a
 /// profiler scope; spawning allocates, which the scope keeps out of the user's numbers.
 pub(crate) fn ensure_started() {
@@ -223,10 +181,9 @@ pub(crate) fn spawn_profiler_thread(
     Ok(())
 }
 
-/// The drain thread's body: publishes its handle for [`wake`], then [`run`]s.
+/// The drain thread's body: publishes its handle for [`queues::wake`], then [`run`]s.
 fn drain_thread() {
-    let t = Box::into_raw(Box::new(std::thread::current()));
-    THREAD.store(t, Ordering::Release);
+    queues::set_drain_thread(Box::into_raw(Box::new(std::thread::current())));
     run();
 }
 
@@ -249,11 +206,11 @@ fn run() {
     loop {
         let polling = last_fast.is_some_and(|t| last_end.duration_since(t) < POLL_GRACE);
         if polling {
-            POLLING.store(true, Ordering::Relaxed);
+            queues::set_polling(true);
             std::thread::sleep(POLL_SLEEP);
         } else {
-            POLLING.store(false, Ordering::Relaxed);
-            std::thread::park_timeout(crate::analysis::max_sleep(PASS_INTERVAL));
+            queues::set_polling(false);
+            std::thread::park_timeout((crate::state::hooks().max_sleep)(PASS_INTERVAL));
         }
         let start = Instant::now();
         let applied = flush_counting();
@@ -271,8 +228,7 @@ fn run() {
         }
         // Outside the drain lock: a dump takes a report, which takes the lock itself; so do
         // snapshots and the leak detector's alerts.
-        crate::dump::service_signal();
-        crate::analysis::tick();
+        (crate::state::hooks().after_pass)();
         sampled_arena::decay();
     }
 }
@@ -332,7 +288,7 @@ fn flushed_under<R>(
     let _scope = ProfilerScope::enter();
     let agg = state.get_or_insert_with(new_aggregate);
     let (deferred, applied) = pass(agg);
-    agg.tick(crate::sample::capture::now_ns());
+    agg.tick(crate::state::now_ns());
     let result = f(agg);
     drop(state);
     release_deferred(deferred);
@@ -355,7 +311,7 @@ fn flush_counting() -> Option<usize> {
 }
 
 fn new_aggregate() -> Aggregate {
-    let config = crate::alloc::config();
+    let config = crate::state::config();
     Aggregate::new(config.sampling.mean_bytes(), config.site_budget)
 }
 
@@ -437,95 +393,13 @@ fn release_deferred(mut head: *mut Header) {
 
 // === fork ===
 
-/// The locks heaptide owns, held by the forking thread from its prepare handler to its parent
-/// and child handlers.
-struct ForkLocks {
-    drain: MutexGuard<'static, Option<Aggregate>>,
-    symbols: MutexGuard<'static, Option<symbolize::Symbols>>,
-    history: MutexGuard<'static, crate::analysis::history::History>,
-    health: crate::analysis::health::Guard,
-    /// The HTTP endpoints' report cache (a leaf: nothing is taken while it is held).
-    #[cfg(feature = "http")]
-    http_cache: crate::http::ForkLock,
+/// The drain lock, for the fork handlers (`runtime.rs`), which hold it across `fork()`.
+pub(crate) fn fork_lock() -> MutexGuard<'static, Option<Aggregate>> {
+    lock()
 }
 
-struct ForkGuard(std::cell::UnsafeCell<Option<ForkLocks>>);
-// SAFETY: only touched by the forking thread, between its prepare and parent/child handlers.
-unsafe impl Sync for ForkGuard {}
-static FORK_GUARD: ForkGuard = ForkGuard(std::cell::UnsafeCell::new(None));
-
-/// Makes `fork()` safe: every lock heaptide owns is taken before the fork (so the child never
-/// inherits one locked by a thread that does not exist there) and released on both sides; the
-/// child gets a fresh drain thread on its next sample. Rings of the parent's other threads
-/// stay readable in the child; their events are drained there too.
-///
-/// The locks are taken in the order the code nests them: the drain lock (never taken while
-/// one of the others is held), then the symbol cache (which also covers the `backtrace`
-/// crate's global lock: heaptide resolves only under it), the snapshot history and the health
-/// state (both taken while a report holds the symbol cache), then the HTTP endpoints' report
-/// cache (held only to swap a pointer). The settings (`OnceLock`s) are read while heaptide
-/// starts, before the program can fork. jemalloc's own handlers run after
-/// heaptide's prepare handler and before its child handler (they were registered first).
-pub(crate) fn install_fork_handlers() {
-    // SAFETY: registering handlers that are valid `extern "C" fn()` for the life of the process.
-    unsafe {
-        libc::pthread_atfork(
-            Some(before_fork),
-            Some(after_fork_parent),
-            Some(after_fork_child),
-        )
-    };
-}
-
-extern "C" fn before_fork() {
-    let drain = lock();
-    let symbols = symbolize::lock();
-    let history = crate::analysis::history::lock();
-    let health = crate::analysis::health::lock();
-    #[cfg(feature = "http")]
-    let http_cache = crate::http::fork_lock();
-    // SAFETY: see `ForkGuard`.
-    unsafe {
-        *FORK_GUARD.0.get() = Some(ForkLocks {
-            drain,
-            symbols,
-            history,
-            health,
-            #[cfg(feature = "http")]
-            http_cache,
-        })
-    };
-}
-
-/// Releases the locks in the reverse order.
-fn release_fork_locks() {
-    // SAFETY: see `ForkGuard`.
-    if let Some(locks) = unsafe { (*FORK_GUARD.0.get()).take() } {
-        let ForkLocks {
-            drain,
-            symbols,
-            history,
-            health,
-            #[cfg(feature = "http")]
-            http_cache,
-        } = locks;
-        #[cfg(feature = "http")]
-        drop(http_cache);
-        drop(health);
-        drop(history);
-        drop(symbols);
-        drop(drain);
-    }
-}
-
-extern "C" fn after_fork_parent() {
-    release_fork_locks();
-}
-
-extern "C" fn after_fork_child() {
-    release_fork_locks();
-    // jemalloc's own child handler has run (it was registered first), so jemalloc is usable.
-    crate::sample::thread::renew_cache_after_fork();
-    THREAD.store(std::ptr::null_mut(), Ordering::Release);
+/// In the child of `fork()`: no drain thread runs there; the next sample starts one.
+pub(crate) fn after_fork_child() {
+    queues::set_drain_thread(std::ptr::null_mut());
     STATUS.store(NOT_STARTED, Ordering::Release);
 }

@@ -93,7 +93,7 @@ pub(crate) fn service_signal() {
     if !signal::pending() {
         return;
     }
-    let now = crate::sample::capture::now_ns();
+    let now = crate::state::now_ns();
     let last = LAST_SIGNAL_DUMP_NS.load(Ordering::Relaxed);
     if last != 0 && now.saturating_sub(last) < SIGNAL_DUMP_GAP.as_nanos() as u64 {
         return;

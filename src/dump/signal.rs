@@ -41,7 +41,7 @@ fn on_signal() {
     // systems: async-signal-safe. Elsewhere the drain notices the flag at its next periodic
     // pass (within 100 ms) instead.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    crate::drain::wake();
+    crate::buffer::queues::wake();
 }
 
 /// Whether a dump was asked for and not yet taken (does not clear the request).

@@ -24,14 +24,14 @@ pub(crate) struct Purged {
 /// Purges every arena; `None` if jemalloc refused (e.g. built without the control, or not the
 /// allocator).
 pub(crate) fn purge_all() -> Option<Purged> {
-    let before = crate::report::memory::snapshot();
+    let before = crate::analysis::memory::snapshot();
     let started = std::time::Instant::now();
     let purged = crate::backend::ctl::purge_all_arenas();
     let seconds = started.elapsed().as_secs_f64();
     if !purged {
         return None;
     }
-    let after = crate::report::memory::snapshot();
+    let after = crate::analysis::memory::snapshot();
     Some(Purged {
         resident_bytes_before: before.jemalloc.resident,
         resident_bytes_after: after.jemalloc.resident,

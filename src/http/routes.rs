@@ -271,7 +271,7 @@ pub(crate) struct Cached {
 
 /// The latest report built for requests.
 static CACHE: Mutex<Option<Arc<Cached>>> = Mutex::new(None);
-/// The report cache's lock, held across `fork()` (see `drain::install_fork_handlers`).
+/// The report cache's lock, held across `fork()` (see `runtime::install_fork_handlers`).
 pub(crate) type ForkLock = crate::sync::MutexGuard<'static, Option<Arc<Cached>>>;
 
 /// Takes the report cache's lock for `fork()`.

@@ -53,11 +53,11 @@ impl Report {
     }
 }
 
-/// A site's stack as profiles show it ([`super::shown_stack`]: from the blamed frame to the
+/// A site's stack as profiles show it ([`crate::symbolize::shown_stack`]: from the blamed frame to the
 /// program's outermost, without the allocation plumbing above or the process start-up below),
 /// outermost first, names joined with `;`.
 fn folded_stack(site: &Site) -> String {
-    let frames = super::shown_stack(&site.frames);
+    let frames = crate::symbolize::shown_stack(&site.frames);
     if frames.is_empty() {
         return "<unknown>".to_string();
     }

@@ -37,7 +37,7 @@ use super::{
     Alert, Frame, Health, Leak, Lifetimes, Memory, Pattern, ProfilerStats, Rates, Recommendation,
     Report, Severity, Site, SizeBucket, Totals, Trends,
 };
-use crate::drain::symbolize::is_plumbing_frame;
+use crate::symbolize::is_plumbing_frame;
 
 /// Version of the data block's shape.
 const FORMAT: u32 = 1;
@@ -235,7 +235,7 @@ impl<'a> FrameTable<'a> {
 
 /// Position of the frame a person would blame (as [`Site::blamed_frame`]).
 fn blamed(frames: &[Frame]) -> usize {
-    frames.len() - super::from_blamed(frames).len()
+    frames.len() - crate::symbolize::from_blamed(frames).len()
 }
 
 /// Indices of at most `limit` of `n` points, in order: each stretch of `n / limit` points keeps

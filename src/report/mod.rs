@@ -4,10 +4,10 @@
 //! allocation and free that happened before the call), then copies the top call sites out of
 //! the aggregate with their symbolized frames.
 
+mod advice;
 mod folded;
 mod html;
 mod mappings;
-pub(crate) mod memory;
 mod pprof;
 pub(crate) mod text;
 
@@ -17,20 +17,24 @@ use std::sync::Arc;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::buffer::queues;
 use crate::config::Sampling;
 use crate::drain;
 use crate::drain::aggregate::{
     self, Aggregate, BucketStats, Figures, RatePoint, SIZE_BINS, TableStats,
 };
-use crate::drain::symbolize::{self, Symbols};
 use crate::sample::thread::{OVERHEAD, ProfilerScope};
 
-pub use crate::analysis::advice::Recommendation;
 pub use crate::analysis::health::{Alert, AlertKind, Health, HealthStatus};
 pub use crate::analysis::leaks::Leak;
+use crate::analysis::memory;
+pub use crate::analysis::memory::{Jemalloc, Memory};
 pub use crate::analysis::pattern::{Pattern, Severity};
 pub use crate::analysis::trend::Trend;
-pub use memory::{Jemalloc, Memory};
+pub use crate::drain::aggregate::Lifetimes;
+pub use crate::symbolize::Frame;
+use crate::symbolize::{self, Symbols, from_blamed};
+pub use advice::Recommendation;
 
 use crate::analysis::{self, leaks::Candidate};
 
@@ -218,23 +222,6 @@ pub struct Rate {
     pub alloc_count_per_sec: f64,
 }
 
-/// Lifetime percentiles of freed allocations, nanoseconds, weighted by the allocations each
-/// sample stands for. Values are histogram bins: within 1% for the process-wide figures,
-/// within 6.25% per site.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Lifetimes {
-    /// Freed allocations these figures describe (estimated).
-    pub count: u64,
-    /// Median lifetime.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// Longest (clamped at about 13 days).
-    pub max: u64,
-}
-
 /// A bin of a site's size histogram (estimated allocations).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SizeBin {
@@ -293,17 +280,6 @@ pub struct Site {
 /// ([`Report::site_table`]) under their common innermost frames ([`Site::is_other`]).
 pub const OTHER_FRAME: &str = "[heaptide: other call stacks]";
 
-/// One stack frame.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
-pub struct Frame {
-    /// Demangled function name without the hash (or the address, if unknown).
-    pub function: String,
-    /// Source file, if debug info has it.
-    pub file: Option<String>,
-    /// Line, if debug info has it.
-    pub line: Option<u32>,
-}
-
 /// The profiler's own figures.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProfilerStats {
@@ -359,36 +335,6 @@ pub struct ProfilerStats {
     /// endpoints and the alerts).
     #[serde(default)]
     pub reports_built: u64,
-}
-
-/// A stack from the frame a person would blame: without the allocation plumbing on top
-/// (the standard library's frames, by source file or by name: `alloc::`, `core::`, `std::`,
-/// ...; see `drain::symbolize::is_plumbing_frame`). The whole stack if every frame is
-/// plumbing. Every view that names "who allocated this" starts here.
-pub(crate) fn from_blamed(frames: &[Frame]) -> &[Frame] {
-    let start = frames
-        .iter()
-        .position(|f| !crate::drain::symbolize::is_plumbing_frame(f))
-        .unwrap_or(0);
-    &frames[start..]
-}
-
-/// The part of a site's stack a profile or flame graph shows: from the blamed frame (the allocation
-/// plumbing above it left out) to the program's outermost frame (the start-up frames below
-/// it left out: see `drain::symbolize::is_start_up` and the module docs). A stack without a frame of the
-/// program's keeps its frames but the C start-up ones.
-pub(crate) fn shown_stack(frames: &[Frame]) -> &[Frame] {
-    use crate::drain::symbolize::{is_plumbing_frame, is_start_up};
-    let from = from_blamed(frames);
-    let user = from.iter().rposition(|f| !is_plumbing_frame(f));
-    let end = match user {
-        Some(i) => i + 1,
-        None => from
-            .iter()
-            .rposition(|f| !is_start_up(f))
-            .map_or(from.len(), |i| i + 1),
-    };
-    &from[..end]
 }
 
 impl Site {
@@ -450,17 +396,6 @@ impl Report {
     /// Writes the human-readable text report (the same as `Display`).
     pub fn write_text(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         write!(w, "{self}")
-    }
-}
-
-impl std::fmt::Display for Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.function)?;
-        match (&self.file, self.line) {
-            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
-            (Some(file), None) => write!(f, " ({file})"),
-            _ => Ok(()),
-        }
     }
 }
 
@@ -536,8 +471,8 @@ fn summary_in_scope() -> Report {
         .collect();
     leaks.sort_by(|a, b| b.growth_bytes_per_hour.total_cmp(&a.growth_bytes_per_hour));
     let health = analysis::health::assess(memory.rss_bytes, rss.as_ref(), &leaks, settings);
-    let sampling = if crate::alloc::is_on() {
-        crate::alloc::config().sampling
+    let sampling = if crate::state::is_on() {
+        crate::state::config().sampling
     } else {
         Sampling::Off
     };
@@ -625,7 +560,7 @@ fn take_in_scope() -> Report {
         drop(snapshot);
         built
     };
-    let now = crate::sample::capture::now_ns();
+    let now = crate::state::now_ns();
     let (ages, details) = drain::with_flushed(|agg| {
         let ages = if leak_sites.is_empty() {
             Vec::new()
@@ -642,7 +577,7 @@ fn take_in_scope() -> Report {
         site.size_histogram = size_histogram(sizes);
         site.lifetime_ns = lifetimes(h);
     }
-    inner.recommendations = analysis::advice::advise(
+    inner.recommendations = advice::advise(
         &inner.memory,
         &inner.sites,
         inner.totals.alloc_count,
@@ -750,7 +685,7 @@ impl Snapshot {
             alloc_bytes: agg.alloc_bytes,
             started_ns: agg.started_ns,
             oldest_rate_point: agg.rate_points.front().copied(),
-            now_ns: crate::sample::capture::now_ns(),
+            now_ns: crate::state::now_ns(),
             table: agg.table(),
         }
     }
@@ -817,20 +752,20 @@ impl Snapshot {
         let arena_slack = arena_resident.saturating_sub(self.live_sample_bytes + header_bytes);
         ProfilerStats {
             samples: self.samples,
-            dropped: drain::DROPPED.load(crate::sync::Ordering::Relaxed),
+            dropped: queues::DROPPED.load(crate::sync::Ordering::Relaxed),
             overhead_bytes: OVERHEAD.live_bytes_now()
                 + header_bytes
                 + arena_slack
                 + crate::backend::sampled_arena::cache_bytes() as u64,
-            thread_slots: drain::registry().slots() as u64,
+            thread_slots: queues::registry().slots() as u64,
             live_samples: self.live_samples as u64,
             pending_frees: self.pending_frees as u64,
             symbols_cached: symbols_cached as u64,
-            ring_bytes: drain::registry().memory_bytes() as u64,
+            ring_bytes: queues::registry().memory_bytes() as u64,
             reserved_bytes: crate::backend::sampled_arena::reserved_bytes() as u64,
             sampled_arena_bytes: crate::backend::sampled_arena::committed_bytes() as u64,
             sampled_arena_resident_bytes: arena_resident,
-            rings_freed: drain::registry().reclaimed() as u64,
+            rings_freed: queues::registry().reclaimed() as u64,
             backlog_waits: drain::WAITS.load(crate::sync::Ordering::Relaxed),
             stack_walker: crate::sample::capture::WALKER.to_string(),
             reports_built: REPORTS_BUILT.load(crate::sync::Ordering::Relaxed),
@@ -984,8 +919,8 @@ fn build(
     memory: Memory,
     symbols: &mut Symbols,
 ) -> (Report, Vec<Vec<u32>>, Vec<Vec<u32>>) {
-    let config = crate::alloc::config();
-    let sampling = if crate::alloc::is_on() {
+    let config = crate::state::config();
+    let sampling = if crate::state::is_on() {
         config.sampling
     } else {
         Sampling::Off

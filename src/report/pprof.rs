@@ -98,7 +98,7 @@ impl Report {
             let location_id = if site.frames.is_empty() {
                 vec![b.location(&unknown)]
             } else {
-                super::shown_stack(&site.frames)
+                crate::symbolize::shown_stack(&site.frames)
                     .iter()
                     .map(|f| b.location(f))
                     .collect()

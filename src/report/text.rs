@@ -2,11 +2,10 @@
 
 use std::fmt;
 
-use std::borrow::Cow;
-
 use super::{Frame, Report, Site};
 use crate::analysis::pattern::{MIN_POINTS, Pattern};
 use crate::config::ByteSize;
+use crate::symbolize::short_frame;
 
 /// How many sites each table shows.
 const ROWS: usize = 10;
@@ -230,7 +229,7 @@ fn table(
         } else {
             100.0 * bytes as f64 / total as f64
         };
-        let useful = super::from_blamed(&site.frames);
+        let useful = crate::symbolize::from_blamed(&site.frames);
         let head = useful
             .first()
             .map_or_else(|| "<unknown>".to_string(), |fr| short_frame(fr).to_string());
@@ -324,63 +323,11 @@ pub(crate) fn callers_shown(useful: &[Frame]) -> usize {
 /// registry and git checkouts.
 fn is_program_frame(frame: &Frame) -> bool {
     frame.file.as_deref().is_some_and(|file| {
-        !crate::drain::symbolize::is_plumbing(&frame.function)
+        !crate::symbolize::is_plumbing(&frame.function)
             && !file.starts_with("/rustc/")
             && !file.contains("/.cargo/registry/")
             && !file.contains("/.cargo/git/")
     })
-}
-
-/// A frame as a person reads it: the function, then the file shortened by [`short_path`] and
-/// the line.
-pub(crate) fn short_frame(frame: &Frame) -> impl fmt::Display + '_ {
-    struct Short<'a>(&'a Frame);
-    impl fmt::Display for Short<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(&self.0.function)?;
-            match (&self.0.file, self.0.line) {
-                (Some(file), Some(line)) => write!(f, " ({}:{line})", short_path(file)),
-                (Some(file), None) => write!(f, " ({})", short_path(file)),
-                _ => Ok(()),
-            }
-        }
-    }
-    Short(frame)
-}
-
-/// A source path as a person reads it:
-/// - the standard library: `/rustc/<hash>/library/std/src/x.rs` -> `library/std/src/x.rs`;
-/// - a registry crate:
-///   `~/.cargo/registry/src/index.crates.io-<hash>/serde-1.0.1/src/x.rs` -> `serde-1.0.1/src/x.rs`;
-/// - a git dependency: `~/.cargo/git/checkouts/<repo>-<hash>/<rev>/src/x.rs` -> `<repo>/src/x.rs`;
-/// - under the current directory (the package, when run by cargo): relative to it;
-/// - anything else as it is.
-pub(crate) fn short_path(path: &str) -> Cow<'_, str> {
-    if let Some(rest) = path.strip_prefix("/rustc/")
-        && let Some((_hash, inside)) = rest.split_once('/')
-    {
-        return Cow::Borrowed(inside);
-    }
-    if let Some((_, rest)) = path.split_once("/.cargo/registry/src/")
-        && let Some((_index, inside)) = rest.split_once('/')
-    {
-        return Cow::Borrowed(inside);
-    }
-    if let Some((_, rest)) = path.split_once("/.cargo/git/checkouts/")
-        && let Some((repo, inside)) = rest.split_once('/')
-        && let Some((_rev, file)) = inside.split_once('/')
-    {
-        let repo = repo.rsplit_once('-').map_or(repo, |(name, _hash)| name);
-        return Cow::Owned(format!("{repo}/{file}"));
-    }
-    if let Ok(dir) = std::env::current_dir()
-        && let Some(dir) = dir.to_str()
-        && let Some(inside) = path.strip_prefix(dir)
-        && let Some(inside) = inside.strip_prefix('/')
-    {
-        return Cow::Owned(inside.to_string());
-    }
-    Cow::Borrowed(path)
 }
 
 /// 1234567 -> "1,234,567".
@@ -414,32 +361,6 @@ mod tests {
         assert_eq!(super::group(1234567), "1,234,567");
         assert_eq!(super::count(1, "allocation", "allocations"), "1 allocation");
         assert_eq!(super::count(1200, "block", "blocks"), "1,200 blocks");
-    }
-
-    #[test]
-    fn short_paths() {
-        use super::short_path;
-        assert_eq!(
-            short_path(
-                "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/serde-1.0.219/src/de/mod.rs"
-            ),
-            "serde-1.0.219/src/de/mod.rs"
-        );
-        assert_eq!(
-            short_path(
-                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/vec/mod.rs"
-            ),
-            "library/alloc/src/vec/mod.rs"
-        );
-        assert_eq!(
-            short_path("/home/u/.cargo/git/checkouts/tokio-4e1c1f2a3b/9f8e7d6/tokio/src/lib.rs"),
-            "tokio/tokio/src/lib.rs"
-        );
-        let here = std::env::current_dir().unwrap();
-        let file = format!("{}/src/lib.rs", here.display());
-        assert_eq!(short_path(&file), "src/lib.rs");
-        assert_eq!(short_path("/elsewhere/x.rs"), "/elsewhere/x.rs");
-        assert_eq!(short_path("src/x.rs"), "src/x.rs");
     }
 
     #[test]

@@ -102,8 +102,8 @@ impl Drop for SlotOwner {
             t.cache.replace(Cache::NONE).destroy();
             if !slot.is_null() {
                 // SAFETY: `slot` came from the global registry, whose slots live forever.
-                crate::drain::registry().release(unsafe { &*slot });
-                crate::drain::wake();
+                crate::buffer::queues::registry().release(unsafe { &*slot });
+                crate::buffer::queues::wake();
             }
         });
     }
@@ -205,12 +205,75 @@ pub(crate) fn set_tracking_scope(
     previous
 }
 
+// === all-threads tracking scopes (`heaptide::testing`) ===
+
+/// The all-threads scope running now (0: none): threads that start while it is set record into
+/// it ([`inherit`]).
+static ALL_THREADS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The all-threads scope this thread joined when it started (0: none).
+    static ADOPTED: Cell<u64> = const { Cell::new(0) };
+    /// Whether this thread has allocated through the slow path before (every thread's first
+    /// allocation does).
+    static SEEN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes `scope` the all-threads scope that threads starting from now on join (0: none).
+pub(crate) fn set_all_threads_scope(scope: u64) {
+    ALL_THREADS.store(scope, Ordering::Release);
+}
+
+/// The all-threads scope running now (0: none).
+pub(crate) fn all_threads_scope() -> u64 {
+    ALL_THREADS.load(Ordering::Relaxed)
+}
+
+/// Whether `scope` is the all-threads scope this thread joined when it started; if so, the
+/// thread leaves it (its own scope replaces it).
+pub(crate) fn forget_adopted(scope: u64) -> bool {
+    if scope == ADOPTED.get() {
+        ADOPTED.set(0);
+        return true;
+    }
+    false
+}
+
+/// The scope an allocation of this thread records into, given the thread's own (`own`).
+/// Called on the allocation slow path only (a sample point crossed, a tracked thread, a
+/// thread's first allocation), never on the unsampled fast path: a thread starting while an
+/// all-threads scope runs joins it at its first allocation, and a thread that joined one
+/// leaves it at its first allocation after it ended.
+#[inline]
+pub(crate) fn inherit(own: u64) -> u64 {
+    let all = ALL_THREADS.load(Ordering::Acquire);
+    let fresh = !SEEN.replace(true);
+    if own != 0 {
+        if all != own && ADOPTED.get() == own {
+            ADOPTED.set(0);
+            let config = crate::state::config();
+            set_tracking_scope(0, config.sampling, config.seed);
+            return 0;
+        }
+        return own;
+    }
+    if all != 0 && fresh {
+        let config = crate::state::config();
+        set_tracking_scope(all, config.sampling, config.seed);
+        ADOPTED.set(all);
+        return all;
+    }
+    0
+}
+
+// === generators, slots, caches ===
+
 /// Seeds differ per thread: the configured seed (or the clock) mixed with a thread counter.
 fn thread_seed(seed: Option<u64>) -> u64 {
     static THREADS: AtomicU64 = AtomicU64::new(0);
     let n = THREADS.fetch_add(1, Ordering::Relaxed);
     let base = seed.unwrap_or_else(|| {
-        crate::sample::capture::now_ns() ^ THREAD.with(|t| t as *const ThreadState as u64)
+        crate::state::now_ns() ^ THREAD.with(|t| t as *const ThreadState as u64)
     });
     base ^ crate::sample::weight::splitmix64(n)
 }
@@ -231,7 +294,7 @@ pub(crate) fn slot() -> Option<&'static Slot<Event>> {
                 t.slot_status.set(SlotStatus::Gone);
                 return None;
             }
-            match crate::drain::registry().acquire() {
+            match crate::buffer::queues::registry().acquire() {
                 Some(slot) => {
                     t.stack.set(current_stack().unwrap_or((0, 0)));
                     t.cache.set(Cache::create().unwrap_or(Cache::NONE));

@@ -78,8 +78,6 @@
 mod assert;
 mod tracking;
 
-pub(crate) use tracking::inherit;
-
 pub use assert::{
     LEAK_LIMIT_VAR, Options, assert_no_growth, assert_no_leaks, assert_peak_below, options,
 };

@@ -2,37 +2,25 @@
 //! it left behind.
 
 use rustc_hash::FxHashMap as HashMap;
-use std::cell::Cell;
 use std::fmt;
 use std::sync::{Condvar, Mutex};
 
 use crate::config::ByteSize;
 use crate::drain;
 use crate::drain::scope::{Held, Scope};
-use crate::drain::symbolize::{self, Symbols};
 use crate::report::Frame;
-use crate::report::text::{callers_shown, count, short_frame};
+use crate::report::text::{callers_shown, count};
 use crate::sample::thread::{self, ProfilerScope};
+use crate::symbolize::short_frame;
+use crate::symbolize::{self, Symbols};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Scope ids; 0 means "not tracked".
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 
-/// The all-threads scope running now (0: none): threads that start while it is set record into
-/// it ([`inherit`]).
-static ALL_THREADS: AtomicU64 = AtomicU64::new(0);
-
 /// Whether an all-threads scope runs (one at a time; the next waits on [`ALL_THREADS_FREE`]).
 static ALL_THREADS_BUSY: Mutex<bool> = Mutex::new(false);
 static ALL_THREADS_FREE: Condvar = Condvar::new();
-
-thread_local! {
-    /// The all-threads scope this thread joined when it started (0: none).
-    static ADOPTED: Cell<u64> = const { Cell::new(0) };
-    /// Whether this thread has allocated through the slow path before (every thread's first
-    /// allocation does).
-    static SEEN: Cell<bool> = const { Cell::new(false) };
-}
 
 /// What a tracked closure allocated, and what of it is still live.
 ///
@@ -77,7 +65,7 @@ impl SiteBytes {
 
     /// The blamed frame and its callers (innermost useful frame first).
     pub fn useful_frames(&self) -> &[Frame] {
-        crate::report::from_blamed(&self.frames)
+        crate::symbolize::from_blamed(&self.frames)
     }
 
     /// Whether any frame's function name contains `needle`.
@@ -91,7 +79,7 @@ impl Tracking {
     pub fn at_peak(&self) -> Vec<SiteBytes> {
         let inner = {
             let _inside = ProfilerScope::enter();
-            let depth = crate::alloc::config().depth;
+            let depth = crate::state::config().depth;
             let mut stacks: HashMap<u32, Box<[usize]>> = HashMap::default();
             let mut held: HashMap<u32, Held> = HashMap::default();
             for (i, (stack, h)) in self.peak_stacks.iter().enumerate() {
@@ -254,12 +242,12 @@ pub fn untracked<R>(f: impl FnOnce() -> R) -> R {
     if scope == 0 {
         return f();
     }
-    let config = crate::alloc::config();
+    let config = crate::state::config();
     thread::set_tracking_scope(0, config.sampling, config.seed);
     struct Resume(u64);
     impl Drop for Resume {
         fn drop(&mut self) {
-            let config = crate::alloc::config();
+            let config = crate::state::config();
             thread::set_tracking_scope(self.0, config.sampling, config.seed);
         }
     }
@@ -269,7 +257,7 @@ pub fn untracked<R>(f: impl FnOnce() -> R) -> R {
 
 /// Starts a scope on this thread and returns its id.
 pub(crate) fn begin() -> u64 {
-    if !crate::alloc::is_on() {
+    if !crate::state::is_on() {
         panic!(
             "heaptide::testing needs heaptide as the global allocator of this test binary, with \
              profiling on: add `#[global_allocator] static ALLOC: heaptide::Heaptide = \
@@ -277,14 +265,12 @@ pub(crate) fn begin() -> u64 {
         );
     }
     let scope = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
-    let config = crate::alloc::config();
+    let config = crate::state::config();
     let previous = thread::set_tracking_scope(scope, config.sampling, config.seed);
     if previous != 0 {
-        if previous == ADOPTED.get() {
-            // A thread started inside an all-threads scope tracks a closure of its own: that
-            // closure's allocations are its own scope's.
-            ADOPTED.set(0);
-        } else {
+        // A thread started inside an all-threads scope may track a closure of its own: that
+        // closure's allocations are its own scope's.
+        if !thread::forget_adopted(previous) {
             thread::set_tracking_scope(previous, config.sampling, config.seed);
             panic!("heaptide::testing: track() cannot be nested on one thread");
         }
@@ -310,45 +296,18 @@ pub(crate) fn begin_all_threads() -> u64 {
         end_all_threads();
         std::panic::resume_unwind(panic)
     });
-    ALL_THREADS.store(scope, Ordering::Release);
+    thread::set_all_threads_scope(scope);
     scope
 }
 
 /// Ends the all-threads scope: threads that joined it leave it at their next allocation.
 fn end_all_threads() {
-    ALL_THREADS.store(0, Ordering::Release);
+    thread::set_all_threads_scope(0);
     let mut busy = ALL_THREADS_BUSY
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     *busy = false;
     ALL_THREADS_FREE.notify_one();
-}
-
-/// The scope an allocation of this thread records into, given the thread's own (`own`).
-/// Called on the allocation slow path only (a sample point crossed, a tracked thread, a
-/// thread's first allocation), never on the unsampled fast path: a thread starting while an
-/// all-threads scope runs joins it at its first allocation, and a thread that joined one
-/// leaves it at its first allocation after it ended.
-#[inline]
-pub(crate) fn inherit(own: u64) -> u64 {
-    let all = ALL_THREADS.load(Ordering::Acquire);
-    let fresh = !SEEN.replace(true);
-    if own != 0 {
-        if all != own && ADOPTED.get() == own {
-            ADOPTED.set(0);
-            let config = crate::alloc::config();
-            thread::set_tracking_scope(0, config.sampling, config.seed);
-            return 0;
-        }
-        return own;
-    }
-    if all != 0 && fresh {
-        let config = crate::alloc::config();
-        thread::set_tracking_scope(all, config.sampling, config.seed);
-        ADOPTED.set(all);
-        return all;
-    }
-    0
 }
 
 /// Ends this thread's scope when dropped. When the tracked closure panics, the scope's record
@@ -357,9 +316,9 @@ pub(crate) struct EndScope(pub(crate) u64);
 
 impl Drop for EndScope {
     fn drop(&mut self) {
-        let config = crate::alloc::config();
+        let config = crate::state::config();
         thread::set_tracking_scope(0, config.sampling, config.seed);
-        if ALL_THREADS.load(Ordering::Relaxed) == self.0 {
+        if thread::all_threads_scope() == self.0 {
             end_all_threads();
         }
         if std::thread::panicking() {
@@ -423,7 +382,7 @@ fn build(
     stacks: &HashMap<u32, Box<[usize]>>,
     mid: Option<&HashMap<u32, Held>>,
 ) -> (Tracking, Vec<SiteBytes>) {
-    let depth = crate::alloc::config().depth;
+    let depth = crate::state::config().depth;
     let peak_stacks = at_peak
         .iter()
         .map(|(site, h)| (stacks.get(site).cloned().unwrap_or_default(), *h))

@@ -1,5 +1,5 @@
-//! Recommendations beside the leaks (DESIGN section 6): each cites the figure that triggered it
-//! and says no more than that figure does. The rules, with their thresholds:
+//! Recommendations beside the leaks (docs/design.md, section 6): each cites the figure that
+//! triggered it and says no more than that figure does. The rules, with their thresholds:
 //!
 //! - **short-lived allocations** (`reuse_buffer`): a site that made at least
 //!   [`SHORT_LIVED_MIN_SHARE`] of all allocations, whose median lifetime is under
@@ -20,8 +20,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{Memory, Site};
 use crate::config::ByteSize;
-use crate::report::{Memory, Site};
 
 /// A site must make at least this share of all allocations to be told to reuse a buffer.
 pub const SHORT_LIVED_MIN_SHARE: f64 = 0.05;
@@ -60,7 +60,7 @@ pub(crate) fn advise(
     for site in sites {
         let name = site.blamed_frame().map_or_else(
             || format!("site {}", site.id),
-            |f| crate::report::text::short_frame(f).to_string(),
+            |f| crate::symbolize::short_frame(f).to_string(),
         );
         if total_allocs > 0
             && site.alloc_count as f64 >= SHORT_LIVED_MIN_SHARE * total_allocs as f64

@@ -10,11 +10,125 @@
 //!   `library/` sources), which works whatever the names look like, or by name where there is
 //!   no file. The leading run of plumbing is not part of a call site's key: allocations from
 //!   one line of the program through `alloc`, `alloc_zeroed` or `realloc` are one site.
+//!
+//! Also what a frame is ([`Frame`]), which frames of a stack a person would blame
+//! ([`from_blamed`], [`shown_stack`]) and how a frame reads ([`short_frame`]): reports, the leak
+//! detector's alerts and `heaptide::testing` all show frames.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 
-use crate::report::Frame;
+use serde::{Deserialize, Serialize};
+
 use crate::sync::{Mutex, MutexGuard};
+
+// === frames ===
+
+/// One stack frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Demangled function name without the hash (or the address, if unknown).
+    pub function: String,
+    /// Source file, if debug info has it.
+    pub file: Option<String>,
+    /// Line, if debug info has it.
+    pub line: Option<u32>,
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.function)?;
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
+            (Some(file), None) => write!(f, " ({file})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A stack from the frame a person would blame: without the allocation plumbing on top
+/// (the standard library's frames, by source file or by name: `alloc::`, `core::`, `std::`,
+/// ...; see `is_plumbing_frame`). The whole stack if every frame is
+/// plumbing. Every view that names "who allocated this" starts here.
+pub(crate) fn from_blamed(frames: &[Frame]) -> &[Frame] {
+    let start = frames
+        .iter()
+        .position(|f| !is_plumbing_frame(f))
+        .unwrap_or(0);
+    &frames[start..]
+}
+
+/// The part of a site's stack a profile or flame graph shows: from the blamed frame (the allocation
+/// plumbing above it left out) to the program's outermost frame (the start-up frames below
+/// it left out: see `symbolize::is_start_up` and the module docs). A stack without a frame of the
+/// program's keeps its frames but the C start-up ones.
+pub(crate) fn shown_stack(frames: &[Frame]) -> &[Frame] {
+    let from = from_blamed(frames);
+    let user = from.iter().rposition(|f| !is_plumbing_frame(f));
+    let end = match user {
+        Some(i) => i + 1,
+        None => from
+            .iter()
+            .rposition(|f| !is_start_up(f))
+            .map_or(from.len(), |i| i + 1),
+    };
+    &from[..end]
+}
+
+/// A frame as a person reads it: the function, then the file shortened by [`short_path`] and
+/// the line.
+pub(crate) fn short_frame(frame: &Frame) -> impl fmt::Display + '_ {
+    struct Short<'a>(&'a Frame);
+    impl fmt::Display for Short<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0.function)?;
+            match (&self.0.file, self.0.line) {
+                (Some(file), Some(line)) => write!(f, " ({}:{line})", short_path(file)),
+                (Some(file), None) => write!(f, " ({})", short_path(file)),
+                _ => Ok(()),
+            }
+        }
+    }
+    Short(frame)
+}
+
+/// A source path as a person reads it:
+/// - the standard library: `/rustc/<hash>/library/std/src/x.rs` -> `library/std/src/x.rs`;
+/// - a registry crate:
+///   `~/.cargo/registry/src/index.crates.io-<hash>/serde-1.0.1/src/x.rs` -> `serde-1.0.1/src/x.rs`;
+/// - a git dependency: `~/.cargo/git/checkouts/<repo>-<hash>/<rev>/src/x.rs` -> `<repo>/src/x.rs`;
+/// - under the current directory (the package, when run by cargo): relative to it;
+/// - anything else as it is.
+pub(crate) fn short_path(path: &str) -> Cow<'_, str> {
+    if let Some(rest) = path.strip_prefix("/rustc/")
+        && let Some((_hash, inside)) = rest.split_once('/')
+    {
+        return Cow::Borrowed(inside);
+    }
+    if let Some((_, rest)) = path.split_once("/.cargo/registry/src/")
+        && let Some((_index, inside)) = rest.split_once('/')
+    {
+        return Cow::Borrowed(inside);
+    }
+    if let Some((_, rest)) = path.split_once("/.cargo/git/checkouts/")
+        && let Some((repo, inside)) = rest.split_once('/')
+        && let Some((_rev, file)) = inside.split_once('/')
+    {
+        let repo = repo.rsplit_once('-').map_or(repo, |(name, _hash)| name);
+        return Cow::Owned(format!("{repo}/{file}"));
+    }
+    if let Ok(dir) = std::env::current_dir()
+        && let Some(dir) = dir.to_str()
+        && let Some(inside) = path.strip_prefix(dir)
+        && let Some(inside) = inside.strip_prefix('/')
+    {
+        return Cow::Owned(inside.to_string());
+    }
+    Cow::Borrowed(path)
+}
+
+// === the cache ===
 
 /// The cache, behind its own lock: reports symbolize without holding the drain lock, so rings
 /// keep draining while debug info loads (the first lookup can take a second).
@@ -231,6 +345,31 @@ pub(crate) fn is_plumbing(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_paths() {
+        assert_eq!(
+            short_path(
+                "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/serde-1.0.219/src/de/mod.rs"
+            ),
+            "serde-1.0.219/src/de/mod.rs"
+        );
+        assert_eq!(
+            short_path(
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/vec/mod.rs"
+            ),
+            "library/alloc/src/vec/mod.rs"
+        );
+        assert_eq!(
+            short_path("/home/u/.cargo/git/checkouts/tokio-4e1c1f2a3b/9f8e7d6/tokio/src/lib.rs"),
+            "tokio/tokio/src/lib.rs"
+        );
+        let here = std::env::current_dir().unwrap();
+        let file = format!("{}/src/lib.rs", here.display());
+        assert_eq!(short_path(&file), "src/lib.rs");
+        assert_eq!(short_path("/elsewhere/x.rs"), "/elsewhere/x.rs");
+        assert_eq!(short_path("src/x.rs"), "src/x.rs");
+    }
 
     #[test]
     fn classification() {
