@@ -584,6 +584,12 @@ pub mod __fuzz {
 
     pub use crate::config::ParseError;
 
+    /// The part of a site's stack that pprof and folded stacks show: from the blamed frame to
+    /// the program's outermost frame.
+    pub fn shown_stack(frames: &[crate::Frame]) -> &[crate::Frame] {
+        crate::symbolize::shown_stack(frames)
+    }
+
     /// `HEAPTIDE_SIGNAL`: the signal's name (`SIGUSR1`, `SIGUSR2`), `None` for `none`.
     pub fn parse_signal(value: &str) -> Result<Option<&'static str>, ParseError> {
         crate::dump::parse_signal(value).map(|s| s.map(|s| s.name()))

@@ -168,7 +168,8 @@ fn analysis_settings(u: &mut Unstructured<'_>) {
     assert_eq!(
         interval,
         i.and_then(|v| parse_duration(v).ok())
-            .unwrap_or(Duration::from_secs(10)),
+            .unwrap_or(Duration::from_secs(10))
+            .max(Duration::from_millis(1)),
         "HEAPTIDE_INTERVAL={i:?}"
     );
     let want_max = m

@@ -6,7 +6,8 @@
 //!   sample types with `inuse_space` the default, one sample per site with the site's figures
 //!   (saturated to `i64`), each stack a run of the site's frames;
 //! - folded stacks (live and allocated) are exactly the documented lines: one per distinct
-//!   stack with a non-zero value, separators in names replaced, values summed;
+//!   shown stack (a run of the site's frames from its blamed frame) with a non-zero value,
+//!   separators in names replaced, values summed;
 //! - text never panics, is UTF-8 and equals `Display`;
 //! - HTML is UTF-8 with one data block that holds no `<` (no report text can close the script
 //!   element or open a comment) and parses as JSON carrying the report's sections and each
@@ -192,13 +193,21 @@ fn pprof(report: &Report) {
     }
 }
 
-/// What a folded line's stack reads for `site` (the documented format).
+/// What a folded line's stack reads for `site` (the documented format): the stack pprof shows,
+/// which is a run of the site's frames starting at its blamed frame.
 fn folded_stack(site: &Site) -> String {
-    if site.frames.is_empty() {
+    let shown = heaptide::__fuzz::shown_stack(&site.frames);
+    if !shown.is_empty() {
+        assert!(
+            site.frames.windows(shown.len()).any(|w| w == shown),
+            "shown stack {shown:?} is not a run of the site's frames {:?}",
+            site.frames
+        );
+    }
+    if shown.is_empty() {
         return "<unknown>".to_string();
     }
-    let names: Vec<String> = site
-        .frames
+    let names: Vec<String> = shown
         .iter()
         .rev()
         .map(|f| {
