@@ -428,7 +428,6 @@ fn work(rx: &Mutex<Receiver<Job>>, token: Option<&'static str>) {
 
 /// Answers one request and closes its connection.
 fn answer(mut job: Job, token: Option<&'static str>) {
-    let deadline = Instant::now() + WRITE_TIMEOUT;
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     // Complete by construction (the reader parsed the same bytes).
@@ -445,6 +444,10 @@ fn answer(mut job: Job, token: Option<&'static str>) {
             )
         })
     };
+    // The write's deadline starts once the answer is ready: building a report (and waiting for
+    // its turn) can take longer than WRITE_TIMEOUT on a busy machine, and a deadline taken
+    // before it had passed when the writing began, so the client got no answer at all.
+    let deadline = Instant::now() + WRITE_TIMEOUT;
     let head = head_bytes(&response, response.body.len());
     let body: &[u8] = if method == "HEAD" {
         &[]
