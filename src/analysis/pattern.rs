@@ -1120,10 +1120,14 @@ mod tests {
                 want(classify(&p, samples(&p)).pattern)
             })
             .count() as u64;
-        assert!(
-            hits * 100 >= SEEDS * 95,
-            "{name}: {hits} of {SEEDS} seeds as expected"
-        );
+        // A rate needs many seeds; under miri (3 seeds, run for undefined behaviour, with its
+        // deliberately imprecise float functions) one seed may wait for evidence.
+        let enough = if cfg!(miri) {
+            hits + 1 >= SEEDS
+        } else {
+            hits * 100 >= SEEDS * 95
+        };
+        assert!(enough, "{name}: {hits} of {SEEDS} seeds as expected");
     }
 
     /// [`mostly`] leaks: never an all-clear.
