@@ -57,12 +57,21 @@ pub(crate) unsafe fn defer(header: *mut Header) {
     if crate::sample::thread::in_profiler() {
         return;
     }
-    if DEFERRED_BYTES.load(Ordering::Relaxed) >= DEFERRED_MARK {
-        WAITS.fetch_add(1, Ordering::Relaxed);
+    wait_below(&DEFERRED_BYTES, DEFERRED_MARK, || {
+        WAITING.load(Ordering::Relaxed) == 0 && flush_counting().is_some()
+    });
+}
+
+/// While `backlog` is at `mark` or above: wakes the drain, runs `help` (a pass, if the drain
+/// lock is free; `false` if it could not) or yields. Counts the wait in [`WAITS`].
+fn wait_below(backlog: &AtomicUsize, mark: usize, help: impl Fn() -> bool) {
+    if backlog.load(Ordering::Relaxed) < mark {
+        return;
     }
-    while DEFERRED_BYTES.load(Ordering::Relaxed) >= DEFERRED_MARK {
+    WAITS.fetch_add(1, Ordering::Relaxed);
+    while backlog.load(Ordering::Relaxed) >= mark {
         wake();
-        if WAITING.load(Ordering::Relaxed) > 0 || flush_counting().is_none() {
+        if !help() {
             std::thread::yield_now();
         }
     }
@@ -85,15 +94,7 @@ pub(crate) const EXACT_BACKLOG_MARK: usize = 1 << 16;
 /// low (16 threads churning on 2 cores lost 78% of the samples and of the estimated bytes, in
 /// `tests/sampling_under_churn.rs`), since a dropped sample's weight is lost with it.
 pub(crate) fn backpressure(mark: usize) {
-    if OVERFLOW_NODES.load(Ordering::Relaxed) >= mark {
-        WAITS.fetch_add(1, Ordering::Relaxed);
-    }
-    while OVERFLOW_NODES.load(Ordering::Relaxed) >= mark {
-        wake();
-        if !try_help() {
-            std::thread::yield_now();
-        }
-    }
+    wait_below(&OVERFLOW_NODES, mark, try_help);
 }
 
 static STATE: Mutex<Option<Aggregate>> = Mutex::new(None);
