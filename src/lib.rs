@@ -446,7 +446,7 @@ pub fn report() -> Report {
 /// Drains every thread's pending samples into the profile now.
 ///
 /// After `flush()` returns, the profile includes everything allocated and freed before the
-/// call. [`report`] flushes by itself; call this to settle state at a known point (e.g. in a
+/// call. [`report()`] flushes by itself; call this to settle state at a known point (e.g. in a
 /// test, before measuring what comes next).
 #[cfg(not(loom))]
 pub fn flush() {

@@ -624,7 +624,8 @@ pub(crate) enum Sampled {
 /// Allocates a sampled block of `size` user bytes aligned to `align`, writes its header.
 ///
 /// # Safety
-/// The range was initialised ([`init`] returned `Ok`); `size > 0`; `align` is a power of two.
+/// The range was initialised ([`reserve_range`] and [`create_arena`] returned `Ok`);
+/// `size > 0`; `align` is a power of two.
 pub(crate) unsafe fn alloc(
     size: usize,
     align: usize,

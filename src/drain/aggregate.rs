@@ -156,7 +156,7 @@ pub struct Lifetimes {
 
 /// A site's lifetime histogram, sparse: one `u64` per bin in use (the bin's key in the top 16
 /// bits, its count in the low 48, saturating), by key. The bins are those of a one-digit
-/// hdrhistogram (16 per power of two: within 6.25%); [`SiteLifetimes::histogram`] gives the
+/// hdrhistogram (16 per power of two: within 6.25%); [`SiteLifetimes::add_to`] gives the
 /// same figures as recording into one directly, at 8 bytes per bin in use instead of about
 /// 6 KiB per site.
 #[derive(Debug, Clone, Default, PartialEq)]
