@@ -401,7 +401,7 @@ pub use report::{
     SizeBucket, SnapshotPoint, Snapshots, TOP_SITES, Totals, Trend, Trends,
 };
 #[cfg(not(loom))]
-pub use report::{OTHER_FRAME, SiteTable};
+pub use report::{Change, ChangeKind, Diff, OTHER_FRAME, SideBySide, SiteChange, SiteTable};
 
 // The handle is made here, where the allocator (`alloc.rs`) is wired to the side effects it
 // starts (`runtime.rs`), which sit above every other module.
@@ -441,6 +441,45 @@ impl Default for Heaptide {
 #[cfg(not(loom))]
 pub fn report() -> Report {
     report::take()
+}
+
+/// Marks a point in time: takes a report now and keeps it under `name`, for a later report to
+/// be compared with ([`diff_since`]). Marking a name again replaces its report; at most 16 marks
+/// are kept (a new name past that forgets the oldest). The kept reports are the profiler's
+/// own memory (`profiler.overhead_bytes`), at most about 100 KiB each.
+///
+/// ```no_run
+/// # #[global_allocator]
+/// # static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new();
+/// heaptide::mark("warm");
+/// // ... serve a thousand requests ...
+/// if let Some(diff) = heaptide::diff_since("warm") {
+///     print!("{diff}"); // new, grown, shrunk and freed sites, with lifetimes
+/// }
+/// ```
+#[cfg(not(loom))]
+pub fn mark(name: &str) {
+    report::marks::mark(name);
+}
+
+/// What changed since the mark `name` ([`mark`]): a report taken now, compared with the one kept
+/// there ([`Report::diff`]). `None` if there is no such mark.
+#[cfg(not(loom))]
+pub fn diff_since(name: &str) -> Option<Diff> {
+    report::marks::diff_since(name)
+}
+
+/// The report kept under the mark `name`, if any.
+#[cfg(not(loom))]
+pub fn marked(name: &str) -> Option<Report> {
+    report::marks::marked(name)
+}
+
+/// The marks kept ([`mark`]): each name with its report's time (milliseconds since the Unix
+/// epoch), oldest first.
+#[cfg(not(loom))]
+pub fn marks() -> Vec<(String, u64)> {
+    report::marks::list()
 }
 
 /// Drains every thread's pending samples into the profile now.

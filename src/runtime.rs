@@ -92,6 +92,8 @@ struct ForkLocks {
     /// The HTTP endpoints' report cache (a leaf: nothing is taken while it is held).
     #[cfg(feature = "http")]
     http_cache: http::ForkLock,
+    /// The marks (a leaf, taken last).
+    marks: MutexGuard<'static, Vec<(String, crate::Report)>>,
 }
 
 struct ForkGuard(std::cell::UnsafeCell<Option<ForkLocks>>);
@@ -108,9 +110,10 @@ static FORK_GUARD: ForkGuard = ForkGuard(std::cell::UnsafeCell::new(None));
 /// one of the others is held), then the symbol cache (which also covers the `backtrace`
 /// crate's global lock: heaptide resolves only under it), the snapshot history and the health
 /// state (both taken while a report holds the symbol cache), then the HTTP endpoints' report
-/// cache (held only to swap a pointer). The settings (`OnceLock`s) are read while heaptide
-/// starts, before the program can fork. jemalloc's own handlers run after
-/// heaptide's prepare handler and before its child handler (they were registered first).
+/// cache (held only to swap a pointer), then the marks (held to insert or read one). The
+/// settings (`OnceLock`s) are read while heaptide starts, before the program can fork.
+/// jemalloc's own handlers run after heaptide's prepare handler and before its child handler
+/// (they were registered first).
 fn install_fork_handlers() {
     // SAFETY: registering handlers that are valid `extern "C" fn()` for the life of the process.
     unsafe {
@@ -129,6 +132,7 @@ extern "C" fn before_fork() {
     let health = health::lock();
     #[cfg(feature = "http")]
     let http_cache = http::fork_lock();
+    let marks = crate::report::marks::fork_lock();
     // SAFETY: see `ForkGuard`.
     unsafe {
         *FORK_GUARD.0.get() = Some(ForkLocks {
@@ -138,6 +142,7 @@ extern "C" fn before_fork() {
             health,
             #[cfg(feature = "http")]
             http_cache,
+            marks,
         })
     };
 }
@@ -153,7 +158,9 @@ fn release_fork_locks() {
             health,
             #[cfg(feature = "http")]
             http_cache,
+            marks,
         } = locks;
+        drop(marks);
         #[cfg(feature = "http")]
         drop(http_cache);
         drop(health);

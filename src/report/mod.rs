@@ -5,9 +5,11 @@
 //! the aggregate with their symbolized frames.
 
 mod advice;
+mod diff;
 mod folded;
 mod html;
 mod mappings;
+pub(crate) mod marks;
 mod pprof;
 pub(crate) mod text;
 
@@ -35,6 +37,7 @@ pub use crate::drain::aggregate::Lifetimes;
 pub use crate::symbolize::Frame;
 use crate::symbolize::{self, Symbols, from_blamed};
 pub use advice::Recommendation;
+pub use diff::{Change, ChangeKind, Diff, SideBySide, SiteChange};
 
 use crate::analysis::{self, leaks::Candidate};
 

@@ -198,7 +198,7 @@ fn signed(bytes: f64) -> String {
 }
 
 /// Nanoseconds, shown with a unit a person reads at a glance.
-struct Duration(u64);
+pub(crate) struct Duration(pub(crate) u64);
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
