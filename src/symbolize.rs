@@ -118,7 +118,9 @@ pub(crate) fn short_path(path: &str) -> Cow<'_, str> {
         let repo = repo.rsplit_once('-').map_or(repo, |(name, _hash)| name);
         return Cow::Owned(format!("{repo}/{file}"));
     }
-    if let Ok(dir) = std::env::current_dir()
+    // Only an absolute path can lie under the working directory.
+    if path.starts_with('/')
+        && let Ok(dir) = std::env::current_dir()
         && let Some(dir) = dir.to_str()
         && let Some(inside) = path.strip_prefix(dir)
         && let Some(inside) = inside.strip_prefix('/')

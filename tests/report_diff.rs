@@ -8,7 +8,10 @@ use heaptide::{ChangeKind, Diff};
 static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new().exact();
 
 #[inline(never)]
-#[allow(clippy::vec_box, reason = "one allocation per block is what is measured")]
+#[allow(
+    clippy::vec_box,
+    reason = "one allocation per block is what is measured"
+)]
 fn make_early() -> Vec<Box<[u8; 1024]>> {
     (0..32).map(|_| Box::new([7u8; 1024])).collect()
 }
