@@ -75,7 +75,7 @@ fn leak_block() -> Vec<u8> {
 
 /// In the child: serves `/metrics`, prints `serving=<addr>`, and leaks 1 MiB per second of
 /// run time (catching up after a stall, so the rate does not depend on the machine's load)
-/// until its stdin closes.
+/// until its stdin closes, 512 MiB at most (half the limit the parent sets).
 #[test]
 fn child() {
     if std::env::var_os(CHILD).is_none() {
@@ -90,7 +90,7 @@ fn child() {
     let addr = heaptide::serve("127.0.0.1:0").expect("serve on loopback");
     println!("serving={addr}");
     const RATE: u128 = 1 << 20;
-    let mut leaked: Vec<Vec<u8>> = Vec::with_capacity(1 << 16);
+    let mut leaked: Vec<Vec<u8>> = Vec::with_capacity(1 << 15);
     let started = Instant::now();
     while !STOP.load(Ordering::Relaxed) {
         let due = started.elapsed().as_millis() * RATE / 1000;
