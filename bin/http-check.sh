@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Tests of the HTTP server (cargo feature `http`), with the tools they check it against:
 # `promtool check metrics` and a real Prometheus server (Debian package `prometheus`), and
-# `go tool pprof` (package `golang-go`). Installs what is missing, then runs the unit tests of
-# src/http and the integration tests tests/http_*.rs.
+# `go tool pprof` (package `golang-go`). Installs what is missing, checks the alert rules of
+# deploy/prometheus with `promtool check rules` and their unit tests with `promtool test rules`,
+# then runs the unit tests of src/http and the integration tests tests/http_*.rs (among them
+# tests/http_alert_rules.rs: the rules and the Grafana dashboard against a real Prometheus).
 #
 # Usage: bin/http-check.sh [extra cargo test arguments, e.g. -- --nocapture]
 set -euo pipefail
@@ -31,6 +33,9 @@ for tool in promtool prometheus go; do
     exit 1
   fi
 done
+
+promtool check rules deploy/prometheus/heaptide-rules.yml
+promtool test rules deploy/prometheus/heaptide-rules.test.yml
 
 cargo test --features http --lib http:: "$@"
 cargo test --features http --test 'http_*' "$@"

@@ -25,6 +25,8 @@
 //! | `heaptide_health_status` | gauge (state set) | `status` |
 //! | `heaptide_health_level` | gauge (0 ok, 1 warning, 2 critical) | |
 //! | `heaptide_trend_growth_bytes_per_second` | gauge | `series` (`heap`, `rss`) |
+//! | `heaptide_trend_seconds_to_limit` | gauge (only with `HEAPTIDE_LIMIT`, while growing or over it) | `series` (`heap`, `rss`) |
+//! | `heaptide_rss_threshold_bytes` | gauge (only the thresholds set) | `threshold` (`warn`, `critical`, `limit`) |
 //! | `heaptide_snapshots` | gauge | |
 //! | `heaptide_profiler_overhead_bytes`, `heaptide_profiler_ring_bytes`, `heaptide_profiler_reserved_bytes`, `heaptide_profiler_sampled_arena_bytes`, `heaptide_profiler_sampled_arena_resident_bytes` | gauge | |
 //! | `heaptide_profiler_live_samples`, `heaptide_profiler_pending_frees`, `heaptide_profiler_thread_slots`, `heaptide_profiler_symbols_cached` | gauge | |
@@ -313,6 +315,46 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
             }
         }
     }
+    if trends
+        .iter()
+        .any(|(_, t)| t.is_some_and(|t| t.seconds_to_limit.is_some()))
+    {
+        m.family(
+            "heaptide_trend_seconds_to_limit",
+            "gauge",
+            "Seconds until the series reaches HEAPTIDE_LIMIT at its current growth (0: at or over it); no sample without a limit or while the series is under it and not growing.",
+        );
+        for (series, trend) in trends {
+            if let Some(secs) = trend.and_then(|t| t.seconds_to_limit) {
+                m.sample(
+                    "heaptide_trend_seconds_to_limit",
+                    &[("series", series)],
+                    secs,
+                );
+            }
+        }
+    }
+    let thresholds = [
+        ("warn", r.health.warn_bytes),
+        ("critical", r.health.critical_bytes),
+        ("limit", r.health.limit_bytes),
+    ];
+    if thresholds.iter().any(|(_, b)| b.is_some()) {
+        m.family(
+            "heaptide_rss_threshold_bytes",
+            "gauge",
+            "The RSS thresholds set: HEAPTIDE_WARN (warn), HEAPTIDE_CRITICAL (critical), HEAPTIDE_LIMIT (limit); one sample per threshold set.",
+        );
+        for (threshold, bytes) in thresholds {
+            if let Some(b) = bytes {
+                m.sample(
+                    "heaptide_rss_threshold_bytes",
+                    &[("threshold", threshold)],
+                    b,
+                );
+            }
+        }
+    }
     m.gauge(
         "heaptide_snapshots",
         "Snapshots in the history the trend and the leak detector read.",
@@ -544,5 +586,41 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), families.len(), "a family appears twice");
+    }
+
+    #[test]
+    fn limit_and_thresholds_only_when_set() {
+        let mut report = crate::report::take();
+        report.health = Default::default();
+        report.trend = Default::default();
+        let text = render(&report, 0.0);
+        assert!(!text.contains("heaptide_trend_seconds_to_limit"), "{text}");
+        assert!(!text.contains("heaptide_rss_threshold_bytes"), "{text}");
+
+        let trend = |seconds_to_limit| crate::report::Trend {
+            window_seconds: 90.0,
+            points: 10,
+            growth_bytes_per_hour: 3600.0,
+            r_squared: 1.0,
+            peak_bytes: 100.0,
+            min_bytes: 10.0,
+            average_bytes: 50.0,
+            volatility: 0.0,
+            latest_bytes: 100.0,
+            seconds_to_limit,
+        };
+        report.trend.rss = Some(trend(Some(1800.5)));
+        report.trend.heap = Some(trend(None));
+        report.health.limit_bytes = Some(1 << 30);
+        report.health.warn_bytes = Some(1 << 29);
+        let text = render(&report, 0.0);
+        assert!(text.contains("# TYPE heaptide_trend_seconds_to_limit gauge\n"));
+        assert!(text.contains("heaptide_trend_seconds_to_limit{series=\"rss\"} 1800.5\n"));
+        assert!(!text.contains("heaptide_trend_seconds_to_limit{series=\"heap\"}"));
+        assert!(text.contains("heaptide_trend_growth_bytes_per_second{series=\"heap\"} 1\n"));
+        assert!(text.contains("# TYPE heaptide_rss_threshold_bytes gauge\n"));
+        assert!(text.contains("heaptide_rss_threshold_bytes{threshold=\"warn\"} 536870912\n"));
+        assert!(text.contains("heaptide_rss_threshold_bytes{threshold=\"limit\"} 1073741824\n"));
+        assert!(!text.contains("threshold=\"critical\""));
     }
 }
