@@ -7,6 +7,9 @@
 //!
 //! At the end it prints heaptide's report: the leak's call site is at the top of the live
 //! bytes table, the cache below it, and the request buffers lead the allocated bytes table.
+//! Then what changed over the second half of the run (`heaptide::mark` half-way,
+//! `heaptide::diff_since` at the end): the sessions kept growing; the cache, full by then, did
+//! not.
 //!
 //! ```text
 //! cargo run --release --example demo
@@ -96,25 +99,36 @@ fn main() {
     let cache = Cache {
         entries: Mutex::new(HashMap::new()),
     };
-    let served: u64 = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..2u64)
-            .map(|w| {
-                let cache = &cache;
-                s.spawn(move || {
-                    let mut bytes = 0u64;
-                    for i in 0..REQUESTS_PER_WORKER {
-                        bytes += handle_request(cache, w * REQUESTS_PER_WORKER + i) as u64;
-                    }
-                    bytes
+    // Two halves, with a mark between them.
+    let half = REQUESTS_PER_WORKER / 2;
+    let mut served = 0;
+    for requests in [0..half, half..REQUESTS_PER_WORKER] {
+        if requests.start > 0 {
+            heaptide::mark("half-way");
+        }
+        served += std::thread::scope(|s| {
+            let workers: Vec<_> = (0..2u64)
+                .map(|w| {
+                    let (cache, requests) = (&cache, requests.clone());
+                    s.spawn(move || {
+                        let mut bytes = 0u64;
+                        for i in requests {
+                            bytes += handle_request(cache, w * REQUESTS_PER_WORKER + i) as u64;
+                        }
+                        bytes
+                    })
                 })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).sum()
-    });
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum::<u64>()
+        });
+    }
     let elapsed = started.elapsed();
 
     let report = heaptide::report();
     println!("{report}");
+    if let Some(diff) = heaptide::diff_since("half-way") {
+        println!("Since half-way:\n{diff}");
+    }
     let sessions = SESSIONS.lock().unwrap().len();
     println!(
         "demo: served {} requests ({} MiB of responses) in {:.2?}; {} sessions remembered, {} pages cached",
