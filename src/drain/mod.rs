@@ -262,21 +262,15 @@ static WAITING: AtomicUsize = AtomicUsize::new(0);
 fn lock() -> MutexGuard<'static, Option<Aggregate>> {
     WAITING.fetch_add(1, Ordering::Relaxed);
     // A panic inside a pass would be a bug, but must not take the host down with it later:
-    // keep using the state.
-    let guard = STATE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // the lock ignores poisoning and the state stays in use.
+    let guard = STATE.lock();
     WAITING.fetch_sub(1, Ordering::Relaxed);
     guard
 }
 
 /// The drain lock if it is free now (`None`: someone holds it); never waits.
 fn try_lock() -> Option<MutexGuard<'static, Option<Aggregate>>> {
-    match STATE.try_lock() {
-        Ok(state) => Some(state),
-        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-        Err(std::sync::TryLockError::WouldBlock) => None,
-    }
+    STATE.try_lock()
 }
 
 /// A full pass under the held drain lock, then `f` on the aggregate; the deferred blocks are
