@@ -358,6 +358,8 @@
     missing_debug_implementations,
     clippy::undocumented_unsafe_blocks
 )]
+// std's locks (clippy.toml) are named only by `sync`, whose wrappers ignore poisoning.
+#![warn(clippy::disallowed_types)]
 
 mod backend;
 mod buffer;
