@@ -375,6 +375,13 @@ pub mod config;
 mod diag;
 #[cfg(not(loom))]
 mod drain;
+/// Under loom, the drain's part that is model-checked with the buffers: the order of a pass
+/// over the queues, and the ledger that pairs allocations with frees.
+#[cfg(loom)]
+mod drain {
+    pub(crate) mod ledger;
+    pub(crate) mod order;
+}
 #[cfg(not(loom))]
 mod dump;
 #[cfg(all(feature = "http", not(loom)))]
