@@ -234,7 +234,8 @@
 //!   pairs every free with its allocation by that id, in whatever order the events arrive from
 //!   different threads, so address reuse cannot confuse it. A sampled free whose ring is full
 //!   is never lost: the block waits on a lock-free stack, unreleased (so its address cannot be
-//!   reused), until the drain has recorded it.
+//!   reused), until the drain has recorded it. A loom model checks that once both events are
+//!   queued, the next drain pass leaves the sample neither live nor waiting (`bin/loom.sh`).
 //! - **Profiler work is not the user's.** Stack capture, symbolization, the drain and report
 //!   building run in a thread-local profiler scope: their allocations are not sampled and are
 //!   measured separately ([`ProfilerStats::overhead_bytes`]).
