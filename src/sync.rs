@@ -159,3 +159,50 @@ mod lock {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Condvar, Mutex};
+
+    /// Poisons `mutex`: a holder panics (the message goes to the test's captured output).
+    fn poison(mutex: &Mutex<u32>, value: u32) {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut guard = mutex.lock();
+            *guard = value;
+            panic!("a holder panics");
+        }));
+        assert!(panicked.is_err());
+    }
+
+    /// After a holder panicked, `lock` and `try_lock` still hand out the lock, with what the
+    /// holder left; `try_lock` never waits for a held lock.
+    #[test]
+    fn a_panicking_holder_locks_no_one_out() {
+        let mutex = Mutex::new(1);
+        poison(&mutex, 2);
+        assert_eq!(*mutex.lock(), 2);
+        *mutex.try_lock().expect("a free, poisoned lock is taken") += 1;
+        let held = mutex.lock();
+        assert_eq!(*held, 3);
+        assert!(mutex.try_lock().is_none(), "a held lock is not taken");
+    }
+
+    /// A wait on a poisoned lock returns its guard once notified.
+    #[test]
+    fn a_wait_on_a_poisoned_lock_returns() {
+        let mutex = Mutex::new(0);
+        let condvar = Condvar::new();
+        poison(&mutex, 0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                *mutex.lock() = 1;
+                condvar.notify_one();
+            });
+            let mut guard = mutex.lock();
+            while *guard == 0 {
+                guard = condvar.wait(guard);
+            }
+            assert_eq!(*guard, 1);
+        });
+    }
+}
