@@ -234,7 +234,8 @@
 //!   pairs every free with its allocation by that id, in whatever order the events arrive from
 //!   different threads, so address reuse cannot confuse it. A sampled free whose ring is full
 //!   is never lost: the block waits on a lock-free stack, unreleased (so its address cannot be
-//!   reused), until the drain has recorded it.
+//!   reused), until the drain has recorded it. A loom model checks that once both events are
+//!   queued, the next drain pass leaves the sample neither live nor waiting (`bin/loom.sh`).
 //! - **Profiler work is not the user's.** Stack capture, symbolization, the drain and report
 //!   building run in a thread-local profiler scope: their allocations are not sampled and are
 //!   measured separately ([`ProfilerStats::overhead_bytes`]).
@@ -358,6 +359,8 @@
     missing_debug_implementations,
     clippy::undocumented_unsafe_blocks
 )]
+// std's locks (clippy.toml) are named only by `sync`, whose wrappers ignore poisoning.
+#![warn(clippy::disallowed_types)]
 
 mod backend;
 mod buffer;
@@ -373,6 +376,13 @@ pub mod config;
 mod diag;
 #[cfg(not(loom))]
 mod drain;
+/// Under loom, the drain's part that is model-checked with the buffers: the order of a pass
+/// over the queues, and the ledger that pairs allocations with frees.
+#[cfg(loom)]
+mod drain {
+    pub(crate) mod ledger;
+    pub(crate) mod order;
+}
 #[cfg(not(loom))]
 mod dump;
 #[cfg(all(feature = "http", not(loom)))]

@@ -138,9 +138,7 @@ static SYMBOLS: Mutex<Option<Symbols>> = Mutex::new(None);
 
 /// Locks the symbol cache (`None` until first used). Call inside a profiler scope.
 pub(crate) fn lock() -> MutexGuard<'static, Option<Symbols>> {
-    SYMBOLS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    SYMBOLS.lock()
 }
 
 /// Frames interned: each distinct (function, file, line) once, with its "own frame" verdict.

@@ -209,9 +209,7 @@ pub(crate) fn lock() -> Guard {
 }
 
 fn state() -> crate::sync::MutexGuard<'static, State> {
-    STATE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    STATE.lock()
 }
 
 /// Registers the alert callback (replacing an earlier one).

@@ -68,9 +68,7 @@ static HISTORY: Mutex<History> = Mutex::new(History {
 
 /// Locks the history. Call inside a profiler scope.
 pub(crate) fn lock() -> MutexGuard<'static, History> {
-    HISTORY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    HISTORY.lock()
 }
 
 /// Wall-clock time (ms since the Unix epoch, plus 1) of the first snapshot taken at an injected

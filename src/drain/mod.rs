@@ -8,18 +8,20 @@
 
 pub(crate) mod aggregate;
 pub(crate) mod ledger;
+pub(crate) mod order;
 pub(crate) mod scope;
 
 use std::time::{Duration, Instant};
 
 use crate::backend::sampled_arena::{self, Header};
-use crate::buffer::event::{Event, OverflowNode};
+use crate::buffer::event::Event;
 use crate::buffer::queues::{self, DEFERRED, OVERFLOW, OVERFLOW_NODES, REGISTRY, wake};
 use crate::buffer::stack::Node;
 use crate::sample::thread::ProfilerScope;
 use crate::sync::{AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use aggregate::Aggregate;
+use order::{DeferredFree, Queues};
 
 /// How often the drain wakes by itself.
 const PASS_INTERVAL: Duration = Duration::from_millis(100);
@@ -262,21 +264,15 @@ static WAITING: AtomicUsize = AtomicUsize::new(0);
 fn lock() -> MutexGuard<'static, Option<Aggregate>> {
     WAITING.fetch_add(1, Ordering::Relaxed);
     // A panic inside a pass would be a bug, but must not take the host down with it later:
-    // keep using the state.
-    let guard = STATE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // the lock ignores poisoning and the state stays in use.
+    let guard = STATE.lock();
     WAITING.fetch_sub(1, Ordering::Relaxed);
     guard
 }
 
 /// The drain lock if it is free now (`None`: someone holds it); never waits.
 fn try_lock() -> Option<MutexGuard<'static, Option<Aggregate>>> {
-    match STATE.try_lock() {
-        Ok(state) => Some(state),
-        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-        Err(std::sync::TryLockError::WouldBlock) => None,
-    }
+    STATE.try_lock()
 }
 
 /// A full pass under the held drain lock, then `f` on the aggregate; the deferred blocks are
@@ -331,50 +327,47 @@ pub(crate) fn try_help() -> bool {
     true
 }
 
-/// One pass; returns the deferred blocks to release and the number of events applied. Order
-/// matters: the deferred frees are taken first; every event that happened before one of them
-/// was pushed (its allocation, in particular) is then already in a ring.
+/// The process's queues, in the order a pass empties them ([`order`]).
+static QUEUES: Queues<'static, Header> = Queues {
+    registry: &REGISTRY,
+    overflow: &OVERFLOW,
+    overflow_nodes: &OVERFLOW_NODES,
+    deferred: &DEFERRED,
+};
+
+impl DeferredFree for Header {
+    unsafe fn free_event(this: *const Self) -> Event {
+        // SAFETY: the caller owns the block; `defer`'s caller wrote `id` and `freed_ns` before
+        // the push that published it.
+        unsafe { Event::free((*this).id, (*this).freed_ns) }
+    }
+}
+
+/// One pass ([`Queues::pass`]: the deferred frees are taken first, so each is settled in
+/// this pass); returns the deferred blocks to release, linked through their headers, and the
+/// number of events applied. Caller holds the lock.
 fn pass(agg: &mut Aggregate) -> (*mut Header, usize) {
-    let deferred = DEFERRED.take_all();
-    let mut applied = drain_rings(agg);
     let mut head: *mut Header = std::ptr::null_mut();
-    for block in deferred {
-        applied += 1;
-        // SAFETY: deferred blocks are ours until released; the header fields were written
-        // before the block was pushed.
+    let recorded = |block: *mut Header| {
+        // SAFETY: a block whose free was just recorded is ours until released; the pass has
+        // already read its link, so it can be relinked.
         unsafe {
-            agg.apply(&Event::free((*block).id, (*block).freed_ns));
             DEFERRED_BYTES.fetch_sub((*block).size as usize, Ordering::Relaxed);
             Header::set_next(block, head);
         }
         head = block;
-    }
+    };
+    // SAFETY: the caller holds the drain lock: the only consumer of every queue; the
+    // sampling path makes each overflow node with `raw_alloc` and the node layout.
+    let applied = unsafe { QUEUES.pass(&mut |event| agg.apply(event), recorded) };
     (head, applied)
 }
 
 /// Empties every ring and the overflow stack into the aggregate; returns the number of events
 /// applied. Caller holds the lock.
 fn drain_rings(agg: &mut Aggregate) -> usize {
-    let overflow = OVERFLOW.take_all();
-    let mut applied = 0;
-    // SAFETY: the caller holds the drain lock: the only consumer of every ring.
-    unsafe {
-        REGISTRY.drain(|event| {
-            applied += 1;
-            agg.apply(event)
-        })
-    };
-    for node in overflow {
-        applied += 1;
-        // SAFETY: nodes taken from the stack are ours; each was made by `raw_alloc` with this
-        // layout by the sampling path.
-        unsafe {
-            agg.apply(&(*node).event);
-            crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT);
-            OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-    applied
+    // SAFETY: as in `pass`.
+    unsafe { QUEUES.drain_rings(&mut |event| agg.apply(event)) }
 }
 
 /// Gives deferred blocks back to jemalloc (after their frees are recorded). They are the

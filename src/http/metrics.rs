@@ -424,7 +424,7 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
     m.counter(
         "heaptide_http_connections_evicted_total",
         "HTTP connections closed to make room for a new one (all slots held by connections that had not sent a whole request).",
-        super::server::EVICTED.load(std::sync::atomic::Ordering::Relaxed),
+        super::server::EVICTED.load(crate::sync::Ordering::Relaxed),
     );
     m.counter(
         "heaptide_reports_built_total",

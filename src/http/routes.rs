@@ -276,9 +276,7 @@ pub(crate) type ForkLock = crate::sync::MutexGuard<'static, Option<Arc<Cached>>>
 
 /// Takes the report cache's lock for `fork()`.
 pub(crate) fn fork_lock() -> ForkLock {
-    CACHE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    CACHE.lock()
 }
 
 /// Whether a request is building the next report.
@@ -303,12 +301,7 @@ fn last_snapshot_ns() -> u64 {
 /// this request unless another is building one already, in which case the previous report
 /// is served. No lock is held while a report is built (the cache's lock guards a pointer swap).
 fn cached() -> Arc<Cached> {
-    let latest = || {
-        CACHE
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    };
+    let latest = || CACHE.lock().clone();
     let previous = latest();
     let history_ns = last_snapshot_ns();
     if let Some(c) = &previous
@@ -332,10 +325,7 @@ fn cached() -> Arc<Cached> {
     });
     let took = started.elapsed().as_nanos() as u64;
     BUILDING_NS.with(|b| b.set(b.get() + took));
-    let old = CACHE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .replace(fresh.clone());
+    let old = CACHE.lock().replace(fresh.clone());
     if builder {
         BUILDING.store(false, Ordering::Release);
     }

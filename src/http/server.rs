@@ -37,12 +37,13 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::routes::{self, Response};
 use crate::sample::thread::ProfilerScope;
+use crate::sync::{AtomicU64, Mutex, Ordering};
 
 /// Worker threads answering complete requests.
 pub(crate) const WORKERS: usize = 4;
@@ -245,7 +246,7 @@ fn accept(listener: &TcpListener, conns: &mut Vec<Conn>) {
 }
 
 /// Connections evicted to make room for a new one (see [`evict_oldest`]).
-pub(crate) static EVICTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static EVICTED: AtomicU64 = AtomicU64::new(0);
 
 /// Makes room for a new connection when [`MAX_CONNECTIONS`] are open: closes one being drained
 /// after a refusal if there is one, else the one that has been sending its request longest
@@ -265,7 +266,7 @@ fn evict_oldest(conns: &mut Vec<Conn>) {
     if conn.lingering.is_none() {
         answer_now(&mut conn.stream, 503);
     }
-    if EVICTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+    if EVICTED.fetch_add(1, Ordering::Relaxed) == 0 {
         crate::diag::stderr_line(format_args!(
             "heaptide: http: {MAX_CONNECTIONS} connections open; closing the slowest to make room (slow or idle clients)"
         ));
@@ -415,10 +416,7 @@ fn work(rx: &Mutex<Receiver<Job>>, token: Option<&'static str>) {
         // A scope per request (see `read_requests`).
         let _scope = ProfilerScope::enter();
         // The lock is held while waiting: one worker waits on the queue, the others on the lock.
-        let job = rx
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .recv();
+        let job = rx.lock().recv();
         let Ok(job) = job else {
             return;
         };

@@ -3,7 +3,6 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
-use std::sync::{Condvar, Mutex};
 
 use crate::config::ByteSize;
 use crate::drain;
@@ -13,7 +12,7 @@ use crate::report::text::{callers_shown, count};
 use crate::sample::thread::{self, ProfilerScope};
 use crate::symbolize::short_frame;
 use crate::symbolize::{self, Symbols};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 
 /// Scope ids; 0 means "not tracked".
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
@@ -282,13 +281,9 @@ pub(crate) fn begin() -> u64 {
 /// time in the process: waits for the running one to end). Ended by [`EndScope`].
 pub(crate) fn begin_all_threads() -> u64 {
     {
-        let mut busy = ALL_THREADS_BUSY
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut busy = ALL_THREADS_BUSY.lock();
         while *busy {
-            busy = ALL_THREADS_FREE
-                .wait(busy)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            busy = ALL_THREADS_FREE.wait(busy);
         }
         *busy = true;
     }
@@ -303,9 +298,7 @@ pub(crate) fn begin_all_threads() -> u64 {
 /// Ends the all-threads scope: threads that joined it leave it at their next allocation.
 fn end_all_threads() {
     thread::set_all_threads_scope(0);
-    let mut busy = ALL_THREADS_BUSY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut busy = ALL_THREADS_BUSY.lock();
     *busy = false;
     ALL_THREADS_FREE.notify_one();
 }
