@@ -17,9 +17,7 @@ pub(crate) const MAX_MARKS: usize = 16;
 static MARKS: Mutex<Vec<(String, Report)>> = Mutex::new(Vec::new());
 
 fn lock() -> MutexGuard<'static, Vec<(String, Report)>> {
-    MARKS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    MARKS.lock()
 }
 
 /// Takes a report now and keeps it under `name`.
