@@ -430,6 +430,10 @@ impl Default for Heaptide {
 /// If heaptide is not the global allocator, or profiling is off, the report is empty (and
 /// says `sample_interval == 0`).
 ///
+/// Taking a report also records the alerts its health and leaks raise: a change of health
+/// status since the last report or periodic evaluation, a site newly judged a serious leak
+/// (see [`on_alert`]). `report.alerts` includes them.
+///
 /// # Examples
 ///
 /// ```no_run
@@ -523,7 +527,8 @@ pub fn set_snapshot_interval(interval: std::time::Duration) {
 ///
 /// The callback runs on heaptide's drain thread, never on an allocating thread, outside
 /// heaptide's locks (it may take a [`report`](crate::report())); a panic in it is caught.
-/// Health and leaks are judged after each periodic snapshot once a callback is registered.
+/// Health and leaks are judged after each periodic snapshot once a callback is registered,
+/// and each time a report is taken ([`report()`], a dump, the HTTP server's JSON endpoints).
 ///
 /// ```no_run
 /// # #[global_allocator]

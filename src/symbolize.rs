@@ -165,6 +165,12 @@ impl Symbols {
         &self.by_ip[&ip]
     }
 
+    /// The frames at `ip` as [`frame_ids`](Self::frame_ids) resolved them, without resolving:
+    /// empty if `ip` was never resolved.
+    pub(crate) fn cached_frame_ids(&self, ip: usize) -> &[u32] {
+        self.by_ip.get(&ip).map_or(&[], |ids| ids)
+    }
+
     fn intern(&mut self, frame: Frame) -> u32 {
         if let Some(&id) = self.ids.get(&frame) {
             return id;
