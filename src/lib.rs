@@ -396,9 +396,10 @@ pub use alloc::Heaptide;
 pub use config::{Config, Sampling};
 #[cfg(not(loom))]
 pub use report::{
-    Alert, AlertKind, Frame, Health, HealthStatus, Jemalloc, Leak, Lifetimes, Memory, Pattern,
-    ProfilerStats, REPORT_VERSION, Rate, Rates, Recommendation, Report, Severity, Site, SizeBin,
-    SizeBucket, SnapshotPoint, Snapshots, TOP_SITES, Totals, Trend, Trends,
+    Alert, AlertKind, AllocRate, AllocRates, DurationPercentiles, Frame, Health, HealthStatus,
+    JemallocStats, Leak, MemoryStats, MemoryTrends, Pattern, ProfilerStats, REPORT_VERSION,
+    Recommendation, Report, Severity, Site, SizeBin, SizeBucket, SnapshotHistory, SnapshotPoint,
+    TOP_SITES, Totals, Trend,
 };
 #[cfg(not(loom))]
 pub use report::{OTHER_FRAME, SiteTable};

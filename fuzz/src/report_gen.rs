@@ -8,9 +8,9 @@
 
 use arbitrary::{Result, Unstructured};
 use heaptide::{
-    Alert, AlertKind, Frame, Health, HealthStatus, Jemalloc, Leak, Lifetimes, Memory, Pattern,
-    ProfilerStats, Rate, Rates, Recommendation, Report, Severity, Site, SiteTable, SizeBin,
-    SizeBucket, SnapshotPoint, Snapshots, Totals, Trend, Trends,
+    Alert, AlertKind, AllocRate, AllocRates, DurationPercentiles, Frame, Health, HealthStatus,
+    JemallocStats, Leak, MemoryStats, MemoryTrends, Pattern, ProfilerStats, Recommendation, Report,
+    Severity, Site, SiteTable, SizeBin, SizeBucket, SnapshotHistory, SnapshotPoint, Totals, Trend,
 };
 
 const TRICKY: &[&str] = &[
@@ -149,8 +149,8 @@ fn frames(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Vec<Frame>> {
     })
 }
 
-fn lifetimes(u: &mut Unstructured<'_>) -> Result<Lifetimes> {
-    Ok(Lifetimes {
+fn lifetimes(u: &mut Unstructured<'_>) -> Result<DurationPercentiles> {
+    Ok(DurationPercentiles {
         count: num(u)?,
         p50: num(u)?,
         p90: num(u)?,
@@ -188,8 +188,8 @@ fn status(u: &mut Unstructured<'_>) -> Result<HealthStatus> {
     ])?)
 }
 
-fn rate(u: &mut Unstructured<'_>) -> Result<Rate> {
-    Ok(Rate {
+fn rate(u: &mut Unstructured<'_>) -> Result<AllocRate> {
+    Ok(AllocRate {
         seconds: float(u)?,
         alloc_bytes_per_sec: float(u)?,
         alloc_count_per_sec: float(u)?,
@@ -263,10 +263,10 @@ pub fn report(u: &mut Unstructured<'_>) -> Result<Report> {
         timestamp: time_ms(u)?,
         sample_interval: num(u)?,
         exact: u.arbitrary()?,
-        memory: Memory {
+        memory: MemoryStats {
             rss_bytes: num(u)?,
             virtual_bytes: num(u)?,
-            jemalloc: Jemalloc {
+            jemalloc: JemallocStats {
                 allocated: num(u)?,
                 active: num(u)?,
                 metadata: num(u)?,
@@ -295,7 +295,7 @@ pub fn report(u: &mut Unstructured<'_>) -> Result<Report> {
                 live_bytes: num(u)?,
             })
         })?,
-        rate: Rates {
+        rate: AllocRates {
             since_start: rate(u)?,
             recent: rate(u)?,
         },
@@ -325,11 +325,11 @@ pub fn report(u: &mut Unstructured<'_>) -> Result<Report> {
                 message: string(u)?,
             })
         })?,
-        trend: Trends {
+        trend: MemoryTrends {
             heap: opt(u, trend)?,
             rss: opt(u, trend)?,
         },
-        snapshots: Snapshots {
+        snapshots: SnapshotHistory {
             interval_ms: num(u)?,
             max: num(u)?,
             points: vec(u, 12, |u| {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::history::History;
 use super::pattern::{Pattern, Severity, Verdict, classify};
 use super::trend::{Point, Trend, trend};
-use crate::drain::aggregate::Lifetimes;
+use crate::drain::aggregate::DurationPercentiles;
 use crate::symbolize::Frame;
 
 /// A call site whose live memory keeps growing: a leak candidate, with the evidence.
@@ -36,7 +36,7 @@ pub struct Leak {
     pub reason: String,
     /// Ages of the site's live objects (how long ago each live sample was allocated), ns: a
     /// leak keeps old objects and adds new ones, so ages spread over the whole window.
-    pub age_ns: Option<Lifetimes>,
+    pub age_ns: Option<DurationPercentiles>,
     /// The site's live bytes at each snapshot: `[timestamp_ms, bytes]`.
     pub history: Vec<(u64, u64)>,
 }

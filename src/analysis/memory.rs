@@ -3,16 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Memory snapshot: the kernel's view of the process and jemalloc's of its heap.
+/// The process's memory at one moment, measured: the kernel's view of the process and
+/// jemalloc's of its heap.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Memory {
+pub struct MemoryStats {
     /// Resident set size (`/proc/self/statm`), bytes. 0 if unreadable.
     pub rss_bytes: u64,
     /// Virtual size (`/proc/self/statm`), bytes; includes heaptide's `PROT_NONE` reservation
     /// for sampled blocks (see `profiler.reserved_bytes`), which costs no memory.
     pub virtual_bytes: u64,
     /// jemalloc's statistics after an `epoch` refresh.
-    pub jemalloc: Jemalloc,
+    pub jemalloc: JemallocStats,
     /// `jemalloc.resident / jemalloc.allocated`: bytes of physical memory the heap holds per
     /// byte the program asked for (1.0 is perfect; 0 if nothing is allocated).
     pub fragmentation_ratio: f64,
@@ -24,7 +25,7 @@ pub struct Memory {
 
 /// jemalloc's global statistics, bytes (`man jemalloc`, `stats.*`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Jemalloc {
+pub struct JemallocStats {
     /// Bytes allocated by the application (`stats.allocated`).
     pub allocated: u64,
     /// Bytes in active pages (`stats.active`), a multiple of the page size.
@@ -40,10 +41,10 @@ pub struct Jemalloc {
 }
 
 /// Measures the memory snapshot now. Missing sources leave their figures at 0.
-pub(crate) fn snapshot() -> Memory {
+pub(crate) fn snapshot() -> MemoryStats {
     let (virtual_bytes, rss_bytes) = statm().unwrap_or((0, 0));
     let jemalloc = crate::backend::ctl::stats()
-        .map(|s| Jemalloc {
+        .map(|s| JemallocStats {
             allocated: s.allocated,
             active: s.active,
             metadata: s.metadata,
@@ -59,7 +60,7 @@ pub(crate) fn snapshot() -> Memory {
             x as f64 / jemalloc.allocated as f64
         }
     };
-    Memory {
+    MemoryStats {
         rss_bytes,
         virtual_bytes,
         jemalloc,

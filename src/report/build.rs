@@ -15,9 +15,9 @@ use hdrhistogram::Histogram;
 use super::aggregate_copy::AggregateCopy;
 use super::sites::Merged;
 use super::{
-    Alert, Frame, Leak, Lifetimes, Memory, OTHER_FRAME, ProfilerStats, REPORT_VERSION, Rate, Rates,
-    Report, Site, SiteTable, SizeBin, SizeBucket, SnapshotPoint, Snapshots, TOP_SITES, Totals,
-    Trends,
+    Alert, AllocRate, AllocRates, DurationPercentiles, Frame, Leak, MemoryStats, MemoryTrends,
+    OTHER_FRAME, ProfilerStats, REPORT_VERSION, Report, Site, SiteTable, SizeBin, SizeBucket,
+    SnapshotHistory, SnapshotPoint, TOP_SITES, Totals,
 };
 use crate::analysis::health;
 use crate::analysis::history::History;
@@ -48,7 +48,7 @@ pub(super) struct Context<'a> {
     /// The time between snapshots in force (the setting, or what the program set since).
     pub(super) interval: Duration,
     /// The process's memory, measured.
-    pub(super) memory: Memory,
+    pub(super) memory: MemoryStats,
     /// How allocations are sampled (`Off` when profiling is off).
     pub(super) sampling: Sampling,
     /// Now, ms since the Unix epoch.
@@ -295,14 +295,14 @@ fn leaks_found(
 
 /// Trends of the measured heap (jemalloc's allocated bytes) and of RSS over the snapshot
 /// window, projected toward `HEAPTIDE_LIMIT`.
-fn memory_trends(cx: &Context<'_>) -> Trends {
+fn memory_trends(cx: &Context<'_>) -> MemoryTrends {
     let (heap, rss) = leaks::trends(cx.history, cx.settings.limit);
-    Trends { heap, rss }
+    MemoryTrends { heap, rss }
 }
 
 /// The snapshot history as a report lists it.
-fn snapshot_history(cx: &Context<'_>) -> Snapshots {
-    Snapshots {
+fn snapshot_history(cx: &Context<'_>) -> SnapshotHistory {
+    SnapshotHistory {
         interval_ms: cx.interval.as_millis() as u64,
         max: cx.settings.max_snapshots as u64,
         points: cx
@@ -412,7 +412,7 @@ fn size_buckets(copy: &AggregateCopy) -> Vec<SizeBucket> {
 }
 
 /// Allocation rates since start and over the aggregate's recent window.
-fn rates(copy: &AggregateCopy) -> Rates {
+fn rates(copy: &AggregateCopy) -> AllocRates {
     let secs = |from_ns: u64| copy.now_ns.saturating_sub(from_ns) as f64 / 1e9;
     let since_start = rate(secs(copy.started_ns), copy.alloc_count, copy.alloc_bytes);
     // A window under a second (right after start) says less than the average since start.
@@ -424,17 +424,17 @@ fn rates(copy: &AggregateCopy) -> Rates {
         ),
         _ => since_start,
     };
-    Rates {
+    AllocRates {
         since_start,
         recent,
     }
 }
 
-fn rate(seconds: f64, count: f64, bytes: f64) -> Rate {
+fn rate(seconds: f64, count: f64, bytes: f64) -> AllocRate {
     if seconds <= 0.0 {
-        return Rate::default();
+        return AllocRate::default();
     }
-    Rate {
+    AllocRate {
         seconds,
         alloc_bytes_per_sec: bytes / seconds,
         alloc_count_per_sec: count / seconds,
@@ -486,8 +486,8 @@ fn profiler_stats(copy: &AggregateCopy, symbols_cached: usize) -> ProfilerStats 
 }
 
 /// Percentiles of a lifetime histogram (`None` if it is empty).
-fn lifetimes(h: &Histogram<u64>) -> Option<Lifetimes> {
-    (!h.is_empty()).then(|| Lifetimes {
+fn lifetimes(h: &Histogram<u64>) -> Option<DurationPercentiles> {
+    (!h.is_empty()).then(|| DurationPercentiles {
         count: h.len(),
         p50: h.value_at_quantile(0.50),
         p90: h.value_at_quantile(0.90),
@@ -648,9 +648,9 @@ mod tests {
             history: &history,
             settings: &settings,
             interval: settings.interval,
-            memory: Memory {
+            memory: MemoryStats {
                 rss_bytes: 1 << 30,
-                ..Memory::default()
+                ..MemoryStats::default()
             },
             sampling: Sampling::Exact,
             now_ms: 1_700_000_300_000,

@@ -41,15 +41,15 @@ use build::{Built, Context};
 
 pub use crate::analysis::health::{Alert, AlertKind, Health, HealthStatus};
 pub use crate::analysis::leaks::Leak;
-pub use crate::analysis::memory::{Jemalloc, Memory};
+pub use crate::analysis::memory::{JemallocStats, MemoryStats};
 pub use crate::analysis::pattern::{Pattern, Severity};
 pub use crate::analysis::trend::Trend;
-pub use crate::drain::aggregate::Lifetimes;
+pub use crate::drain::aggregate::DurationPercentiles;
 pub use crate::symbolize::Frame;
 pub use advice::Recommendation;
 pub use model::{
-    OTHER_FRAME, ProfilerStats, REPORT_VERSION, Rate, Rates, Report, Site, SiteTable, SizeBin,
-    SizeBucket, SnapshotPoint, Snapshots, TOP_SITES, Totals, Trends,
+    AllocRate, AllocRates, MemoryTrends, OTHER_FRAME, ProfilerStats, REPORT_VERSION, Report, Site,
+    SiteTable, SizeBin, SizeBucket, SnapshotHistory, SnapshotPoint, TOP_SITES, Totals,
 };
 pub(crate) use sites::user_stack;
 
@@ -160,7 +160,7 @@ fn symbolize_stacks(copy: &AggregateCopy, symbols: &mut Symbols) {
 }
 
 /// What a report reads besides the aggregate, now: the settings, how allocations are sampled.
-fn context(history: &History, memory: memory::Memory, now_ms: u64) -> Context<'_> {
+fn context(history: &History, memory: memory::MemoryStats, now_ms: u64) -> Context<'_> {
     Context {
         history,
         settings: analysis::settings::get(),

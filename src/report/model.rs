@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, Frame, Health, Leak, Lifetimes, Memory, Pattern, Recommendation, Trend};
+use super::{
+    Alert, DurationPercentiles, Frame, Health, Leak, MemoryStats, Pattern, Recommendation, Trend,
+};
 use crate::symbolize::from_blamed;
 
 /// Version of the report's structure (bumped when a field changes meaning or goes away).
@@ -37,17 +39,17 @@ pub struct Report {
     /// Whether the figures are exact (every allocation recorded) rather than estimated.
     pub exact: bool,
     /// The process's memory as the kernel and jemalloc count it (measured).
-    pub memory: Memory,
+    pub memory: MemoryStats,
     /// Totals over all call sites.
     pub totals: Totals,
     /// Allocations by size: tiny < 64 B, small < 1 KiB, medium < 64 KiB, large < 1 MiB,
     /// huge >= 1 MiB.
     pub size_buckets: Vec<SizeBucket>,
     /// How fast the program allocates.
-    pub rate: Rates,
+    pub rate: AllocRates,
     /// How long allocations live, over all sites (from the samples that died; `None` before any
     /// did).
-    pub lifetime_ns: Option<Lifetimes>,
+    pub lifetime_ns: Option<DurationPercentiles>,
     /// Leak candidates: sites whose live bytes keep growing over the snapshot window, fastest
     /// growth first (see the crate docs for the rule).
     pub leaks: Vec<Leak>,
@@ -59,9 +61,9 @@ pub struct Report {
     /// citing the figure that triggered it.
     pub recommendations: Vec<Recommendation>,
     /// Growth of the measured heap (jemalloc allocated) and of RSS over the snapshot window.
-    pub trend: Trends,
+    pub trend: MemoryTrends,
     /// The snapshot history the trend and the leak detector read.
-    pub snapshots: Snapshots,
+    pub snapshots: SnapshotHistory,
     /// The top call sites by live bytes and by allocated bytes (up to [`TOP_SITES`] each),
     /// ordered by live bytes, then allocated bytes.
     pub sites: Vec<Site>,
@@ -114,16 +116,17 @@ pub struct SiteTable {
 
 /// Trends of the process's memory over the snapshot window (`None`: fewer than 2 snapshots).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Trends {
+pub struct MemoryTrends {
     /// jemalloc's allocated bytes (the measured live heap).
     pub heap: Option<Trend>,
     /// Resident set size.
     pub rss: Option<Trend>,
 }
 
-/// The snapshot history.
+/// The snapshot history the trends and the leak detector read: its settings and the memory at
+/// each snapshot.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Snapshots {
+pub struct SnapshotHistory {
     /// Time between snapshots now, ms.
     pub interval_ms: u64,
     /// Snapshots kept at most.
@@ -168,16 +171,16 @@ pub struct SizeBucket {
 
 /// Allocation rates (estimated unless [`Report::exact`]).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Rates {
+pub struct AllocRates {
     /// Averaged since the profiler started.
-    pub since_start: Rate,
+    pub since_start: AllocRate,
     /// Over about the last 10 seconds (shorter right after start).
-    pub recent: Rate,
+    pub recent: AllocRate,
 }
 
 /// Allocations per second over a window.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Rate {
+pub struct AllocRate {
     /// Length of the window, seconds.
     pub seconds: f64,
     /// Bytes allocated per second.
@@ -224,7 +227,7 @@ pub struct Site {
     /// Samples taken here (equals `alloc_count` in exact mode).
     pub samples: u64,
     /// How long this site's allocations live (from its dead samples; `None` if none died).
-    pub lifetime_ns: Option<Lifetimes>,
+    pub lifetime_ns: Option<DurationPercentiles>,
     /// Its allocations by size (power-of-two bins, empty bins left out).
     pub size_histogram: Vec<SizeBin>,
     /// The leak detector's reading of this site's live bytes over the snapshot window (`None`
