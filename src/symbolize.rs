@@ -27,6 +27,7 @@ use crate::sync::{Mutex, MutexGuard};
 
 /// One stack frame.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Frame {
     /// Demangled function name without the hash (or the address, if unknown).
     pub function: String,

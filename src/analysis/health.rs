@@ -47,6 +47,7 @@ pub const REARM_AFTER: u32 = 5;
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HealthStatus {
     /// Nothing crossed.
     #[default]
@@ -59,6 +60,7 @@ pub enum HealthStatus {
 
 /// Health and why.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Health {
     /// The status.
     pub status: HealthStatus,
@@ -75,6 +77,7 @@ pub struct Health {
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AlertKind {
     /// The health status changed.
     Health,
@@ -84,6 +87,7 @@ pub enum AlertKind {
 
 /// One alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Alert {
     /// When it was raised, ms since the Unix epoch.
     pub timestamp_ms: u64,

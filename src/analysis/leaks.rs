@@ -11,12 +11,13 @@ use crate::symbolize::Frame;
 
 /// A call site whose live memory keeps growing: a leak candidate, with the evidence.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct Leak {
     /// The site's id (as in `sites[].id`).
     pub site_id: u64,
     /// The site's stack, innermost first.
     pub frames: Vec<Frame>,
-    /// The frame a person would blame, as in [`Site::blamed`](crate::Site::blamed): the
+    /// The frame a person would blame, as in [`Site::blamed`](crate::report::Site::blamed): the
     /// innermost frame that is not allocation plumbing (`None` without frames).
     #[serde(default)]
     pub blamed: Option<Frame>,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The process's memory at one moment, measured: the kernel's view of the process and
 /// jemalloc's of its heap.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct MemoryStats {
     /// Resident set size (`/proc/self/statm`), bytes. 0 if unreadable.
     pub rss_bytes: u64,
@@ -25,6 +26,7 @@ pub struct MemoryStats {
 
 /// jemalloc's global statistics, bytes (`man jemalloc`, `stats.*`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JemallocStats {
     /// Bytes allocated by the application (`stats.allocated`).
     pub allocated: u64,

@@ -143,6 +143,7 @@ impl SizeBins {
 /// histogram bins: within 1% for the process-wide lifetimes and for ages, within 6.25% per
 /// site.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DurationPercentiles {
     /// Allocations these figures describe (estimated): the freed ones for lifetimes, the live
     /// ones for ages.

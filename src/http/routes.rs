@@ -370,7 +370,7 @@ fn purge() -> Response {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
             Response::json(&Envelope {
-                version: crate::REPORT_VERSION,
+                version: crate::report::REPORT_VERSION,
                 pid: std::process::id(),
                 timestamp: now,
                 body: purged,

@@ -40,6 +40,7 @@ pub const RETAINED_MIN_BYTES: u64 = 1 << 30;
 
 /// One recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Recommendation {
     /// `reuse_buffer`, `pool_tiny_objects`, `purge_or_decay` or `retained`.
     pub kind: String,

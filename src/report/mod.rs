@@ -1,22 +1,14 @@
-//! What users see: the [`Report`] value, its parts and its writers.
+//! The heap report's types: [`Report`], which [`crate::report()`] returns, and its parts.
 //!
-//! Taking a report ([`take`]) runs on the caller's thread, in steps:
+//! The types only: reports are taken by [`crate::report()`], written to files by
+//! [`crate::dump()`] and served by the HTTP server. A report writes itself as JSON
+//! ([`Report::write_json`], schema in `docs/report-schema.md`), text ([`Report::write_text`],
+//! also `Display`), pprof ([`Report::write_pprof`]), folded stacks ([`Report::write_folded`])
+//! and HTML ([`Report::write_html`]), and reads back from JSON with serde.
 //!
-//! 1. **copy** the aggregate's figures under the drain lock, after draining every ring (so the
-//!    report includes every allocation and free that happened before the call):
-//!    [`aggregate_copy`];
-//! 2. **symbolize** their stacks into the symbol cache, then measure the process's memory;
-//! 3. **build** the report from those copies, the snapshot history and the alert log: a
-//!    function of its arguments that changes no state ([`build`]), after the raw sites are
-//!    merged by symbolized stack ([`sites`]);
-//! 4. **add the details** read in a second, short pass under the drain lock: the listed sites'
-//!    histograms, the leaks' ages, and the recommendations that read them;
-//! 5. **record the alerts** its health and leaks raise ([`record_alerts`]): the one step that
-//!    changes state, taken by [`take`] and by the drain thread's periodic [`evaluate`], not by
-//!    the HTTP [`summary`](fn@summary).
-//!
-//! The public types are in [`model`] and, for the parts the analysis fills in, next to the
-//! code that computes them (`crate::analysis`); this module re-exports them all.
+//! Every struct and enum here is `#[non_exhaustive]`: fields and variants may be added without
+//! a breaking change, so code outside heaptide reads them (or deserializes them) but does not
+//! build them with a struct literal or match them without a wildcard arm.
 
 mod advice;
 mod aggregate_copy;
@@ -60,8 +52,26 @@ static REPORTS_BUILT: AtomicU64 = AtomicU64::new(0);
 /// [`summary`](fn@summary), which does not take the symbol cache's lock).
 static SYMBOLS_CACHED: AtomicU64 = AtomicU64::new(0);
 
-/// Takes a report now and records the alerts its health and leaks raise ([`record_alerts`]).
-/// See [`crate::report()`].
+/// Takes a report now and records the alerts its health and leaks raise. See
+/// [`crate::report()`].
+///
+/// It runs on the caller's thread, in steps:
+///
+/// 1. **copy** the aggregate's figures under the drain lock, after draining every ring (so the
+///    report includes every allocation and free that happened before the call):
+///    [`aggregate_copy`];
+/// 2. **symbolize** their stacks into the symbol cache ([`symbolize_stacks`]), then measure the
+///    process's memory;
+/// 3. **merge** the raw sites by symbolized user stack ([`sites`]);
+/// 4. **build** the report from those, the snapshot history and the alert log: a function of
+///    what was read, which changes no state ([`build`]);
+/// 5. **add the details** read in a second, short pass under the drain lock: the listed sites'
+///    histograms, the leaks' ages, and the recommendations that read them;
+/// 6. **record the alerts** its health and leaks raise ([`record_alerts`]): the one step that
+///    changes state, taken here and by the drain thread's periodic [`evaluate`], not by the
+///    HTTP [`summary`](fn@summary).
+///
+/// Steps 1 to 5 are [`read_full`].
 pub(crate) fn take() -> Report {
     crate::sample::thread::hand_out(take_in_scope())
 }

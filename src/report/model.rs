@@ -22,6 +22,7 @@ pub const TOP_SITES: usize = 100;
 /// of its probability of being sampled, which makes them unbiased) and **exact** in exact mode
 /// (`sample_interval == 1`); `exact` says which.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct Report {
     /// [`REPORT_VERSION`].
     pub version: u32,
@@ -79,6 +80,7 @@ pub struct Report {
 
 /// Totals over all call sites (estimated unless [`Report::exact`]).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct Totals {
     /// Bytes allocated since start (including those since freed).
     pub alloc_bytes: u64,
@@ -95,6 +97,7 @@ pub struct Totals {
 /// merged into an "other" site per truncated stack ([`Site::is_other`]); their figures
 /// move with them, so totals stay exact.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct SiteTable {
     /// The budget in force, bytes: `HEAPTIDE_SITE_BUDGET`, or 64 MiB or 1% of the live heap,
     /// whichever is larger.
@@ -116,6 +119,7 @@ pub struct SiteTable {
 
 /// Trends of the process's memory over the snapshot window (`None`: fewer than 2 snapshots).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct MemoryTrends {
     /// jemalloc's allocated bytes (the measured live heap).
     pub heap: Option<Trend>,
@@ -126,6 +130,7 @@ pub struct MemoryTrends {
 /// The snapshot history the trends and the leak detector read: its settings and the memory at
 /// each snapshot.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct SnapshotHistory {
     /// Time between snapshots now, ms.
     pub interval_ms: u64,
@@ -137,6 +142,7 @@ pub struct SnapshotHistory {
 
 /// The process's memory at one snapshot.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct SnapshotPoint {
     /// When, ms since the Unix epoch.
     pub timestamp_ms: u64,
@@ -152,6 +158,7 @@ pub struct SnapshotPoint {
 
 /// One size bucket's figures (estimated unless [`Report::exact`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct SizeBucket {
     /// `tiny`, `small`, `medium`, `large` or `huge`.
     pub name: String,
@@ -171,6 +178,7 @@ pub struct SizeBucket {
 
 /// Allocation rates (estimated unless [`Report::exact`]).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct AllocRates {
     /// Averaged since the profiler started.
     pub since_start: AllocRate,
@@ -180,6 +188,7 @@ pub struct AllocRates {
 
 /// Allocations per second over a window.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct AllocRate {
     /// Length of the window, seconds.
     pub seconds: f64,
@@ -191,6 +200,7 @@ pub struct AllocRate {
 
 /// A bin of a site's size histogram (estimated allocations).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SizeBin {
     /// Smallest size in the bin, bytes (a power of two, or 0).
     pub min_bytes: u64,
@@ -202,6 +212,7 @@ pub struct SizeBin {
 
 /// One call site: a deduplicated stack and its figures.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct Site {
     /// Site number, stable for the life of the process.
     pub id: u64,
@@ -249,6 +260,7 @@ pub const OTHER_FRAME: &str = "[heaptide: other call stacks]";
 
 /// The profiler's own figures.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct ProfilerStats {
     /// Allocation samples taken.
     pub samples: u64,

@@ -95,7 +95,7 @@ impl fmt::Display for Report {
         writeln!(f)?;
 
         let h = &self.health;
-        if h.status != crate::HealthStatus::Ok {
+        if h.status != crate::report::HealthStatus::Ok {
             let status = format!("{:?}", h.status).to_lowercase();
             writeln!(f, "  health:    {status}: {}", h.reasons.join("; "))?;
         }
