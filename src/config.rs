@@ -1,5 +1,7 @@
 //! Configuration: code defaults from the [`Heaptide`](crate::Heaptide) handle, overridden by
 //! `HEAPTIDE_*` environment variables, read once at start-up and never on the hot path.
+//! [`Config`] and [`Sampling`] are public (re-exported at the crate root); the parsers are
+//! the crate's own.
 //!
 //! Every value, from the environment or from code, goes through the parsers here. A value that
 //! does not parse never stops the program: one line on stderr names the variable, the value and
@@ -60,7 +62,7 @@ pub struct Config {
 }
 
 /// Default stack depth.
-pub const DEFAULT_DEPTH: usize = 32;
+pub(crate) const DEFAULT_DEPTH: usize = 32;
 
 impl Config {
     /// The defaults, before the environment.
@@ -109,17 +111,19 @@ impl Config {
 }
 
 /// Accepted forms of `HEAPTIDE_SITE_BUDGET`.
-pub const SITE_BUDGET_FORMS: &str = "a byte size of at least 64KiB, such as 64MiB or 1GiB";
+pub(crate) const SITE_BUDGET_FORMS: &str = "a byte size of at least 64KiB, such as 64MiB or 1GiB";
 
 /// Parses a `HEAPTIDE_SITE_BUDGET` value (at least 64 KiB: a few hundred sites).
-pub fn parse_site_budget(value: &str) -> Result<u64, ParseError> {
+pub(crate) fn parse_site_budget(value: &str) -> Result<u64, ParseError> {
     match parse_size(value)? {
         b if b >= 64 << 10 => Ok(b),
         _ => Err(ParseError),
     }
 }
 
-/// A configuration value that is not in one of the accepted forms.
+/// A configuration value that is not in one of the accepted forms. Crate-private like the
+/// parsers that return it (this module is private); `pub` only for the fuzz targets, which
+/// reach it through `crate::__fuzz` under `cfg(fuzzing)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseError;
 
@@ -132,9 +136,9 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Accepted forms of `HEAPTIDE_SAMPLE`, for error messages and docs.
-pub const SAMPLING_FORMS: &str = "a byte size such as 524288, 512KiB, 4MiB (mean bytes between samples), 1 (every allocation) or off";
+pub(crate) const SAMPLING_FORMS: &str = "a byte size such as 524288, 512KiB, 4MiB (mean bytes between samples), 1 (every allocation) or off";
 /// Accepted forms of `HEAPTIDE_DEPTH`.
-pub const DEPTH_FORMS: &str = "an integer from 1 to 64";
+pub(crate) const DEPTH_FORMS: &str = "an integer from 1 to 64";
 
 /// Whether a `HEAPTIDE_SAMPLE` value is one of the forms of off (`off`, `none`, `false`, any
 /// case, surrounding ASCII whitespace ignored). Bytes and no allocation: the load-time
@@ -147,7 +151,7 @@ pub(crate) fn says_off(value: &[u8]) -> bool {
 }
 
 /// Parses a `HEAPTIDE_SAMPLE` value.
-pub fn parse_sampling(value: &str) -> Result<Sampling, ParseError> {
+pub(crate) fn parse_sampling(value: &str) -> Result<Sampling, ParseError> {
     let v = value.trim();
     if says_off(v.as_bytes()) {
         return Ok(Sampling::Off);
@@ -160,7 +164,7 @@ pub fn parse_sampling(value: &str) -> Result<Sampling, ParseError> {
 }
 
 /// Parses a `HEAPTIDE_DEPTH` value.
-pub fn parse_depth(value: &str) -> Result<usize, ParseError> {
+pub(crate) fn parse_depth(value: &str) -> Result<usize, ParseError> {
     match parse_u64(value)? {
         d @ 1..=64 => Ok(d as usize),
         _ => Err(ParseError),
@@ -168,7 +172,7 @@ pub fn parse_depth(value: &str) -> Result<usize, ParseError> {
 }
 
 /// Parses a plain unsigned decimal integer (underscores allowed as separators).
-pub fn parse_u64(value: &str) -> Result<u64, ParseError> {
+pub(crate) fn parse_u64(value: &str) -> Result<u64, ParseError> {
     let v = value.trim();
     if v.is_empty() {
         return Err(ParseError);
@@ -196,7 +200,7 @@ pub fn parse_u64(value: &str) -> Result<u64, ParseError> {
 /// decimal units: `kB`/`KB`, `MB`, `GB`, `TB` (powers of 1000); `B` or nothing: bytes.
 /// Units are case-insensitive except that `KB`-style means decimal. The result is rounded to
 /// the nearest byte.
-pub fn parse_size(value: &str) -> Result<u64, ParseError> {
+pub(crate) fn parse_size(value: &str) -> Result<u64, ParseError> {
     let v = value.trim();
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
@@ -238,12 +242,12 @@ pub fn parse_size(value: &str) -> Result<u64, ParseError> {
 }
 
 /// Accepted forms of a duration, for error messages.
-pub const DURATION_FORMS: &str =
+pub(crate) const DURATION_FORMS: &str =
     "a duration such as 10s, 250ms, 5m, 1h or 500us (a bare number is seconds)";
 
 /// Parses a duration: a number (integer or decimal) with an optional unit `ns`, `us`, `ms`,
 /// `s` (the default), `m`, `h`. Zero is refused.
-pub fn parse_duration(value: &str) -> Result<std::time::Duration, ParseError> {
+pub(crate) fn parse_duration(value: &str) -> Result<std::time::Duration, ParseError> {
     let v = value.trim();
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
@@ -271,7 +275,7 @@ pub fn parse_duration(value: &str) -> Result<std::time::Duration, ParseError> {
 
 /// A byte count printed with a binary unit (`512 KiB`, `4.0 MiB`).
 #[derive(Debug, Clone, Copy)]
-pub struct ByteSize(pub u64);
+pub(crate) struct ByteSize(pub(crate) u64);
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

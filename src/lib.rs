@@ -67,7 +67,7 @@
 //! | `HEAPTIDE_FORMATS` | comma-separated: `json`, `pprof`, `text`, `folded`, `html` | `json,pprof,text` |
 //! | `HEAPTIDE_DIR` | directory of the dump files (a relative path is taken from the current directory at start-up) | `TMPDIR`, else `/tmp` |
 //! | `HEAPTIDE_DUMP_AT_EXIT` | `1`/`true`: dump at normal exit | `0` |
-//! | `HEAPTIDE_SITE_BUDGET` | memory of the call-site table, at least `64KiB`; past it the coldest call stacks are merged into "other" sites ([`SiteTable`]) | `64MiB` or 1% of the live heap, whichever is larger |
+//! | `HEAPTIDE_SITE_BUDGET` | memory of the call-site table, at least `64KiB`; past it the coldest call stacks are merged into "other" sites ([`report::SiteTable`]) | `64MiB` or 1% of the live heap, whichever is larger |
 //!
 //! The leak detector's settings (read by the drain thread, not at start-up):
 //!
@@ -94,7 +94,9 @@
 //! [`Report::write_text`] (what a person reads first), [`Report::write_pprof`] (gzipped
 //! `profile.proto` for `go tool pprof`, Pyroscope, Parca, Grafana) and
 //! [`Report::write_folded`] (flame graph input), [`Report::write_html`] (one self-contained page:
-//! leaks, memory over time, an icicle graph, size and lifetime charts).
+//! leaks, memory over time, an icicle graph, size and lifetime charts). The types of its parts
+//! ([`report::Site`], [`report::Leak`], [`report::Health`], ...) are in the [`report`](mod@report)
+//! module; they are `#[non_exhaustive]`: read them, or deserialize them from the JSON.
 //!
 //! # Leak detector, trends and health
 //!
@@ -104,7 +106,7 @@
 //! judges every site with live bytes from that history:
 //!
 //! 1. fewer than 9 snapshots: `insufficient_evidence`, with the number of snapshots still
-//!    needed ([`Site::needs_snapshots`]);
+//!    needed ([`report::Site::needs_snapshots`]);
 //! 2. **releases**: a fall between two snapshots of at least 30% of the window's range (and 10%
 //!    of the value, and 5 typical steps), after a climb of 30% of the range. Two releases or
 //!    more: `sawtooth` (memory reused), unless the troughs after the releases rise along a
@@ -143,7 +145,7 @@
 //! time-weighted average, volatility (residual RMS over the average) of jemalloc's allocated
 //! bytes and of RSS, and the time until RSS reaches `HEAPTIDE_LIMIT` at that growth.
 //!
-//! **Health** ([`Health`]), judged on RSS: critical at `HEAPTIDE_CRITICAL` or
+//! **Health** ([`report::Health`]), judged on RSS: critical at `HEAPTIDE_CRITICAL` or
 //! `HEAPTIDE_LIMIT`; warning at `HEAPTIDE_WARN`, with a high or critical leak found with
 //! confidence >= 0.5, or when RSS is projected to reach the limit within an hour. [`on_alert`]
 //! registers a callback, called on the drain thread once per transition (a status change; a
@@ -224,7 +226,7 @@
 //! - **The allocation path never waits on a lock, and never panics.** An unsampled allocation
 //!   is a thread-local countdown; an unsampled free is one compare. A sampled one pushes to the
 //!   thread's own ring; when the ring is full the event goes to an overflow node, so no sample
-//!   is dropped while memory lasts ([`ProfilerStats::dropped`] counts those lost to a shortage
+//!   is dropped while memory lasts ([`report::ProfilerStats::dropped`] counts those lost to a shortage
 //!   of memory). When too many nodes wait (1,024 in sampled mode, about 600 KiB; 65,536 in
 //!   exact mode), the sampling thread, and only it, runs a drain pass if the drain lock is free
 //!   or yields its CPU until the backlog shrinks: backpressure on the sampled slow path, never
@@ -238,7 +240,7 @@
 //!   queued, the next drain pass leaves the sample neither live nor waiting (`bin/loom.sh`).
 //! - **Profiler work is not the user's.** Stack capture, symbolization, the drain and report
 //!   building run in a thread-local profiler scope: their allocations are not sampled and are
-//!   measured separately ([`ProfilerStats::overhead_bytes`]).
+//!   measured separately ([`report::ProfilerStats::overhead_bytes`]).
 //! - **Threads come and go.** Each sampling thread takes a ring slot from a lock-free
 //!   registry and gives it back at exit; the drain empties it before it is reused. Ring,
 //!   registry and the intrusive stack are model-checked with loom (`bin/loom.sh`).
@@ -313,13 +315,13 @@
 //! Stacks are captured as raw return addresses into the event; symbols are resolved only when a
 //! report is built, and cached by address. The resolver's own cache (the binary's parsed debug
 //! info, tens of MiB for a large binary) is dropped once a report has cached its frames, and a
-//! report counts what building it took in [`ProfilerStats::overhead_bytes`]. With frame pointers
+//! report counts what building it took in [`report::ProfilerStats::overhead_bytes`]. With frame pointers
 //! (`-C force-frame-pointers=yes`, detected at build time) the capture is a walk of the frame
 //! records within the thread's stack bounds, about a nanosecond per frame; otherwise it uses
 //! DWARF unwinding (libgcc via `backtrace`, no lock), 1-2 µs per frame. For function names and
 //! file:line in release builds, give the release profile `debug = "limited"` (or
 //! `"line-tables-only"`: inlined functions then have short names). At any level, the frame a
-//! report blames ([`Site::blamed_frame`]) is the innermost one that is not the standard
+//! report blames ([`report::Site::blamed_frame`]) is the innermost one that is not the standard
 //! library's: heaptide knows those by their source files (the toolchain's `library/` sources)
 //! or, without debug info, by their names; a site is the program's stack from that frame
 //! outwards, so `alloc`, `alloc_zeroed` and `realloc` from one line are one site, and a
@@ -371,7 +373,7 @@ mod alloc;
 #[cfg(not(loom))]
 mod analysis;
 #[cfg(not(loom))]
-pub mod config;
+mod config;
 #[cfg(not(loom))]
 mod diag;
 #[cfg(not(loom))]
@@ -388,7 +390,7 @@ mod dump;
 #[cfg(all(feature = "http", not(loom)))]
 mod http;
 #[cfg(not(loom))]
-mod report;
+pub mod report;
 #[cfg(not(loom))]
 mod runtime;
 #[cfg(not(loom))]
@@ -405,13 +407,7 @@ pub use alloc::Heaptide;
 #[cfg(not(loom))]
 pub use config::{Config, Sampling};
 #[cfg(not(loom))]
-pub use report::{
-    Alert, AlertKind, Frame, Health, HealthStatus, Jemalloc, Leak, Lifetimes, Memory, Pattern,
-    ProfilerStats, REPORT_VERSION, Rate, Rates, Recommendation, Report, Severity, Site, SizeBin,
-    SizeBucket, SnapshotPoint, Snapshots, TOP_SITES, Totals, Trend, Trends,
-};
-#[cfg(not(loom))]
-pub use report::{Change, ChangeKind, Diff, OTHER_FRAME, SideBySide, SiteChange, SiteTable};
+pub use report::Report;
 
 // The handle is made here, where the allocator (`alloc.rs`) is wired to the side effects it
 // starts (`runtime.rs`), which sit above every other module.
@@ -439,6 +435,10 @@ impl Default for Heaptide {
 ///
 /// If heaptide is not the global allocator, or profiling is off, the report is empty (and
 /// says `sample_interval == 0`).
+///
+/// Taking a report also records the alerts its health and leaks raise: a change of health
+/// status since the last report or periodic evaluation, a site newly judged a serious leak
+/// (see [`on_alert`]). `report.alerts` includes them.
 ///
 /// # Examples
 ///
@@ -475,7 +475,7 @@ pub fn mark(name: &str) {
 /// What changed since the mark `name` ([`mark`]): a report taken now, compared with the one kept
 /// there ([`Report::diff`]). `None` if there is no such mark.
 #[cfg(not(loom))]
-pub fn diff_since(name: &str) -> Option<Diff> {
+pub fn diff_since(name: &str) -> Option<report::Diff> {
     report::marks::diff_since(name)
 }
 
@@ -568,11 +568,12 @@ pub fn set_snapshot_interval(interval: std::time::Duration) {
 }
 
 /// Registers a callback for alerts (replacing an earlier one): a health status change, or a
-/// leak of high or critical severity found (once per transition; see [`Health`]).
+/// leak of high or critical severity found (once per transition; see [`report::Health`]).
 ///
 /// The callback runs on heaptide's drain thread, never on an allocating thread, outside
 /// heaptide's locks (it may take a [`report`](crate::report())); a panic in it is caught.
-/// Health and leaks are judged after each periodic snapshot once a callback is registered.
+/// Health and leaks are judged after each periodic snapshot once a callback is registered,
+/// and each time a report is taken ([`report()`], a dump, the HTTP server's JSON endpoints).
 ///
 /// ```no_run
 /// # #[global_allocator]
@@ -580,7 +581,7 @@ pub fn set_snapshot_interval(interval: std::time::Duration) {
 /// heaptide::on_alert(|alert| eprintln!("memory alert: {}", alert.message));
 /// ```
 #[cfg(not(loom))]
-pub fn on_alert(callback: impl Fn(&Alert) + Send + Sync + 'static) {
+pub fn on_alert(callback: impl Fn(&report::Alert) + Send + Sync + 'static) {
     let _scope = sample::thread::ProfilerScope::enter();
     analysis::health::set_callback(std::sync::Arc::new(callback));
 }
@@ -624,19 +625,58 @@ pub fn serve(addr: impl std::net::ToSocketAddrs) -> std::io::Result<std::net::So
 mod loom_tests;
 
 /// Entry points for heaptide's fuzz targets (`fuzz/`), compiled only under `cfg(fuzzing)`
-/// (which cargo-fuzz sets): the crate-private parsers of the dump and leak-detector settings.
-/// Not an API.
+/// (which cargo-fuzz sets): the crate-private parsers of the configuration, the dump and the
+/// leak-detector settings. Not an API.
 #[cfg(all(fuzzing, not(loom)))]
 #[doc(hidden)]
 pub mod __fuzz {
     use std::time::Duration;
 
+    use crate::Sampling;
+    use crate::report::Frame;
+
     pub use crate::config::ParseError;
 
     /// The part of a site's stack that pprof and folded stacks show: from the blamed frame to
     /// the program's outermost frame.
-    pub fn shown_stack(frames: &[crate::Frame]) -> &[crate::Frame] {
+    pub fn shown_stack(frames: &[Frame]) -> &[Frame] {
         crate::symbolize::shown_stack(frames)
+    }
+
+    /// A plain unsigned integer (`HEAPTIDE_SEED`; the grammar of the other integers).
+    pub fn parse_u64(value: &str) -> Result<u64, ParseError> {
+        crate::config::parse_u64(value)
+    }
+
+    /// A byte size (`HEAPTIDE_LIMIT`, `HEAPTIDE_WARN`, `HEAPTIDE_CRITICAL`; sizes in the other
+    /// values).
+    pub fn parse_size(value: &str) -> Result<u64, ParseError> {
+        crate::config::parse_size(value)
+    }
+
+    /// `HEAPTIDE_SAMPLE`.
+    pub fn parse_sampling(value: &str) -> Result<Sampling, ParseError> {
+        crate::config::parse_sampling(value)
+    }
+
+    /// `HEAPTIDE_DEPTH`.
+    pub fn parse_depth(value: &str) -> Result<usize, ParseError> {
+        crate::config::parse_depth(value)
+    }
+
+    /// `HEAPTIDE_SITE_BUDGET`.
+    pub fn parse_site_budget(value: &str) -> Result<u64, ParseError> {
+        crate::config::parse_site_budget(value)
+    }
+
+    /// A duration (`HEAPTIDE_INTERVAL`).
+    pub fn parse_duration(value: &str) -> Result<Duration, ParseError> {
+        crate::config::parse_duration(value)
+    }
+
+    /// A byte count as messages and the text report show it (`512 KiB`, `1.5 MiB`).
+    pub fn show_bytes(bytes: u64) -> String {
+        crate::config::ByteSize(bytes).to_string()
     }
 
     /// `HEAPTIDE_SIGNAL`: the signal's name (`SIGUSR1`, `SIGUSR2`), `None` for `none`.

@@ -61,8 +61,8 @@ fn after_pass() {
 }
 
 /// Takes a snapshot when one is due; then, if anyone listens for alerts or a threshold is set,
-/// judges health and leaks (which raises the alerts of any transition) and hands pending
-/// alerts to the callback.
+/// takes a report and records the alerts its health and leaks raise
+/// ([`crate::report::evaluate`]); and hands pending alerts to the callback.
 fn tick() {
     if history::due() {
         history::take();

@@ -27,6 +27,7 @@ use crate::sync::{Mutex, MutexGuard};
 
 /// One stack frame.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Frame {
     /// Demangled function name without the hash (or the address, if unknown).
     pub function: String,
@@ -163,6 +164,12 @@ impl Symbols {
             self.by_ip.insert(ip, ids);
         }
         &self.by_ip[&ip]
+    }
+
+    /// The frames at `ip` as [`frame_ids`](Self::frame_ids) resolved them, without resolving:
+    /// empty if `ip` was never resolved.
+    pub(crate) fn cached_frame_ids(&self, ip: usize) -> &[u32] {
+        self.by_ip.get(&ip).map_or(&[], |ids| ids)
     }
 
     fn intern(&mut self, frame: Frame) -> u32 {

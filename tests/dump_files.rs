@@ -122,7 +122,7 @@ fn child_paths() {
         let report: heaptide::Report =
             serde_json::from_slice(&std::fs::read(&paths[0]).unwrap()).unwrap();
         assert_eq!(report.pid, pid);
-        assert_eq!(report.version, heaptide::REPORT_VERSION);
+        assert_eq!(report.version, heaptide::report::REPORT_VERSION);
         assert!(!std::fs::read(&paths[1]).unwrap().is_empty());
     }
     println!("paths ok");

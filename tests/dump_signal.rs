@@ -249,7 +249,7 @@ fn check_file(path: &Path, pid: u32) {
     if name.ends_with(".json") {
         let report: heaptide::Report = serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
-        assert_eq!(report.version, heaptide::REPORT_VERSION);
+        assert_eq!(report.version, heaptide::report::REPORT_VERSION);
         assert_eq!(report.pid, pid);
     } else if name.ends_with(".txt") {
         assert!(!bytes.is_empty(), "{}", path.display());

@@ -155,7 +155,7 @@ fn get(addr: SocketAddr, path: &str) -> Answer {
 
 /// Asserts a JSON endpoint's envelope: version, pid, timestamp.
 fn envelope(v: &Value) {
-    assert_eq!(v["version"], heaptide::REPORT_VERSION);
+    assert_eq!(v["version"], heaptide::report::REPORT_VERSION);
     assert_eq!(v["pid"], std::process::id());
     assert!(v["timestamp"].as_u64().unwrap() > 1_600_000_000_000, "{v}");
 }

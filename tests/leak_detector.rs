@@ -13,7 +13,8 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use heaptide::{Pattern, Report, Severity};
+use heaptide::Report;
+use heaptide::report::{Pattern, Severity};
 
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().sample_every(16 * 1024).seed(7);
@@ -35,7 +36,7 @@ fn run_ticks(mut tick: impl FnMut(usize)) -> Report {
 }
 
 /// The leak candidates whose stack mentions `name`.
-fn leaks_at<'a>(r: &'a Report, name: &str) -> Vec<&'a heaptide::Leak> {
+fn leaks_at<'a>(r: &'a Report, name: &str) -> Vec<&'a heaptide::report::Leak> {
     r.leaks
         .iter()
         .filter(|l| l.frames.iter().any(|f| f.function.contains(name)))
@@ -79,7 +80,7 @@ fn describe(r: &Report) -> String {
     out
 }
 
-fn assert_leak<'a>(r: &'a Report, name: &str, pattern: Pattern) -> &'a heaptide::Leak {
+fn assert_leak<'a>(r: &'a Report, name: &str, pattern: Pattern) -> &'a heaptide::report::Leak {
     let found = leaks_at(r, name);
     assert_eq!(
         found.len(),
@@ -427,8 +428,13 @@ fn produce_batch(n: usize) -> Vec<Vec<u8>> {
 /// the callback runs on the drain thread, once per transition. Snapshots on the injected clock,
 /// each followed by a report (which judges health and leaks and raises the alerts).
 fn alerts_child() {
-    static SEEN: Mutex<Vec<(String, heaptide::AlertKind, heaptide::HealthStatus)>> =
-        Mutex::new(Vec::new());
+    static SEEN: Mutex<
+        Vec<(
+            String,
+            heaptide::report::AlertKind,
+            heaptide::report::HealthStatus,
+        )>,
+    > = Mutex::new(Vec::new());
     heaptide::on_alert(|alert| {
         // The kernel's name of the thread (the drain thread is not a std thread).
         let thread = std::fs::read_to_string("/proc/thread-self/comm")
@@ -447,7 +453,7 @@ fn alerts_child() {
     }
     assert_eq!(
         r.health.status,
-        heaptide::HealthStatus::Warning,
+        heaptide::report::HealthStatus::Warning,
         "{:?}",
         r.health
     );
@@ -476,13 +482,13 @@ fn alerts_child() {
     );
     let count = |kind| seen.iter().filter(|(_, k, _)| *k == kind).count();
     assert_eq!(
-        count(heaptide::AlertKind::Health),
+        count(heaptide::report::AlertKind::Health),
         1,
         "one transition ok -> warning: {seen:?}"
     );
     // Once per transition, not per evaluation (there were 60).
     assert_eq!(
-        count(heaptide::AlertKind::Leak),
+        count(heaptide::report::AlertKind::Leak),
         1,
         "the leak was alerted once: {alerts:#?}"
     );

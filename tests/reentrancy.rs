@@ -141,7 +141,7 @@ fn churn(
 // === consistency ===
 
 fn check(r: &heaptide::Report, prev: Option<&heaptide::Report>) {
-    assert_eq!(r.version, heaptide::REPORT_VERSION);
+    assert_eq!(r.version, heaptide::report::REPORT_VERSION);
     assert!(r.exact && r.sample_interval == 1);
     assert_eq!(
         r.profiler.dropped, 0,
@@ -161,7 +161,7 @@ fn check(r: &heaptide::Report, prev: Option<&heaptide::Report>) {
         r.profiler
     );
     assert!(r.sites.len() as u64 <= r.sites_seen);
-    assert!(r.sites.len() <= 2 * heaptide::TOP_SITES);
+    assert!(r.sites.len() <= 2 * heaptide::report::TOP_SITES);
     let mut ids = HashSet::new();
     let (mut ab, mut lb, mut ac, mut lc) = (0u64, 0u64, 0u64, 0u64);
     for s in &r.sites {

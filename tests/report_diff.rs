@@ -2,7 +2,7 @@
 //! site that appeared with exactly the bytes it allocated, and the site whose blocks were
 //! freed, with exactly the bytes it held.
 
-use heaptide::{ChangeKind, Diff};
+use heaptide::report::{ChangeKind, Diff, SiteChange};
 
 #[global_allocator]
 static ALLOC: heaptide::Heaptide = heaptide::Heaptide::new().exact();
@@ -23,7 +23,7 @@ fn grow_after_mark(into: &mut Vec<Box<[u8; 4096]>>) {
     }
 }
 
-fn site<'a>(diff: &'a Diff, function: &str) -> &'a heaptide::SiteChange {
+fn site<'a>(diff: &'a Diff, function: &str) -> &'a SiteChange {
     diff.sites
         .iter()
         .find(|c| {

@@ -280,7 +280,7 @@ fn known_workload_in_pprof_and_folded() {
     assert_eq!(r.profiler.dropped, 0);
 
     // The report itself: one site, the truth.
-    let sites: Vec<&heaptide::Site> = r.sites_mentioning("formats_known_leaf").collect();
+    let sites: Vec<&heaptide::report::Site> = r.sites_mentioning("formats_known_leaf").collect();
     assert_eq!(sites.len(), 1, "{sites:#?}");
     let site = sites[0];
     let blamed = site.blamed.as_ref().expect("a blamed frame");

@@ -10,8 +10,11 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use heaptide::{Frame, Leak, Pattern, Recommendation, Report, Severity, Site, SnapshotPoint};
-use serde_json::Value;
+use heaptide::Report;
+use heaptide::report::{
+    Frame, Leak, Pattern, Recommendation, Severity, Site, SizeBin, SnapshotPoint,
+};
+use serde_json::{Value, json};
 
 #[global_allocator]
 static A: heaptide::Heaptide = heaptide::Heaptide::new().sample_every(4096).seed(11);
@@ -161,7 +164,7 @@ fn real_report_page_is_self_contained_and_carries_the_figures() {
     let v = data(&page);
     assert_eq!(v["format"], 1);
     assert_eq!(v["report"]["pid"], std::process::id());
-    assert_eq!(v["report"]["version"], heaptide::REPORT_VERSION);
+    assert_eq!(v["report"]["version"], heaptide::report::REPORT_VERSION);
     assert_eq!(
         v["report"]["command_line"],
         serde_json::to_value(&report.command_line).unwrap()
@@ -233,12 +236,12 @@ impl Rng {
     }
 }
 
+// The report's types are `#[non_exhaustive]`: outside heaptide they are read, deserialized, or
+// made with `Default` and filled in field by field, never built with a struct literal.
+
+/// A frame, as a JSON report holds it.
 fn frame(function: String, file: &str, line: u32) -> Frame {
-    Frame {
-        function,
-        file: Some(file.to_string()),
-        line: Some(line),
-    }
+    serde_json::from_value(json!({ "function": function, "file": file, "line": line })).unwrap()
 }
 
 /// The largest report heaptide makes: 200 sites with 32-frame stacks of long generic names
@@ -290,47 +293,55 @@ fn large_report() -> Report {
     };
     let mut report = heaptide::report();
     report.sites = (0..200u64)
-        .map(|id| Site {
-            id,
-            frames: stack(&mut rng),
-            blamed: None,
-            alloc_bytes: rng.below(1 << 36),
-            alloc_count: rng.below(1 << 26),
-            live_bytes: rng.below(8 << 20),
-            live_count: rng.below(1 << 16),
-            samples: rng.below(10_000),
-            lifetime_ns: report.lifetime_ns,
-            size_histogram: (0..20)
-                .map(|b| heaptide::SizeBin {
-                    min_bytes: 1 << b,
-                    max_bytes: (2 << b) - 1,
-                    alloc_count: rng.below(1 << 30),
+        .map(|id| {
+            let mut site = Site::default();
+            site.id = id;
+            site.frames = stack(&mut rng);
+            site.alloc_bytes = rng.below(1 << 36);
+            site.alloc_count = rng.below(1 << 26);
+            site.live_bytes = rng.below(8 << 20);
+            site.live_count = rng.below(1 << 16);
+            site.samples = rng.below(10_000);
+            site.lifetime_ns = report.lifetime_ns;
+            site.size_histogram = (0..20)
+                .map(|b| {
+                    let mut bin = SizeBin::default();
+                    bin.min_bytes = 1 << b;
+                    bin.max_bytes = (2 << b) - 1;
+                    bin.alloc_count = rng.below(1 << 30);
+                    bin
                 })
-                .collect(),
-            pattern: Some(Pattern::SteadyGrowth),
-            needs_snapshots: None,
-            first_seen_ms: report.timestamp - 5_000_000,
-            last_seen_ms: report.timestamp - 1_000,
+                .collect();
+            site.pattern = Some(Pattern::SteadyGrowth);
+            site.first_seen_ms = report.timestamp - 5_000_000;
+            site.last_seen_ms = report.timestamp - 1_000;
+            site
         })
         .collect();
     report.sites_seen = 5_000;
     let sum = |f: fn(&Site) -> u64| report.sites.iter().map(f).sum::<u64>();
-    report.totals = heaptide::Totals {
-        alloc_bytes: sum(|s| s.alloc_bytes) + (1 << 40),
-        alloc_count: sum(|s| s.alloc_count) + (1 << 30),
-        live_bytes: sum(|s| s.live_bytes) + (64 << 20),
-        live_count: sum(|s| s.live_count) + (1 << 20),
-    };
+    let totals = [
+        sum(|s| s.alloc_bytes) + (1 << 40),
+        sum(|s| s.alloc_count) + (1 << 30),
+        sum(|s| s.live_bytes) + (64 << 20),
+        sum(|s| s.live_count) + (1 << 20),
+    ];
+    report.totals.alloc_bytes = totals[0];
+    report.totals.alloc_count = totals[1];
+    report.totals.live_bytes = totals[2];
+    report.totals.live_count = totals[3];
     // 500 snapshots 10 s apart, the last one just before the report.
     let t0 = report.timestamp - 500 * 10_000;
     let live = report.totals.live_bytes;
     report.snapshots.points = (0..500u64)
-        .map(|i| SnapshotPoint {
-            timestamp_ms: t0 + i * 10_000,
-            rss_bytes: (1 << 30) + i * 1_000_003 + rng.below(1 << 20),
-            heap_allocated_bytes: (900 << 20) + i * 999_983,
-            heap_resident_bytes: (950 << 20) + i * 1_000_033,
-            live_bytes: live / 2 + i * (live / 1000),
+        .map(|i| {
+            let mut point = SnapshotPoint::default();
+            point.timestamp_ms = t0 + i * 10_000;
+            point.rss_bytes = (1 << 30) + i * 1_000_003 + rng.below(1 << 20);
+            point.heap_allocated_bytes = (900 << 20) + i * 999_983;
+            point.heap_resident_bytes = (950 << 20) + i * 1_000_033;
+            point.live_bytes = live / 2 + i * (live / 1000);
+            point
         })
         .collect();
     // The report's own measurement, just after the last snapshot.
@@ -339,28 +350,35 @@ fn large_report() -> Report {
     report.memory.jemalloc.allocated = last.heap_allocated_bytes + (1 << 20);
     report.memory.jemalloc.resident = last.heap_resident_bytes + (1 << 20);
     report.leaks = (0..60u64)
-        .map(|i| Leak {
-            site_id: i,
-            frames: report.sites[i as usize].frames.clone(),
-            blamed: report.sites[i as usize].blamed.clone(),
-            live_bytes: 1 << 28,
-            live_samples: 1234,
-            growth_bytes_per_hour: 1e9 / (i + 1) as f64,
-            pattern: Pattern::SteadyGrowth,
-            severity: Severity::High,
-            confidence: 0.8,
-            reason: "live bytes rose 15.6 MiB over 392 ms in 16 snapshots (+139.8 GiB/h, r²=0.87, 9 of 15 steps up, 0 down, 31 samples); the last third's mean is +11.5 MiB (+74%) from the first's, 4.8 standard errors; still rising in the last third".to_string(),
-            age_ns: report.lifetime_ns,
-            history: (0..500u64)
+        .map(|i| {
+            let history: Vec<(u64, u64)> = (0..500u64)
                 .map(|j| (t0 + j * 10_000, j * 1_000_000 + rng.below(1 << 16)))
-                .collect(),
+                .collect();
+            serde_json::from_value::<Leak>(json!({
+                "site_id": i,
+                "frames": report.sites[i as usize].frames,
+                "blamed": report.sites[i as usize].blamed,
+                "live_bytes": 1u64 << 28,
+                "live_samples": 1234,
+                "growth_bytes_per_hour": 1e9 / (i + 1) as f64,
+                "pattern": Pattern::SteadyGrowth,
+                "severity": Severity::High,
+                "confidence": 0.8,
+                "reason": "live bytes rose 15.6 MiB over 392 ms in 16 snapshots (+139.8 GiB/h, r²=0.87, 9 of 15 steps up, 0 down, 31 samples); the last third's mean is +11.5 MiB (+74%) from the first's, 4.8 standard errors; still rising in the last third",
+                "age_ns": report.lifetime_ns,
+                "history": history,
+            }))
+            .unwrap()
         })
         .collect();
     report.recommendations = (0..10)
-        .map(|i| Recommendation {
-            kind: "reuse_buffer".to_string(),
-            site_id: Some(i),
-            message: "my_service::handlers::module_1::handle_7 (/home/builder/src/my_service/src/handlers/module_1.rs:31) made 18% of all allocations (244534), and half of them lived under 95 ns: reuse a buffer instead of allocating each time".to_string(),
+        .map(|i| {
+            serde_json::from_value::<Recommendation>(json!({
+                "kind": "reuse_buffer",
+                "site_id": i,
+                "message": "my_service::handlers::module_1::handle_7 (/home/builder/src/my_service/src/handlers/module_1.rs:31) made 18% of all allocations (244534), and half of them lived under 95 ns: reuse a buffer instead of allocating each time",
+            }))
+            .unwrap()
         })
         .collect();
     report
@@ -405,34 +423,31 @@ fn the_largest_report_stays_a_few_hundred_kb() {
 fn report_text_cannot_break_out_of_the_page() {
     let hostile = "</script><script>alert(1)</script>";
     let mut report = heaptide::report();
-    report.sites = vec![Site {
-        id: 7,
-        frames: vec![
-            Frame {
-                function: hostile.to_string(),
-                file: Some("<!--evil.rs".to_string()),
-                line: Some(1),
-            },
-            Frame {
-                function: "app::main</SCRIPT >".to_string(),
-                file: None,
-                line: None,
-            },
-        ],
-        alloc_bytes: 100,
-        alloc_count: 1,
-        live_bytes: 100,
-        live_count: 1,
-        samples: 1,
-        ..Site::default()
-    }];
+    let mut site = Site::default();
+    site.id = 7;
+    site.frames = vec![
+        frame(hostile.to_string(), "<!--evil.rs", 1),
+        serde_json::from_value(
+            json!({ "function": "app::main</SCRIPT >", "file": null, "line": null }),
+        )
+        .unwrap(),
+    ];
+    site.alloc_bytes = 100;
+    site.alloc_count = 1;
+    site.live_bytes = 100;
+    site.live_count = 1;
+    site.samples = 1;
+    report.sites = vec![site];
     report.command_line = vec!["prog".to_string(), hostile.to_string()];
     report.health.reasons = vec![format!("<img src=x onerror=alert(2)> {hostile}")];
-    report.recommendations = vec![Recommendation {
-        kind: "<b>bold</b>".to_string(),
-        site_id: None,
-        message: "<!-- comment".to_string(),
-    }];
+    report.recommendations = vec![
+        serde_json::from_value(json!({
+            "kind": "<b>bold</b>",
+            "site_id": null,
+            "message": "<!-- comment",
+        }))
+        .unwrap(),
+    ];
 
     let page = html(&report);
     assert_self_contained(&page);

@@ -65,7 +65,7 @@ fn json_has_the_documented_paths_and_true_values() {
     report.write_json(&mut out).unwrap();
     let v: Value = serde_json::from_slice(&out).unwrap();
 
-    assert_eq!(u(&v, "version"), heaptide::REPORT_VERSION as u64);
+    assert_eq!(u(&v, "version"), heaptide::report::REPORT_VERSION as u64);
     assert_eq!(u(&v, "pid"), std::process::id() as u64);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -25,7 +25,8 @@ fn child_main() {
     stacks::distinct_stacks(levels, &mut keep);
     let r = heaptide::report();
     let t = &r.site_table;
-    let sum = |f: fn(&heaptide::SizeBucket) -> u64| -> u64 { r.size_buckets.iter().map(f).sum() };
+    let sum =
+        |f: fn(&heaptide::report::SizeBucket) -> u64| -> u64 { r.size_buckets.iter().map(f).sum() };
     let sites = r.sites.iter().filter(|s| s.is_other()).count();
     println!(
         "live_count={} buckets_live_count={} alloc_count={} buckets_alloc_count={}",

@@ -1,19 +1,18 @@
-//! Every `HEAPTIDE_*` value parser on arbitrary strings: the public ones of
-//! `heaptide::config` (sizes, sampling, depth, integers, durations) and the crate-private ones
-//! of the dump and leak-detector settings (through `heaptide::__fuzz`, compiled under
-//! `cfg(fuzzing)`). None may panic; each result is checked against a plain restatement of the
-//! documented grammar where one is short, and parse -> format -> parse round-trips where a
-//! formatter exists.
+//! Every `HEAPTIDE_*` value parser on arbitrary strings, all crate-private and reached through
+//! `heaptide::__fuzz` (compiled under `cfg(fuzzing)`): sizes, the site budget, sampling, depth,
+//! integers, durations, and the dump and leak-detector settings. None may panic; each result
+//! is checked against a plain restatement of the documented grammar where one is short, and
+//! parse -> format -> parse round-trips where a formatter exists.
 #![no_main]
 
 use std::time::Duration;
 
 use arbitrary::Unstructured;
-use heaptide::__fuzz;
-use heaptide::config::{
-    ByteSize, ParseError, Sampling, parse_depth, parse_duration, parse_sampling, parse_size,
-    parse_u64,
+use heaptide::__fuzz::{
+    self, ParseError, parse_depth, parse_duration, parse_sampling, parse_site_budget, parse_size,
+    parse_u64, show_bytes,
 };
+use heaptide::Sampling;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -55,14 +54,22 @@ fn integers(v: &str) {
 }
 
 fn sizes(v: &str) {
+    let budget = parse_site_budget(v);
     let Ok(n) = parse_size(v) else {
+        assert_eq!(budget, Err(ParseError), "parse_site_budget({v:?})");
         return;
     };
+    let want = if n >= 64 << 10 {
+        Ok(n)
+    } else {
+        Err(ParseError)
+    };
+    assert_eq!(budget, want, "parse_site_budget({v:?}): at least 64 KiB");
     assert_eq!(parse_size(&n.to_string()), Ok(n), "plain bytes of {v:?}");
     assert_eq!(parse_size(&format!("{n} B")), Ok(n));
-    // ByteSize rounds to one decimal; what it shows parses back to about the same size, except
-    // where rounding up passes u64::MAX (16 EiB, shown as "16777216 TiB").
-    let shown = ByteSize(n).to_string();
+    // Sizes are shown rounded to one decimal; what is shown parses back to about the same
+    // size, except where rounding up passes u64::MAX (16 EiB, shown as "16777216 TiB").
+    let shown = show_bytes(n);
     match parse_size(&shown) {
         Ok(back) => {
             let err = (back as f64 - n as f64).abs();

@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use arbitrary::Unstructured;
-use heaptide::{Report, Site};
+use heaptide::Report;
+use heaptide::report::Site;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use tidefuzz::pprof::Profile;

@@ -1,4 +1,5 @@
-//! An arbitrary [`heaptide::Report`], built field by field from fuzzer bytes.
+//! An arbitrary [`heaptide::Report`], built field by field from fuzzer bytes (as its JSON form,
+//! then read back: the report's types are `#[non_exhaustive]`).
 //!
 //! Numbers lean toward the edges (0, 1, `i64::MAX`, `i64::MAX + 1`, `u64::MAX`); floats are any
 //! finite value (JSON has no NaN or infinity: those are mapped to finite values); strings are
@@ -7,11 +8,10 @@
 //! so one input stays cheap to write in every format.
 
 use arbitrary::{Result, Unstructured};
-use heaptide::{
-    Alert, AlertKind, Frame, Health, HealthStatus, Jemalloc, Leak, Lifetimes, Memory, Pattern,
-    ProfilerStats, Rate, Rates, Recommendation, Report, Severity, Site, SiteTable, SizeBin,
-    SizeBucket, SnapshotPoint, Snapshots, Totals, Trend, Trends,
-};
+use heaptide::Report;
+use heaptide::report::{AlertKind, DurationPercentiles, Frame, HealthStatus, Pattern, Severity};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 const TRICKY: &[&str] = &[
     "",
@@ -129,12 +129,18 @@ pub fn float(u: &mut Unstructured<'_>) -> Result<f64> {
     })
 }
 
+/// A report type from its JSON form: the types are `#[non_exhaustive]`, so outside heaptide
+/// they are deserialized (as a report read back from a dump is), not built with a literal.
+fn from_json<T: DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("heaptide reads its own JSON form back")
+}
+
 fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
-    Ok(Frame {
-        function: string(u)?,
-        file: opt(u, string)?,
-        line: u.arbitrary()?,
-    })
+    Ok(from_json(json!({
+        "function": string(u)?,
+        "file": opt(u, string)?,
+        "line": u.arbitrary::<Option<u32>>()?,
+    })))
 }
 
 /// A pool of frames the stacks draw from, so frames repeat across sites (the writers'
@@ -149,14 +155,14 @@ fn frames(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Vec<Frame>> {
     })
 }
 
-fn lifetimes(u: &mut Unstructured<'_>) -> Result<Lifetimes> {
-    Ok(Lifetimes {
-        count: num(u)?,
-        p50: num(u)?,
-        p90: num(u)?,
-        p99: num(u)?,
-        max: num(u)?,
-    })
+fn lifetimes(u: &mut Unstructured<'_>) -> Result<DurationPercentiles> {
+    Ok(from_json(json!({
+        "count": num(u)?,
+        "p50": num(u)?,
+        "p90": num(u)?,
+        "p99": num(u)?,
+        "max": num(u)?,
+    })))
 }
 
 fn pattern(u: &mut Unstructured<'_>) -> Result<Pattern> {
@@ -188,187 +194,188 @@ fn status(u: &mut Unstructured<'_>) -> Result<HealthStatus> {
     ])?)
 }
 
-fn rate(u: &mut Unstructured<'_>) -> Result<Rate> {
-    Ok(Rate {
-        seconds: float(u)?,
-        alloc_bytes_per_sec: float(u)?,
-        alloc_count_per_sec: float(u)?,
-    })
+fn rate(u: &mut Unstructured<'_>) -> Result<Value> {
+    Ok(json!({
+        "seconds": float(u)?,
+        "alloc_bytes_per_sec": float(u)?,
+        "alloc_count_per_sec": float(u)?,
+    }))
 }
 
-fn trend(u: &mut Unstructured<'_>) -> Result<Trend> {
-    Ok(Trend {
-        window_seconds: float(u)?,
-        points: num(u)?,
-        growth_bytes_per_hour: float(u)?,
-        r_squared: float(u)?,
-        peak_bytes: float(u)?,
-        min_bytes: float(u)?,
-        average_bytes: float(u)?,
-        volatility: float(u)?,
-        latest_bytes: float(u)?,
-        seconds_to_limit: opt(u, float)?,
-    })
+fn trend(u: &mut Unstructured<'_>) -> Result<Value> {
+    Ok(json!({
+        "window_seconds": float(u)?,
+        "points": num(u)?,
+        "growth_bytes_per_hour": float(u)?,
+        "r_squared": float(u)?,
+        "peak_bytes": float(u)?,
+        "min_bytes": float(u)?,
+        "average_bytes": float(u)?,
+        "volatility": float(u)?,
+        "latest_bytes": float(u)?,
+        "seconds_to_limit": opt(u, float)?,
+    }))
 }
 
-fn site(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Site> {
-    Ok(Site {
-        id: num(u)?,
-        frames: frames(u, pool)?,
-        blamed: opt(u, frame)?,
-        alloc_bytes: num(u)?,
-        alloc_count: num(u)?,
-        live_bytes: num(u)?,
-        live_count: num(u)?,
-        samples: num(u)?,
-        lifetime_ns: opt(u, lifetimes)?,
-        size_histogram: vec(u, 6, |u| {
-            Ok(SizeBin {
-                min_bytes: num(u)?,
-                max_bytes: num(u)?,
-                alloc_count: num(u)?,
-            })
+fn site(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Value> {
+    Ok(json!({
+        "id": num(u)?,
+        "frames": frames(u, pool)?,
+        "blamed": opt(u, frame)?,
+        "alloc_bytes": num(u)?,
+        "alloc_count": num(u)?,
+        "live_bytes": num(u)?,
+        "live_count": num(u)?,
+        "samples": num(u)?,
+        "lifetime_ns": opt(u, lifetimes)?,
+        "size_histogram": vec(u, 6, |u| {
+            Ok(json!({
+                "min_bytes": num(u)?,
+                "max_bytes": num(u)?,
+                "alloc_count": num(u)?,
+            }))
         })?,
-        pattern: opt(u, pattern)?,
-        needs_snapshots: opt(u, num)?,
-        first_seen_ms: time_ms(u)?,
-        last_seen_ms: time_ms(u)?,
-    })
+        "pattern": opt(u, pattern)?,
+        "needs_snapshots": opt(u, num)?,
+        "first_seen_ms": time_ms(u)?,
+        "last_seen_ms": time_ms(u)?,
+    }))
 }
 
-fn leak(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Leak> {
-    Ok(Leak {
-        site_id: num(u)?,
-        frames: frames(u, pool)?,
-        blamed: opt(u, frame)?,
-        live_bytes: num(u)?,
-        live_samples: num(u)?,
-        growth_bytes_per_hour: float(u)?,
-        pattern: pattern(u)?,
-        severity: severity(u)?,
-        confidence: float(u)?,
-        reason: string(u)?,
-        age_ns: opt(u, lifetimes)?,
-        history: vec(u, 8, |u| Ok((time_ms(u)?, num(u)?)))?,
-    })
+fn leak(u: &mut Unstructured<'_>, pool: &[Frame]) -> Result<Value> {
+    Ok(json!({
+        "site_id": num(u)?,
+        "frames": frames(u, pool)?,
+        "blamed": opt(u, frame)?,
+        "live_bytes": num(u)?,
+        "live_samples": num(u)?,
+        "growth_bytes_per_hour": float(u)?,
+        "pattern": pattern(u)?,
+        "severity": severity(u)?,
+        "confidence": float(u)?,
+        "reason": string(u)?,
+        "age_ns": opt(u, lifetimes)?,
+        "history": vec(u, 8, |u| Ok((time_ms(u)?, num(u)?)))?,
+    }))
 }
 
 /// A report from fuzzer bytes.
 pub fn report(u: &mut Unstructured<'_>) -> Result<Report> {
     let pool = vec(u, 8, frame)?;
-    Ok(Report {
-        version: u.arbitrary()?,
-        pid: u.arbitrary()?,
-        command_line: vec(u, 4, string)?,
-        timestamp: time_ms(u)?,
-        sample_interval: num(u)?,
-        exact: u.arbitrary()?,
-        memory: Memory {
-            rss_bytes: num(u)?,
-            virtual_bytes: num(u)?,
-            jemalloc: Jemalloc {
-                allocated: num(u)?,
-                active: num(u)?,
-                metadata: num(u)?,
-                resident: num(u)?,
-                mapped: num(u)?,
-                retained: num(u)?,
+    let report = json!({
+        "version": u.arbitrary::<u32>()?,
+        "pid": u.arbitrary::<u32>()?,
+        "command_line": vec(u, 4, string)?,
+        "timestamp": time_ms(u)?,
+        "sample_interval": num(u)?,
+        "exact": u.arbitrary::<bool>()?,
+        "memory": {
+            "rss_bytes": num(u)?,
+            "virtual_bytes": num(u)?,
+            "jemalloc": {
+                "allocated": num(u)?,
+                "active": num(u)?,
+                "metadata": num(u)?,
+                "resident": num(u)?,
+                "mapped": num(u)?,
+                "retained": num(u)?,
             },
-            fragmentation_ratio: float(u)?,
-            active_ratio: float(u)?,
-            metadata_ratio: float(u)?,
+            "fragmentation_ratio": float(u)?,
+            "active_ratio": float(u)?,
+            "metadata_ratio": float(u)?,
         },
-        totals: Totals {
-            alloc_bytes: num(u)?,
-            alloc_count: num(u)?,
-            live_bytes: num(u)?,
-            live_count: num(u)?,
+        "totals": {
+            "alloc_bytes": num(u)?,
+            "alloc_count": num(u)?,
+            "live_bytes": num(u)?,
+            "live_count": num(u)?,
         },
-        size_buckets: vec(u, 5, |u| {
-            Ok(SizeBucket {
-                name: string(u)?,
-                min_bytes: num(u)?,
-                max_bytes: opt(u, num)?,
-                alloc_count: num(u)?,
-                alloc_bytes: num(u)?,
-                live_count: num(u)?,
-                live_bytes: num(u)?,
-            })
+        "size_buckets": vec(u, 5, |u| {
+            Ok(json!({
+                "name": string(u)?,
+                "min_bytes": num(u)?,
+                "max_bytes": opt(u, num)?,
+                "alloc_count": num(u)?,
+                "alloc_bytes": num(u)?,
+                "live_count": num(u)?,
+                "live_bytes": num(u)?,
+            }))
         })?,
-        rate: Rates {
-            since_start: rate(u)?,
-            recent: rate(u)?,
+        "rate": {
+            "since_start": rate(u)?,
+            "recent": rate(u)?,
         },
-        lifetime_ns: opt(u, lifetimes)?,
-        leaks: vec(u, 4, |u| leak(u, &pool))?,
-        health: Health {
-            status: status(u)?,
-            reasons: vec(u, 3, string)?,
-            warn_bytes: opt(u, num)?,
-            critical_bytes: opt(u, num)?,
-            limit_bytes: opt(u, num)?,
+        "lifetime_ns": opt(u, lifetimes)?,
+        "leaks": vec(u, 4, |u| leak(u, &pool))?,
+        "health": {
+            "status": status(u)?,
+            "reasons": vec(u, 3, string)?,
+            "warn_bytes": opt(u, num)?,
+            "critical_bytes": opt(u, num)?,
+            "limit_bytes": opt(u, num)?,
         },
-        alerts: vec(u, 4, |u| {
-            Ok(Alert {
-                timestamp_ms: time_ms(u)?,
-                kind: *u.choose(&[AlertKind::Health, AlertKind::Leak])?,
-                status: status(u)?,
-                severity: opt(u, severity)?,
-                site_id: opt(u, num)?,
-                message: string(u)?,
-            })
+        "alerts": vec(u, 4, |u| {
+            Ok(json!({
+                "timestamp_ms": time_ms(u)?,
+                "kind": *u.choose(&[AlertKind::Health, AlertKind::Leak])?,
+                "status": status(u)?,
+                "severity": opt(u, severity)?,
+                "site_id": opt(u, num)?,
+                "message": string(u)?,
+            }))
         })?,
-        recommendations: vec(u, 4, |u| {
-            Ok(Recommendation {
-                kind: string(u)?,
-                site_id: opt(u, num)?,
-                message: string(u)?,
-            })
+        "recommendations": vec(u, 4, |u| {
+            Ok(json!({
+                "kind": string(u)?,
+                "site_id": opt(u, num)?,
+                "message": string(u)?,
+            }))
         })?,
-        trend: Trends {
-            heap: opt(u, trend)?,
-            rss: opt(u, trend)?,
+        "trend": {
+            "heap": opt(u, trend)?,
+            "rss": opt(u, trend)?,
         },
-        snapshots: Snapshots {
-            interval_ms: num(u)?,
-            max: num(u)?,
-            points: vec(u, 12, |u| {
-                Ok(SnapshotPoint {
-                    timestamp_ms: time_ms(u)?,
-                    rss_bytes: num(u)?,
-                    heap_allocated_bytes: num(u)?,
-                    heap_resident_bytes: num(u)?,
-                    live_bytes: num(u)?,
-                })
+        "snapshots": {
+            "interval_ms": num(u)?,
+            "max": num(u)?,
+            "points": vec(u, 12, |u| {
+                Ok(json!({
+                    "timestamp_ms": time_ms(u)?,
+                    "rss_bytes": num(u)?,
+                    "heap_allocated_bytes": num(u)?,
+                    "heap_resident_bytes": num(u)?,
+                    "live_bytes": num(u)?,
+                }))
             })?,
         },
-        sites: vec(u, 24, |u| site(u, &pool))?,
-        sites_seen: num(u)?,
-        site_table: SiteTable {
-            budget_bytes: num(u)?,
-            bytes: num(u)?,
-            stacks: num(u)?,
-            other_sites: num(u)?,
-            merged_stacks: num(u)?,
-            merged_alloc_bytes: num(u)?,
-            merged_alloc_count: num(u)?,
+        "sites": vec(u, 24, |u| site(u, &pool))?,
+        "sites_seen": num(u)?,
+        "site_table": {
+            "budget_bytes": num(u)?,
+            "bytes": num(u)?,
+            "stacks": num(u)?,
+            "other_sites": num(u)?,
+            "merged_stacks": num(u)?,
+            "merged_alloc_bytes": num(u)?,
+            "merged_alloc_count": num(u)?,
         },
-        profiler: ProfilerStats {
-            samples: num(u)?,
-            dropped: num(u)?,
-            overhead_bytes: num(u)?,
-            thread_slots: small(u)?,
-            live_samples: num(u)?,
-            pending_frees: num(u)?,
-            symbols_cached: num(u)?,
-            ring_bytes: num(u)?,
-            reserved_bytes: num(u)?,
-            sampled_arena_bytes: num(u)?,
-            sampled_arena_resident_bytes: num(u)?,
-            rings_freed: num(u)?,
-            backlog_waits: num(u)?,
-            stack_walker: string(u)?,
-            reports_built: num(u)?,
+        "profiler": {
+            "samples": num(u)?,
+            "dropped": num(u)?,
+            "overhead_bytes": num(u)?,
+            "thread_slots": small(u)?,
+            "live_samples": num(u)?,
+            "pending_frees": num(u)?,
+            "symbols_cached": num(u)?,
+            "ring_bytes": num(u)?,
+            "reserved_bytes": num(u)?,
+            "sampled_arena_bytes": num(u)?,
+            "sampled_arena_resident_bytes": num(u)?,
+            "rings_freed": num(u)?,
+            "backlog_waits": num(u)?,
+            "stack_walker": string(u)?,
+            "reports_built": num(u)?,
         },
-    })
+    });
+    Ok(from_json(report))
 }

@@ -8,12 +8,15 @@
 //!   projected to reach `HEAPTIDE_LIMIT` within [`WARN_HORIZON_SECS`] at its current growth;
 //! - **ok** otherwise.
 //!
-//! Alerts are raised once per transition: when the status changes (either way), and when a
-//! site becomes a leak of high or critical severity (again only after it stopped being one for
-//! [`REARM_AFTER`] evaluations in a row). Health and leaks are evaluated after each periodic
-//! snapshot when a callback is registered or a threshold is set, and whenever a report is
-//! taken.
-//! They are kept in a log (the last [`ALERT_LOG`]) that reports carry, and handed to the
+//! Judging health ([`assess`]) reads its inputs and changes nothing: a report is built with it
+//! as many times as anyone likes. Alerts come from a separate step, [`record`]: it compares
+//! an assessment with the previous one and raises an alert per transition: when the status
+//! changes (either way), and when a site becomes a leak of high or critical severity (again
+//! only after it stopped being one for [`REARM_AFTER`] evaluations in a row). Its callers are
+//! the drain thread's evaluation after each periodic snapshot (when a callback is registered
+//! or a threshold is set) and the taking of a full report ([`crate::report()`], dumps, the
+//! HTTP endpoints), each after the report is built (`crate::report::record_alerts`).
+//! Alerts are kept in a log (the last [`ALERT_LOG`]) that reports carry, and handed to the
 //! callback registered with [`crate::on_alert`], always from the drain thread, never from an
 //! allocating thread, outside every heaptide lock (the callback may take a report).
 
@@ -44,6 +47,7 @@ pub const REARM_AFTER: u32 = 5;
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HealthStatus {
     /// Nothing crossed.
     #[default]
@@ -56,6 +60,7 @@ pub enum HealthStatus {
 
 /// Health and why.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Health {
     /// The status.
     pub status: HealthStatus,
@@ -72,6 +77,7 @@ pub struct Health {
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AlertKind {
     /// The health status changed.
     Health,
@@ -81,6 +87,7 @@ pub enum AlertKind {
 
 /// One alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Alert {
     /// When it was raised, ms since the Unix epoch.
     pub timestamp_ms: u64,
@@ -96,7 +103,7 @@ pub struct Alert {
     pub message: String,
 }
 
-/// Judges health.
+/// Judges health from the RSS, its trend and the leaks found. Reads only its arguments.
 pub(crate) fn assess(
     rss: u64,
     rss_trend: Option<&Trend>,
@@ -192,13 +199,7 @@ pub(crate) struct State {
     callback: Option<Callback>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    log: VecDeque::new(),
-    pending: Vec::new(),
-    last_status: HealthStatus::Ok,
-    leaking: Vec::new(),
-    callback: None,
-});
+static STATE: Mutex<State> = Mutex::new(State::new());
 
 /// The health state's lock guard (held across `fork()` by the fork handlers).
 pub(crate) type Guard = crate::sync::MutexGuard<'static, State>;
@@ -222,65 +223,15 @@ pub(crate) fn has_callback() -> bool {
     state().callback.is_some()
 }
 
-/// Compares a new assessment with the last one and raises the alerts of the transitions.
-/// Returns the alert log. Call inside a profiler scope.
+/// The alert log, oldest first (a copy). Call inside a profiler scope.
+pub(crate) fn alert_log() -> Vec<Alert> {
+    state().log()
+}
+
+/// Compares a new assessment with the last one and raises the alerts of the transitions (see
+/// [`State::record`]). Returns the alert log. Call inside a profiler scope.
 pub(crate) fn record(health: &Health, leaks: &[Leak], timestamp_ms: u64) -> Vec<Alert> {
-    let mut st = state();
-    let mut raised = Vec::new();
-    if health.status != st.last_status {
-        raised.push(Alert {
-            timestamp_ms,
-            kind: AlertKind::Health,
-            status: health.status,
-            severity: None,
-            site_id: None,
-            message: format!(
-                "health {:?} -> {:?}{}{}",
-                st.last_status,
-                health.status,
-                if health.reasons.is_empty() { "" } else { ": " },
-                health.reasons.join("; ")
-            ),
-        });
-        st.last_status = health.status;
-    }
-    let serious: Vec<u64> = leaks
-        .iter()
-        .filter(|l| is_serious(l))
-        .map(|l| l.site_id)
-        .collect();
-    for entry in st.leaking.iter_mut() {
-        entry.1 = if serious.contains(&entry.0) {
-            0
-        } else {
-            entry.1 + 1
-        };
-    }
-    st.leaking.retain(|&(_, absent)| absent < REARM_AFTER);
-    for leak in leaks.iter().filter(|l| is_serious(l)) {
-        if st.leaking.iter().any(|&(site, _)| site == leak.site_id) {
-            continue;
-        }
-        st.leaking.push((leak.site_id, 0));
-        raised.push(Alert {
-            timestamp_ms,
-            kind: AlertKind::Leak,
-            status: health.status,
-            severity: Some(leak.severity),
-            site_id: Some(leak.site_id),
-            message: format!("{} ({})", leak_summary(leak), leak.reason),
-        });
-    }
-    for alert in raised {
-        st.log.push_back(alert.clone());
-        if st.log.len() > ALERT_LOG {
-            st.log.pop_front();
-        }
-        if st.callback.is_some() {
-            st.pending.push(alert);
-        }
-    }
-    st.log.iter().cloned().collect()
+    state().record(health, leaks, timestamp_ms)
 }
 
 /// Hands pending alerts to the callback. Called by the drain thread only, outside every
@@ -299,4 +250,113 @@ pub(crate) fn deliver() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(alert)));
         }
     }
+}
+
+// === impl State ===
+
+impl State {
+    /// No alert yet, status ok, no callback.
+    pub(crate) const fn new() -> Self {
+        State {
+            log: VecDeque::new(),
+            pending: Vec::new(),
+            last_status: HealthStatus::Ok,
+            leaking: Vec::new(),
+            callback: None,
+        }
+    }
+
+    /// The alert log, oldest first.
+    fn log(&self) -> Vec<Alert> {
+        self.log.iter().cloned().collect()
+    }
+
+    /// Compares a new assessment with the last one recorded: raises an alert if the status
+    /// changed, and one per site that became a serious leak; counts one evaluation without it
+    /// for each site alerted before and absent now (re-armed after [`REARM_AFTER`]). The
+    /// alerts go to the log and, with a callback registered, to the pending list. Returns the
+    /// log.
+    pub(crate) fn record(
+        &mut self,
+        health: &Health,
+        leaks: &[Leak],
+        timestamp_ms: u64,
+    ) -> Vec<Alert> {
+        let mut raised = Vec::new();
+        if health.status != self.last_status {
+            raised.push(Alert {
+                timestamp_ms,
+                kind: AlertKind::Health,
+                status: health.status,
+                severity: None,
+                site_id: None,
+                message: format!(
+                    "health {:?} -> {:?}{}{}",
+                    self.last_status,
+                    health.status,
+                    if health.reasons.is_empty() { "" } else { ": " },
+                    health.reasons.join("; ")
+                ),
+            });
+            self.last_status = health.status;
+        }
+        let serious: Vec<u64> = leaks
+            .iter()
+            .filter(|l| is_serious(l))
+            .map(|l| l.site_id)
+            .collect();
+        for entry in self.leaking.iter_mut() {
+            entry.1 = if serious.contains(&entry.0) {
+                0
+            } else {
+                entry.1 + 1
+            };
+        }
+        self.leaking.retain(|&(_, absent)| absent < REARM_AFTER);
+        for leak in leaks.iter().filter(|l| is_serious(l)) {
+            if self.leaking.iter().any(|&(site, _)| site == leak.site_id) {
+                continue;
+            }
+            self.leaking.push((leak.site_id, 0));
+            raised.push(Alert {
+                timestamp_ms,
+                kind: AlertKind::Leak,
+                status: health.status,
+                severity: Some(leak.severity),
+                site_id: Some(leak.site_id),
+                message: format!("{} ({})", leak_summary(leak), leak.reason),
+            });
+        }
+        for alert in raised {
+            self.log.push_back(alert.clone());
+            if self.log.len() > ALERT_LOG {
+                self.log.pop_front();
+            }
+            if self.callback.is_some() {
+                self.pending.push(alert);
+            }
+        }
+        self.log()
+    }
+
+    /// Everything the state holds but the callback (to compare states in tests).
+    #[cfg(test)]
+    pub(crate) fn contents(&self) -> Contents {
+        Contents {
+            log: self.log(),
+            pending: self.pending.clone(),
+            last_status: self.last_status,
+            leaking: self.leaking.clone(),
+        }
+    }
+}
+
+/// What a [`State`] holds but the callback.
+#[cfg(test)]
+#[derive(Debug, PartialEq)]
+pub(crate) struct Contents {
+    pub(crate) log: Vec<Alert>,
+    pub(crate) pending: Vec<Alert>,
+    pub(crate) last_status: HealthStatus,
+    pub(crate) leaking: Vec<(u64, u32)>,
 }

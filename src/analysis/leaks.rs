@@ -6,17 +6,18 @@ use serde::{Deserialize, Serialize};
 use super::history::History;
 use super::pattern::{Pattern, Severity, Verdict, classify};
 use super::trend::{Point, Trend, trend};
-use crate::drain::aggregate::Lifetimes;
+use crate::drain::aggregate::DurationPercentiles;
 use crate::symbolize::Frame;
 
 /// A call site whose live memory keeps growing: a leak candidate, with the evidence.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
 pub struct Leak {
     /// The site's id (as in `sites[].id`).
     pub site_id: u64,
     /// The site's stack, innermost first.
     pub frames: Vec<Frame>,
-    /// The frame a person would blame, as in [`Site::blamed`](crate::Site::blamed): the
+    /// The frame a person would blame, as in [`Site::blamed`](crate::report::Site::blamed): the
     /// innermost frame that is not allocation plumbing (`None` without frames).
     #[serde(default)]
     pub blamed: Option<Frame>,
@@ -36,7 +37,7 @@ pub struct Leak {
     pub reason: String,
     /// Ages of the site's live objects (how long ago each live sample was allocated), ns: a
     /// leak keeps old objects and adds new ones, so ages spread over the whole window.
-    pub age_ns: Option<Lifetimes>,
+    pub age_ns: Option<DurationPercentiles>,
     /// The site's live bytes at each snapshot: `[timestamp_ms, bytes]`.
     pub history: Vec<(u64, u64)>,
 }

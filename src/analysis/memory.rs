@@ -3,16 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Memory snapshot: the kernel's view of the process and jemalloc's of its heap.
+/// The process's memory at one moment, measured: the kernel's view of the process and
+/// jemalloc's of its heap.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Memory {
+#[non_exhaustive]
+pub struct MemoryStats {
     /// Resident set size (`/proc/self/statm`), bytes. 0 if unreadable.
     pub rss_bytes: u64,
     /// Virtual size (`/proc/self/statm`), bytes; includes heaptide's `PROT_NONE` reservation
     /// for sampled blocks (see `profiler.reserved_bytes`), which costs no memory.
     pub virtual_bytes: u64,
     /// jemalloc's statistics after an `epoch` refresh.
-    pub jemalloc: Jemalloc,
+    pub jemalloc: JemallocStats,
     /// `jemalloc.resident / jemalloc.allocated`: bytes of physical memory the heap holds per
     /// byte the program asked for (1.0 is perfect; 0 if nothing is allocated).
     pub fragmentation_ratio: f64,
@@ -20,11 +22,16 @@ pub struct Memory {
     pub active_ratio: f64,
     /// `jemalloc.metadata / jemalloc.allocated`: the allocator's bookkeeping per byte.
     pub metadata_ratio: f64,
+    /// The control group's memory use, limit and pressure (`None` outside a memory cgroup):
+    /// the figures a container's OOM killer acts on.
+    #[serde(default)]
+    pub cgroup: Option<super::cgroup::CgroupMemory>,
 }
 
 /// jemalloc's global statistics, bytes (`man jemalloc`, `stats.*`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Jemalloc {
+#[non_exhaustive]
+pub struct JemallocStats {
     /// Bytes allocated by the application (`stats.allocated`).
     pub allocated: u64,
     /// Bytes in active pages (`stats.active`), a multiple of the page size.
@@ -40,10 +47,10 @@ pub struct Jemalloc {
 }
 
 /// Measures the memory snapshot now. Missing sources leave their figures at 0.
-pub(crate) fn snapshot() -> Memory {
+pub(crate) fn snapshot() -> MemoryStats {
     let (virtual_bytes, rss_bytes) = statm().unwrap_or((0, 0));
     let jemalloc = crate::backend::ctl::stats()
-        .map(|s| Jemalloc {
+        .map(|s| JemallocStats {
             allocated: s.allocated,
             active: s.active,
             metadata: s.metadata,
@@ -59,13 +66,14 @@ pub(crate) fn snapshot() -> Memory {
             x as f64 / jemalloc.allocated as f64
         }
     };
-    Memory {
+    MemoryStats {
         rss_bytes,
         virtual_bytes,
         jemalloc,
         fragmentation_ratio: ratio(jemalloc.resident),
         active_ratio: ratio(jemalloc.active),
         metadata_ratio: ratio(jemalloc.metadata),
+        cgroup: super::cgroup::read(),
     }
 }
 

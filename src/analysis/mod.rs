@@ -2,6 +2,7 @@
 //! trends of the process's memory, the leak detector, health and alerts. Runs on the drain
 //! thread (snapshots, alerts) and when a report is built; never on an allocating thread.
 
+pub(crate) mod cgroup;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod leaks;

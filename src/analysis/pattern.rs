@@ -156,6 +156,7 @@ const FULL_SAMPLES: f64 = 8.0;
 /// [`AcceleratingGrowth`](Pattern::AcceleratingGrowth) are leaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Pattern {
     /// Still growing at about its average rate to the end of the window, or memory is
     /// released repeatedly but the troughs rise (a leak under a sawtooth). A leak.
@@ -196,6 +197,7 @@ impl Pattern {
 /// slower low. Ordered from low to critical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Severity {
     /// Below 10 MiB per hour (240 MiB a day).
     Low,

@@ -19,6 +19,7 @@ pub(crate) struct Point {
 /// snapshots, their extremes and average, and, if a limit is configured, when the current growth
 /// would reach it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Trend {
     /// Seconds from the first snapshot of the window to the last.
     pub window_seconds: f64,

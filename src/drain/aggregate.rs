@@ -137,14 +137,18 @@ impl SizeBins {
     }
 }
 
-/// Lifetime percentiles of freed allocations, nanoseconds, weighted by the allocations each
-/// sample stands for. Values are histogram bins: within 1% for the process-wide figures,
-/// within 6.25% per site.
+/// Percentiles of durations, nanoseconds, weighted by the allocations each sample stands for:
+/// how long freed allocations lived (a report's and a site's `lifetime_ns`), or how old a
+/// leak's live objects are ([`Leak::age_ns`](crate::report::Leak::age_ns)). Values are
+/// histogram bins: within 1% for the process-wide lifetimes and for ages, within 6.25% per
+/// site.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Lifetimes {
-    /// Freed allocations these figures describe (estimated).
+#[non_exhaustive]
+pub struct DurationPercentiles {
+    /// Allocations these figures describe (estimated): the freed ones for lifetimes, the live
+    /// ones for ages.
     pub count: u64,
-    /// Median lifetime.
+    /// Median.
     pub p50: u64,
     /// 90th percentile.
     pub p90: u64,

@@ -13,6 +13,8 @@
 //! | `heaptide_resident_memory_bytes`, `heaptide_virtual_memory_bytes` | gauge | |
 //! | `heaptide_jemalloc_{allocated,active,metadata,resident,mapped,retained}_bytes` | gauge | |
 //! | `heaptide_jemalloc_{fragmentation,active,metadata}_ratio` | gauge | |
+//! | `heaptide_cgroup_memory_bytes`, `heaptide_cgroup_memory_max_bytes` (in a memory cgroup; max only if limited) | gauge | |
+//! | `heaptide_memory_pressure_ratio` (where the kernel reports PSI) | gauge | `kind` (`some`, `full`), `window` (`10s`, `60s`) |
 //! | `heaptide_allocated_bytes_total`, `heaptide_allocations_total` | counter | |
 //! | `heaptide_live_bytes`, `heaptide_live_objects` | gauge | |
 //! | `heaptide_size_class_allocated_bytes_total`, `heaptide_size_class_allocations_total` | counter | `size` |
@@ -127,6 +129,39 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
         "jemalloc metadata bytes per allocated byte.",
         r.memory.metadata_ratio,
     );
+    if let Some(cg) = r.memory.cgroup {
+        m.gauge(
+            "heaptide_cgroup_memory_bytes",
+            "Memory the process's control group uses (cgroup v2 memory.current, v1 memory.usage_in_bytes): what its OOM killer counts.",
+            cg.current_bytes,
+        );
+        if let Some(max) = cg.max_bytes {
+            m.gauge(
+                "heaptide_cgroup_memory_max_bytes",
+                "The control group's hard memory limit (cgroup v2 memory.max, v1 memory.limit_in_bytes); absent if unlimited.",
+                max,
+            );
+        }
+        if let Some(p) = cg.pressure {
+            m.family(
+                "heaptide_memory_pressure_ratio",
+                "gauge",
+                "Share of time tasks stalled waiting for memory (PSI), averaged over `window`; kind=some: some tasks, kind=full: all at once. The group's under cgroup v2, the system's otherwise.",
+            );
+            for (kind, window, value) in [
+                ("some", "10s", p.some_avg10),
+                ("some", "60s", p.some_avg60),
+                ("full", "10s", p.full_avg10),
+                ("full", "60s", p.full_avg60),
+            ] {
+                m.sample(
+                    "heaptide_memory_pressure_ratio",
+                    &[("kind", kind), ("window", window)],
+                    value / 100.0,
+                );
+            }
+        }
+    }
 
     // Totals (estimated unless exact).
     m.counter(

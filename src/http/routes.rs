@@ -40,8 +40,8 @@ use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 
 use crate::analysis::trend::{Point, trend};
 use crate::report::{
-    Alert, Health, Leak, Lifetimes, Memory, ProfilerStats, Rates, Recommendation, Report, Site,
-    SizeBucket, SnapshotPoint, Snapshots, Totals, Trends,
+    Alert, AllocRates, DurationPercentiles, Health, Leak, MemoryStats, MemoryTrends, ProfilerStats,
+    Recommendation, Report, Site, SizeBucket, SnapshotHistory, SnapshotPoint, Totals,
 };
 
 /// An answer, ready to be written.
@@ -360,7 +360,7 @@ fn purge() -> Response {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
             Response::json(&Envelope {
-                version: crate::REPORT_VERSION,
+                version: crate::report::REPORT_VERSION,
                 pid: std::process::id(),
                 timestamp: now,
                 body: purged,
@@ -406,7 +406,7 @@ fn trend_of(query: &str) -> Response {
 }
 
 /// The trends and the snapshots of the last `d` before the report was taken.
-fn window(r: &Report, d: Duration) -> (Trends, Snapshots) {
+fn window(r: &Report, d: Duration) -> (MemoryTrends, SnapshotHistory) {
     let from = r
         .timestamp
         .saturating_sub(d.as_millis().min(u128::from(u64::MAX)) as u64);
@@ -428,11 +428,11 @@ fn window(r: &Report, d: Duration) -> (Trends, Snapshots) {
             .collect()
     };
     let limit = crate::analysis::settings::get().limit.map(|l| l as f64);
-    let trends = Trends {
+    let trends = MemoryTrends {
         heap: trend(&series(|p| p.heap_allocated_bytes), limit),
         rss: trend(&series(|p| p.rss_bytes), limit),
     };
-    let snapshots = Snapshots {
+    let snapshots = SnapshotHistory {
         interval_ms: r.snapshots.interval_ms,
         max: r.snapshots.max,
         points,
@@ -472,7 +472,7 @@ impl<T: Serialize> Envelope<T> {
 
 #[derive(Serialize)]
 struct SnapshotBody<'a> {
-    memory: &'a Memory,
+    memory: &'a MemoryStats,
 }
 
 #[derive(Serialize)]
@@ -481,8 +481,8 @@ struct AllocationsBody<'a> {
     exact: bool,
     totals: &'a Totals,
     size_buckets: &'a [SizeBucket],
-    rate: &'a Rates,
-    lifetime_ns: &'a Option<Lifetimes>,
+    rate: &'a AllocRates,
+    lifetime_ns: &'a Option<DurationPercentiles>,
     sites_seen: u64,
     sites: &'a [Site],
     profiler: &'a ProfilerStats,
@@ -497,8 +497,8 @@ struct LeaksBody<'a> {
 #[derive(Serialize)]
 struct TrendBody {
     duration_seconds: Option<f64>,
-    trend: Trends,
-    snapshots: Snapshots,
+    trend: MemoryTrends,
+    snapshots: SnapshotHistory,
 }
 
 #[derive(Serialize)]
@@ -550,7 +550,7 @@ mod tests {
         // A real (empty: unit tests do not run on heaptide) report, with a known history.
         let mut report = crate::report::take();
         report.timestamp = 100_000;
-        report.snapshots = Snapshots {
+        report.snapshots = SnapshotHistory {
             interval_ms: 10_000,
             max: 500,
             // Flat for the first 50 s, then +1000 bytes per 10 s.

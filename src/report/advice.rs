@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Memory, Site};
+use super::{MemoryStats, Site};
 use crate::config::ByteSize;
 
 /// A site must make at least this share of all allocations to be told to reuse a buffer.
@@ -40,6 +40,7 @@ pub const RETAINED_MIN_BYTES: u64 = 1 << 30;
 
 /// One recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Recommendation {
     /// `reuse_buffer`, `pool_tiny_objects`, `purge_or_decay` or `retained`.
     pub kind: String,
@@ -51,7 +52,7 @@ pub struct Recommendation {
 
 /// The recommendations for a report's figures.
 pub(crate) fn advise(
-    memory: &Memory,
+    memory: &MemoryStats,
     sites: &[Site],
     total_allocs: u64,
     total_live: u64,
@@ -128,7 +129,7 @@ pub(crate) fn advise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Frame, Jemalloc, Lifetimes};
+    use crate::report::{DurationPercentiles, Frame, JemallocStats};
 
     fn site(id: u64, name: &str) -> Site {
         Site {
@@ -146,7 +147,7 @@ mod tests {
     fn each_rule_fires_on_its_figure_only() {
         let mut churny = site(1, "app::parse");
         churny.alloc_count = 600;
-        churny.lifetime_ns = Some(Lifetimes {
+        churny.lifetime_ns = Some(DurationPercentiles {
             count: 600,
             p50: 800,
             p90: 2000,
@@ -160,16 +161,16 @@ mod tests {
         quiet.alloc_count = 10;
         quiet.live_count = 1;
         quiet.live_bytes = 1 << 20;
-        let memory = Memory {
-            jemalloc: Jemalloc {
+        let memory = MemoryStats {
+            jemalloc: JemallocStats {
                 allocated: 100 << 20,
                 resident: 300 << 20,
                 mapped: 400 << 20,
                 retained: 2 << 30,
-                ..Jemalloc::default()
+                ..JemallocStats::default()
             },
             fragmentation_ratio: 3.0,
-            ..Memory::default()
+            ..MemoryStats::default()
         };
         let advice = advise(&memory, &[churny, tiny, quiet], 1000, 1_400_000);
         let kinds: Vec<(&str, Option<u64>)> = advice
@@ -187,6 +188,6 @@ mod tests {
         );
         assert!(advice[0].message.contains("60%"), "{}", advice[0].message);
         assert!(advice[2].message.contains("x3.00"), "{}", advice[2].message);
-        assert!(advise(&Memory::default(), &[], 0, 0).is_empty());
+        assert!(advise(&MemoryStats::default(), &[], 0, 0).is_empty());
     }
 }

@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Frame, Lifetimes, Report, Site};
+use super::{DurationPercentiles, Frame, Report, Site};
 use crate::config::{ByteSize, SignedBytes};
 use crate::symbolize::from_blamed;
 
@@ -117,9 +117,9 @@ pub struct SiteChange {
     pub alloc_count: SideBySide,
     /// How long this site's allocations lived, as of the later report (`None` if none died or
     /// the site is out of view there).
-    pub lifetime_ns: Option<Lifetimes>,
+    pub lifetime_ns: Option<DurationPercentiles>,
     /// The same in the base.
-    pub base_lifetime_ns: Option<Lifetimes>,
+    pub base_lifetime_ns: Option<DurationPercentiles>,
 }
 
 /// A site's figure on each side: `None` where the site is not listed.

@@ -34,8 +34,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{
-    Alert, Frame, Health, Leak, Lifetimes, Memory, Pattern, ProfilerStats, Rates, Recommendation,
-    Report, Severity, Site, SizeBucket, Totals, Trends,
+    Alert, AllocRates, DurationPercentiles, Frame, Health, Leak, MemoryStats, MemoryTrends,
+    Pattern, ProfilerStats, Recommendation, Report, Severity, Site, SizeBucket, Totals,
 };
 use crate::symbolize::is_plumbing_frame;
 
@@ -136,15 +136,15 @@ struct Head<'a> {
     timestamp: u64,
     sample_interval: u64,
     exact: bool,
-    memory: &'a Memory,
+    memory: &'a MemoryStats,
     totals: &'a Totals,
     size_buckets: &'a [SizeBucket],
-    rate: &'a Rates,
-    lifetime_ns: &'a Option<Lifetimes>,
+    rate: &'a AllocRates,
+    lifetime_ns: &'a Option<DurationPercentiles>,
     health: &'a Health,
     alerts: &'a [Alert],
     recommendations: &'a [Recommendation],
-    trend: &'a Trends,
+    trend: &'a MemoryTrends,
     sites_seen: u64,
     profiler: &'a ProfilerStats,
     snapshot_interval_ms: u64,
@@ -161,7 +161,7 @@ struct PageSite<'a> {
     live_bytes: u64,
     live_count: u64,
     samples: u64,
-    lifetime_ns: &'a Option<Lifetimes>,
+    lifetime_ns: &'a Option<DurationPercentiles>,
     pattern: Option<Pattern>,
     first_seen_ms: u64,
     last_seen_ms: u64,
@@ -179,7 +179,7 @@ struct PageLeak<'a> {
     severity: Severity,
     confidence: f64,
     reason: &'a str,
-    age_ns: &'a Option<Lifetimes>,
+    age_ns: &'a Option<DurationPercentiles>,
     history: Vec<(i64, u64)>,
 }
 

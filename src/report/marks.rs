@@ -22,7 +22,7 @@ fn lock() -> MutexGuard<'static, Vec<(String, Report)>> {
 
 /// Takes a report now and keeps it under `name`.
 pub(crate) fn mark(name: &str) {
-    let report = super::take_in_scope();
+    let report = super::read_full();
     let _scope = ProfilerScope::enter();
     let name = name.to_string();
     let forgotten = {
@@ -58,7 +58,7 @@ pub(crate) fn diff_since(name: &str) -> Option<Diff> {
     if !lock().iter().any(|(n, _)| n == name) {
         return None;
     }
-    let now = super::take_in_scope();
+    let now = super::read_full();
     let diff = {
         let _scope = ProfilerScope::enter();
         let marks = lock();

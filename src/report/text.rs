@@ -76,6 +76,28 @@ impl fmt::Display for Report {
             ByteSize(j.metadata),
             ByteSize(j.retained),
         )?;
+        if let Some(cg) = m.cgroup {
+            let limit = match (cg.max_bytes, cg.used_ratio()) {
+                (Some(max), Some(ratio)) => {
+                    format!("of {} limit ({:.0}%)", ByteSize(max), ratio * 100.0)
+                }
+                _ => "(no limit)".to_string(),
+            };
+            let pressure = cg.pressure.map_or_else(String::new, |p| {
+                format!(
+                    ", {}memory pressure {:.1}% (10 s) / {:.1}% (60 s)",
+                    if p.system_wide { "system " } else { "" },
+                    p.some_avg10,
+                    p.some_avg60
+                )
+            });
+            writeln!(
+                f,
+                "  cgroup:    v{} {} used {limit}{pressure}",
+                cg.version,
+                ByteSize(cg.current_bytes)
+            )?;
+        }
         let r = &self.rate.recent;
         write!(
             f,
@@ -95,7 +117,7 @@ impl fmt::Display for Report {
         writeln!(f)?;
 
         let h = &self.health;
-        if h.status != crate::HealthStatus::Ok {
+        if h.status != crate::report::HealthStatus::Ok {
             let status = format!("{:?}", h.status).to_lowercase();
             writeln!(f, "  health:    {status}: {}", h.reasons.join("; "))?;
         }
