@@ -19,6 +19,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
+use crate::buffer::event::{Event, Record};
 use crate::buffer::registry::Registry;
 use crate::buffer::ring::Ring;
 use crate::buffer::stack::{Node, Stack};
@@ -151,6 +152,70 @@ fn ring_has_room_promises_the_next_pushes() {
     assert!(
         BATCH_AFTER_WRAP.load(StdOrdering::Relaxed) > 0,
         "the model never wrapped a batch"
+    );
+}
+
+/// Sample events written in place ([`Ring::push_with`] and [`Event::write`]: a free writes
+/// three fields, an allocation its fields and its frames) and read in place
+/// ([`Ring::pop_with`] and [`Event::record`]), through slots that are reused: each event reads
+/// back as it was written, a free over an older allocation included.
+#[test]
+fn ring_carries_events_written_in_place() {
+    static FRAMES: [usize; 3] = [0x10, 0x20, 0x30];
+    const RECORDS: [Record<'static>; 4] = [
+        Record::Alloc {
+            id: 1,
+            time_ns: 10,
+            size: 48,
+            scope: 0,
+            frames: &FRAMES,
+        },
+        Record::Alloc {
+            id: 2,
+            time_ns: 20,
+            size: 16,
+            scope: 5,
+            frames: &[0x40],
+        },
+        Record::Free { id: 1, time_ns: 30 },
+        Record::Free { id: 2, time_ns: 40 },
+    ];
+    // Four events through two slots: every execution reuses both.
+    static EXECUTIONS: StdAtomicUsize = StdAtomicUsize::new(0);
+
+    model(3, || {
+        let ring = Arc::new(Ring::<Event>::new(RING_CAPACITY).unwrap());
+
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                for record in &RECORDS {
+                    // SAFETY: this thread is the ring's only producer; `Event::write`
+                    // initialises the slot it is given, valid for writes and aligned.
+                    while !unsafe { ring.push_with(|dst| Event::write(dst, record)) } {
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+
+        let mut next = 0;
+        while next < RECORDS.len() {
+            // SAFETY: this thread is the ring's only consumer.
+            match unsafe { ring.pop_with(|event| event.record() == RECORDS[next]) } {
+                Some(same) => {
+                    assert!(same, "event {next} reads back as written");
+                    next += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        EXECUTIONS.fetch_add(1, StdOrdering::Relaxed);
+    });
+    assert!(
+        EXECUTIONS.load(StdOrdering::Relaxed) > 0,
+        "the model never completed an execution"
     );
 }
 

@@ -13,7 +13,7 @@ pub(crate) mod scope;
 use std::time::{Duration, Instant};
 
 use crate::backend::sampled_arena::{self, Header};
-use crate::buffer::event::{Event, OverflowNode};
+use crate::buffer::event::{OverflowNode, Record};
 use crate::buffer::queues::{self, DEFERRED, OVERFLOW, OVERFLOW_NODES, REGISTRY, wake};
 use crate::buffer::stack::Node;
 use crate::sample::thread::ProfilerScope;
@@ -343,7 +343,10 @@ fn pass(agg: &mut Aggregate) -> (*mut Header, usize) {
         // SAFETY: deferred blocks are ours until released; the header fields were written
         // before the block was pushed.
         unsafe {
-            agg.apply(&Event::free((*block).id, (*block).freed_ns));
+            agg.apply(Record::Free {
+                id: (*block).id,
+                time_ns: (*block).freed_ns,
+            });
             DEFERRED_BYTES.fetch_sub((*block).size as usize, Ordering::Relaxed);
             Header::set_next(block, head);
         }
@@ -361,7 +364,7 @@ fn drain_rings(agg: &mut Aggregate) -> usize {
     unsafe {
         REGISTRY.drain(|event| {
             applied += 1;
-            agg.apply(event)
+            agg.apply(event.record())
         })
     };
     for node in overflow {
@@ -369,7 +372,7 @@ fn drain_rings(agg: &mut Aggregate) -> usize {
         // SAFETY: nodes taken from the stack are ours; each was made by `raw_alloc` with this
         // layout by the sampling path.
         unsafe {
-            agg.apply(&(*node).event);
+            agg.apply((*node).event.record());
             crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT);
             OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
         }
