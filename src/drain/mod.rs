@@ -388,7 +388,7 @@ fn release_deferred(mut head: *mut Header) {
             // SAFETY: the list was built by `pass` from blocks that are ours; read `next` first.
             unsafe {
                 let next = Header::next(head);
-                sampled_arena::free_unsized(head, 0);
+                sampled_arena::free_unsized(head);
                 head = next;
             }
         }
