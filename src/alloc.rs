@@ -233,11 +233,12 @@ fn countdown_allows(size: usize) -> bool {
     })
 }
 
-// SAFETY: every method returns memory from jemalloc satisfying the layout (plain path: exactly
+// SAFETY: every method returns memory satisfying the layout (plain path: exactly
 // tikv_jemallocator's calls; sampled path: a block of the sampled arena aligned to
-// `layout.align()` with at least `layout.size()` bytes after the header), returns null on
-// failure, never unwinds, and frees/reallocates each pointer with the path it came from
-// (decided by the range test, which is exact for pointers this allocator returned).
+// `layout.align()` with at least `layout.size()` bytes after the header, or in exact mode a
+// tracked mapping of its own, `backend::outside`), returns null on failure, never unwinds, and
+// frees/reallocates each pointer with the path it came from (decided by the range test and the
+// table of tracked mappings, which are exact for pointers this allocator returned).
 unsafe impl GlobalAlloc for Heaptide {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -582,8 +583,9 @@ impl Decision {
 enum Outcome {
     /// A sampled block, recorded.
     Block(*mut u8),
-    /// Not sampled after all (no ring slot, full ring, refused by or out of room in the arena):
-    /// use the plain path (which returns null if memory is really out).
+    /// Not sampled after all (no room in the ring and no memory for an overflow node, or the
+    /// arena refused the block or had no room for it): use the plain path (which returns null
+    /// if memory is really out).
     Plain,
 }
 

@@ -64,7 +64,7 @@ enum SlotStatus {
     None,
     /// Holds `slot`.
     Owned,
-    /// The registry had no slot to give (all 65,536 in use, or no memory). Not retried.
+    /// The registry had no slot to give (all 65,535 in use, or no memory). Not retried.
     Unavailable,
     /// The thread is exiting and gave its slot back.
     Gone,
