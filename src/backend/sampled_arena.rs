@@ -742,7 +742,8 @@ pub(crate) unsafe fn realloc(
     };
     // SAFETY: per the caller the block starts `offset` bytes before `user`.
     let base = unsafe { user.sub(offset) };
-    // SAFETY: `base` is a live block of our arena; the flags keep it there and off the tcache.
+    // SAFETY: `base` is a live block of our arena; the flags keep it there and out of the
+    // thread's ordinary tcache (no cache, or the thread's sampled-only one).
     let new_base = unsafe { ffi::rallocx(base.cast(), total, flags(align, cache)) }.cast::<u8>();
     if new_base.is_null() {
         return Resized::Null;
