@@ -53,15 +53,15 @@ enum Kind {
 /// 616-byte event, and an allocation copies its frames once, from the capture buffer
 /// ([`Frames`]) into the slot.
 ///
-/// The fields only [`Event::write`] sets are private, so every `Event` in the program holds what
-/// its `kind` (and, for an allocation, its `depth`) says is initialised.
+/// The fields are private and only [`Event::write`] sets them, so in every `Event` the fields
+/// its `kind` (and, for an allocation, its `depth`) name are initialised.
 #[derive(Clone, Copy)]
 pub(crate) struct Event {
     kind: Kind,
     id: u64,
     time_ns: u64,
-    /// Frames written (an allocation's only; as the other allocation fields, uninitialised in a
-    /// free).
+    /// Frames written. This and the fields below belong to an allocation: a free leaves them
+    /// as they were (uninitialised, or an older event's), and nothing reads them.
     depth: MaybeUninit<u16>,
     size: MaybeUninit<u64>,
     scope: MaybeUninit<u64>,
