@@ -12,7 +12,7 @@
 //! for that block, never wrong. jemalloc still does the size classes, slabs, in-place growth
 //! and reuse inside the range.
 //!
-//! Rules learned the hard way (see docs/design.md, section 2) and kept here:
+//! The rules that keep the range exact (docs/design.md, section 2), each kept here:
 //! - the reservation is never unmapped in part: a reused hole would make ordinary memory look
 //!   sampled. `dalloc` and `decommit` opt out (return `true`), purges use `madvise`;
 //! - hooks run on any thread, jemalloc's background thread included, and must not allocate:
