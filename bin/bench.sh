@@ -10,23 +10,28 @@
 #    medians, ratios against bare, and default against off; then each mode's peak RSS;
 # 3. instructions per malloc+free pair: valgrind --tool=callgrind on instr_bare and
 #    instr_heaptide at two loop counts, subtracted, so start-up and exit cancel out;
-# 4. instructions per op of each workload, bare against default (callgrind again, 1 and 3
+# 4. instructions per sampled pair and per sampled free: instr_heaptide with every allocation
+#    sampled (HEAPTIDE_SAMPLE=1), the same subtraction, each count the median of 3 runs;
+# 5. instructions per op of each workload, bare against default (callgrind again, 1 and 3
 #    timed reps subtracted): repeatable where the wall-time ratios of a shared machine are not.
 #
 # Progress goes to stderr, the tables to stdout. About 3-4 minutes on a 2-core machine once
-# built (longer when other processes load it). Environment: ROUNDS (driver rounds, default 9), N1/N2 (callgrind loop counts, default
-# 1000000/2000000), SKIP_WALL=1, SKIP_CALLGRIND=1.
+# built (longer when other processes load it). Environment: ROUNDS (driver rounds, default 9),
+# N1/N2 (callgrind loop counts, default 1000000/2000000), S1/S2 (sampled loop counts, default
+# 50000/100000), SKIP_WALL=1, SKIP_CALLGRIND=1, SKIP_WORKLOADS=1 (steps 1-4 only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds=${ROUNDS:-9}
 n1=${N1:-1000000}
 n2=${N2:-2000000}
+s1=${S1:-50000}
+s2=${S2:-100000}
 driver_args=()
 quick=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) rounds=3; driver_args+=(--scale 0.3 --reps 2); n1=200000; n2=400000; quick=1 ;;
+        --quick) rounds=3; driver_args+=(--scale 0.3 --reps 2); n1=200000; n2=400000; s1=20000; s2=40000; quick=1 ;;
         *) driver_args+=("$1") ;;
     esac
     shift
@@ -36,6 +41,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 benches=(overhead alloc_bare alloc_default alloc_exact instr_bare instr_heaptide)
+if [ "${SKIP_WALL:-0}" = 1 ] && [ "${SKIP_WORKLOADS:-0}" = 1 ]; then
+    # Only the pair loops run.
+    benches=(instr_bare instr_heaptide)
+fi
 echo "bench.sh: building ${benches[*]}" >&2
 bench_flags=()
 for b in "${benches[@]}"; do bench_flags+=(--bench "$b"); done
@@ -84,10 +93,17 @@ fi
 instructions() { # label, binary, N, env...
     local label=$1 bin=$2 n=$3
     shift 3
-    local out="$tmp/cg.$label.$n"
+    loop_instructions "$label" "$bin" pairs "$n" "$@"
+}
+
+# The same for one loop of workloads/pairs.rs: pairs, allocs or frees.
+loop_instructions() { # label, binary, loop, N, env...
+    local label=$1 bin=$2 loop=$3 n=$4
+    shift 4
+    local out="$tmp/cg.$label.$loop.$n"
     env -u HEAPTIDE_SAMPLE -u HEAPTIDE_DEPTH -u HEAPTIDE_SEED "$@" \
-        valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$n" 2>"$out.err" >/dev/null || {
-        echo "bench.sh: callgrind run $label $n failed:" >&2
+        valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$loop" "$n" 2>"$out.err" >/dev/null || {
+        echo "bench.sh: callgrind run $label $loop $n failed:" >&2
         cat "$out.err" >&2
         exit 1
     }
@@ -142,6 +158,44 @@ awk -v d="$per_default" -v o="$per_off" -v h="$per_huge" -v b="$bare_per" -v n="
     printf "Unsampled path (sampling on, no sample point crossed): %+.2f instructions per pair against bare jemalloc with statistics (heaptide'"'"'s own cost), %+.2f against jemalloc without them (what a program pays to switch to heaptide: heaptide plus jemalloc'"'"'s statistics, %+.2f). Target: within +15.\n", h - b, h - n, b - n
     printf "Default sampling adds %+.2f per pair on top of that: its samples (one per 32,768 pairs of 16 B on average), amortised, and the drain thread.\n", d - h
 }'
+
+# The median of three runs of one loop: with every allocation sampled, the drain thread's
+# passes (it polls at these rates) and the allocating thread's own passes (`try_help`, when its
+# ring is full) split the work differently from run to run, and now and then a run counts
+# tens of millions more instructions (spinning while the other side holds the drain lock).
+median_instructions() { # label, loop, N, env...
+    local label=$1 loop=$2 n=$3
+    shift 3
+    local runs=()
+    for i in 1 2 3; do
+        runs+=("$(loop_instructions "$label.$i" "$bin_instr_heaptide" "$loop" "$n" "$@")")
+    done
+    printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p
+}
+
+echo
+echo "bench.sh: callgrind, sampled pairs and frees, N = $s1 and $s2" >&2
+echo "### Instructions per sampled pair and per sampled free (16 B, every allocation sampled)"
+echo
+echo "\`instr_heaptide\` with \`HEAPTIDE_SAMPLE=1 HEAPTIDE_SEED=1\`, all threads (the drain's work included); (instructions at N = $s2 minus at N = $s1) / $((s2 - s1)), each count the median of 3 runs. A sampled free is \`frees\` (N allocations, then their N frees) minus \`allocs\` (the N allocations alone)."
+echo
+echo "| loop | Ir, N = $s1 | Ir, N = $s2 | instructions per op |"
+echo "|---|---:|---:|---:|"
+declare -A sampled
+for loop in pairs allocs frees; do
+    a=$(median_instructions "sampled" "$loop" "$s1" HEAPTIDE_SAMPLE=1 HEAPTIDE_SEED=1)
+    b=$(median_instructions "sampled" "$loop" "$s2" HEAPTIDE_SAMPLE=1 HEAPTIDE_SEED=1)
+    sampled[$loop]=$(awk -v a="$a" -v b="$b" -v d="$((s2 - s1))" 'BEGIN { printf "%.1f", (b - a) / d }')
+    echo "| $loop | $a | $b | ${sampled[$loop]} |"
+done
+echo
+awk -v p="${sampled[pairs]}" -v a="${sampled[allocs]}" -v f="${sampled[frees]}" 'BEGIN {
+    printf "A sampled alloc+free pair: %.1f instructions; a sampled free (frees minus allocs): %.1f.\n", p, f - a
+}'
+
+if [ "${SKIP_WORKLOADS:-0}" = 1 ]; then
+    exit 0
+fi
 
 # Instructions of one workload run under callgrind: "ops Ir" (ops of one timed rep).
 workload_instructions() { # label, binary, workload, scale, reps, env...

@@ -46,7 +46,9 @@ url="file://$abs"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Flags of the brief; a throwaway profile; console messages go to stderr at level 0.
+# Headless, without the GPU or the sandbox (which root in a container cannot use), no first-run
+# or background networking, and 5 s of virtual time for the page's script; a throwaway profile;
+# console messages go to stderr at level 0.
 flags=(--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking
   --user-data-dir="$work/profile" --enable-logging=stderr --v=0 --hide-scrollbars
   --virtual-time-budget=5000 --window-size="$window")

@@ -22,7 +22,7 @@ use std::ptr;
 
 use crate::backend::sampled_arena::{self, RangeFilter, Resized, Sampled};
 use crate::backend::{outside, plain};
-use crate::buffer::event::{Event, FRAME_SLOTS, Kind, OWN_FRAMES, OverflowNode};
+use crate::buffer::event::{Event, Frames, OWN_FRAMES, OverflowNode, Record};
 use crate::buffer::queues;
 use crate::buffer::registry::Slot;
 use crate::config::{Config, Sampling};
@@ -233,11 +233,12 @@ fn countdown_allows(size: usize) -> bool {
     })
 }
 
-// SAFETY: every method returns memory from jemalloc satisfying the layout (plain path: exactly
+// SAFETY: every method returns memory satisfying the layout (plain path: exactly
 // tikv_jemallocator's calls; sampled path: a block of the sampled arena aligned to
-// `layout.align()` with at least `layout.size()` bytes after the header), returns null on
-// failure, never unwinds, and frees/reallocates each pointer with the path it came from
-// (decided by the range test, which is exact for pointers this allocator returned).
+// `layout.align()` with at least `layout.size()` bytes after the header, or in exact mode a
+// tracked mapping of its own, `backend::outside`), returns null on failure, never unwinds, and
+// frees/reallocates each pointer with the path it came from (decided by the range test and the
+// table of tracked mappings, which are exact for pointers this allocator returned).
 unsafe impl GlobalAlloc for Heaptide {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -537,7 +538,10 @@ unsafe fn free_outside(ptr: *mut u8) {
         Room::secure(thread::slot(), 1, true)
     };
     if let Some(mut room) = room {
-        room.push(Event::free(id, now_ns()));
+        room.push(&Record::Free {
+            id,
+            time_ns: now_ns(),
+        });
     }
     // SAFETY: forwarded contract. The death is queued first; ids, not addresses, pair it.
     unsafe { outside::free(ptr) };
@@ -579,8 +583,9 @@ impl Decision {
 enum Outcome {
     /// A sampled block, recorded.
     Block(*mut u8),
-    /// Not sampled after all (no ring slot, full ring, refused by or out of room in the arena):
-    /// use the plain path (which returns null if memory is really out).
+    /// Not sampled after all (no room in the ring and no memory for an overflow node, or the
+    /// arena refused the block or had no room for it): use the plain path (which returns null
+    /// if memory is really out).
     Plain,
 }
 
@@ -641,13 +646,14 @@ impl<'a> Room<'a> {
         }
     }
 
-    /// Pushes an event into the secured room.
-    fn push(&mut self, event: Event) {
+    /// Pushes an event holding `record` into the secured room.
+    fn push(&mut self, record: &Record<'_>) {
         if let Some(node) = self.nodes.iter_mut().find(|n| !n.is_null()) {
             let node = std::mem::replace(node, ptr::null_mut());
-            // SAFETY: the node is fresh memory of the node layout, owned by us until pushed.
+            // SAFETY: the node is fresh memory of the node layout, owned by us until pushed; its
+            // event field is valid for writes and aligned, and `write` initialises it.
             unsafe {
-                ptr::addr_of_mut!((*node).event).write(event);
+                Event::write(&raw mut (*node).event, record);
                 queues::OVERFLOW.push(node);
             }
             queues::wake();
@@ -657,7 +663,7 @@ impl<'a> Room<'a> {
             debug_assert!(false, "a slotless room always has nodes");
             return;
         };
-        let pushed = push_to_ring(slot, event);
+        let pushed = push_to_ring(slot, record);
         debug_assert!(pushed, "secured ring room vanished");
     }
 
@@ -665,7 +671,7 @@ impl<'a> Room<'a> {
     /// (a retired block stands for none).
     fn push_death(&mut self, id: u64, now: u64) {
         if id != sampled_arena::RETIRED {
-            self.push(Event::free(id, now));
+            self.push(&Record::Free { id, time_ns: now });
         }
     }
 
@@ -691,31 +697,16 @@ impl Drop for Room<'_> {
     }
 }
 
-/// Pushes `event` to this thread's ring; wakes the drain once the ring is half full.
-/// `false` if the ring is full.
-fn push_to_ring(slot: &Slot<Event>, event: Event) -> bool {
-    // SAFETY: `slot` is this thread's own (from `thread::slot`), so it is the ring's producer.
-    let pushed = unsafe { slot.ring().push(event) }.is_ok();
+/// Pushes an event holding `record` to this thread's ring, written in place (only the fields
+/// the record uses); wakes the drain once the ring is half full. `false` if the ring is full.
+fn push_to_ring(slot: &Slot<Event>, record: &Record<'_>) -> bool {
+    // SAFETY: `slot` is this thread's own (from `thread::slot`), so it is the ring's producer;
+    // `Event::write` initialises the slot it is given, which is valid for writes and aligned.
+    let pushed = unsafe { slot.ring().push_with(|dst| Event::write(dst, record)) };
     if slot.ring().len() * 2 >= slot.ring().capacity() {
         queues::wake();
     }
     pushed
-}
-
-/// An allocation event with the caller's stack.
-#[inline(always)]
-fn alloc_event(id: u64, size: usize, decision: &Decision) -> Event {
-    let mut event = Event {
-        kind: Kind::Alloc,
-        depth: 0,
-        id,
-        size: size as u64,
-        time_ns: 0,
-        scope: decision.scope,
-        frames: [0; FRAME_SLOTS],
-    };
-    event.depth = capture(&mut event.frames, decision.config.depth + OWN_FRAMES) as u16;
-    event
 }
 
 /// Takes a sample of a fresh allocation.
@@ -724,20 +715,21 @@ fn alloc_event(id: u64, size: usize, decision: &Decision) -> Event {
 /// As `GlobalAlloc::alloc`; sampling is on (the arena exists).
 #[inline(never)]
 unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Outcome {
-    let (mut room, mut event) = {
+    let mut frames = Frames::new();
+    let (mut room, id) = {
         let _scope = ProfilerScope::enter();
         let Some(room) = Room::secure(thread::slot(), 1, decision.exact()) else {
             return Outcome::Plain;
         };
         let id = room.next_id();
         drain::ensure_started();
-        (room, alloc_event(id, layout.size(), decision))
+        capture(&mut frames, decision.config.depth + OWN_FRAMES);
+        (room, id)
     };
     // Outside the scope: the block is the user's memory, not the profiler's.
     let cache = thread::cache();
     // SAFETY: sampling is on, so the arena exists; the layout is valid and non-zero.
-    let got =
-        unsafe { sampled_arena::alloc(layout.size(), layout.align(), zeroed, event.id, cache) };
+    let got = unsafe { sampled_arena::alloc(layout.size(), layout.align(), zeroed, id, cache) };
     let block = match got {
         Sampled::Block(p) => p,
         // Exact mode records every byte: a block the arena cannot hold (larger than what is
@@ -745,7 +737,7 @@ unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Out
         _ if decision.exact() => outside::alloc(
             layout.size(),
             layout.align(),
-            event.id,
+            id,
             sampled_arena::range_end(),
         ),
         _ => ptr::null_mut(),
@@ -759,8 +751,13 @@ unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Out
         }
         return Outcome::Plain;
     }
-    event.time_ns = now_ns();
-    room.push(event);
+    room.push(&Record::Alloc {
+        id,
+        time_ns: now_ns(),
+        size: layout.size() as u64,
+        scope: decision.scope,
+        frames: frames.as_slice(),
+    });
     Outcome::Block(block)
 }
 
@@ -775,33 +772,32 @@ unsafe fn resample_realloc(
     layout: Layout,
     new_size: usize,
 ) -> Outcome {
-    let (mut room, mut event) = {
+    let mut frames = Frames::new();
+    let (mut room, id) = {
         let _scope = ProfilerScope::enter();
         let Some(room) = Room::secure(thread::slot(), 2, decision.exact()) else {
             return Outcome::Plain;
         };
         let id = room.next_id();
-        (room, alloc_event(id, new_size, decision))
+        capture(&mut frames, decision.config.depth + OWN_FRAMES);
+        (room, id)
     };
     // SAFETY: `ptr` is a live sampled block allocated with this alignment.
     let old_id = unsafe { (*sampled_arena::header(ptr, layout.align())).id };
     let cache = thread::cache();
     // SAFETY: as above; `new_size > 0`.
-    match unsafe {
-        sampled_arena::realloc(
-            ptr,
-            layout.size(),
-            layout.align(),
-            new_size,
-            event.id,
-            cache,
-        )
-    } {
+    match unsafe { sampled_arena::realloc(ptr, layout.size(), layout.align(), new_size, id, cache) }
+    {
         Resized::Block(p) => {
             let now = now_ns();
             room.push_death(old_id, now);
-            event.time_ns = now;
-            room.push(event);
+            room.push(&Record::Alloc {
+                id,
+                time_ns: now,
+                size: new_size as u64,
+                scope: decision.scope,
+                frames: frames.as_slice(),
+            });
             Outcome::Block(p)
         }
         Resized::Null => {
@@ -842,11 +838,12 @@ unsafe fn free_sampled(ptr: *mut u8, layout: Layout) {
     let now = now_ns();
     if let Some(slot) = thread::slot() {
         // A full ring: empty it here if nobody holds the drain lock, as the allocation path does.
-        let queued = push_to_ring(slot, Event::free(id, now))
+        let death = Record::Free { id, time_ns: now };
+        let queued = push_to_ring(slot, &death)
             || ({
                 let _scope = ProfilerScope::enter();
                 drain::try_help()
-            } && push_to_ring(slot, Event::free(id, now)));
+            } && push_to_ring(slot, &death));
         if queued {
             // SAFETY: a live sampled block of this layout, not used after this.
             unsafe { sampled_arena::free(header, layout.size(), layout.align(), thread::cache()) };

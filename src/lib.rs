@@ -300,8 +300,8 @@
 //! that only ever holds sampled blocks, created with the thread's ring slot and destroyed when
 //! the thread exits; the thread's ordinary cache would hand a range address to an ordinary
 //! allocation. Without it every sampled small object would take a slab of its own; with it a
-//! sample (allocation, free, event, stack) costs about 2,250 instructions on the churn
-//! workload (`docs/performance.md`).
+//! sampled 16-byte allocation and its free (stack, events, the drain's work) cost about 2,100
+//! instructions in all (`bin/bench.sh`; `docs/performance.md` has the measurements).
 //!
 //! Measured (`bin/bench.sh`, `valgrind --tool=callgrind`): an unsampled malloc+free pair costs
 //! about 5 instructions more than bare jemalloc built as heaptide builds it, with statistics

@@ -20,7 +20,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use loom::thread;
 
-use crate::buffer::event::{Event, Kind, OverflowNode};
+use crate::buffer::event::{Event, OverflowNode, Record};
 use crate::buffer::registry::{Registry, Slot};
 use crate::buffer::ring::Ring;
 use crate::buffer::stack::{Node, Stack};
@@ -155,6 +155,70 @@ fn ring_has_room_promises_the_next_pushes() {
     assert!(
         BATCH_AFTER_WRAP.load(StdOrdering::Relaxed) > 0,
         "the model never wrapped a batch"
+    );
+}
+
+/// Sample events written in place ([`Ring::push_with`] and [`Event::write`]: a free writes
+/// three fields, an allocation its fields and its frames) and read in place
+/// ([`Ring::pop_with`] and [`Event::record`]), through slots that are reused: each event reads
+/// back as it was written, a free over an older allocation included.
+#[test]
+fn ring_carries_events_written_in_place() {
+    static FRAMES: [usize; 3] = [0x10, 0x20, 0x30];
+    const RECORDS: [Record<'static>; 4] = [
+        Record::Alloc {
+            id: 1,
+            time_ns: 10,
+            size: 48,
+            scope: 0,
+            frames: &FRAMES,
+        },
+        Record::Alloc {
+            id: 2,
+            time_ns: 20,
+            size: 16,
+            scope: 5,
+            frames: &[0x40],
+        },
+        Record::Free { id: 1, time_ns: 30 },
+        Record::Free { id: 2, time_ns: 40 },
+    ];
+    // Four events through two slots: every execution reuses both.
+    static EXECUTIONS: StdAtomicUsize = StdAtomicUsize::new(0);
+
+    model(3, || {
+        let ring = Arc::new(Ring::<Event>::new(RING_CAPACITY).unwrap());
+
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                for record in &RECORDS {
+                    // SAFETY: this thread is the ring's only producer; `Event::write`
+                    // initialises the slot it is given, valid for writes and aligned.
+                    while !unsafe { ring.push_with(|dst| Event::write(dst, record)) } {
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+
+        let mut next = 0;
+        while next < RECORDS.len() {
+            // SAFETY: this thread is the ring's only consumer.
+            match unsafe { ring.pop_with(|event| event.record() == RECORDS[next]) } {
+                Some(same) => {
+                    assert!(same, "event {next} reads back as written");
+                    next += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        EXECUTIONS.fetch_add(1, StdOrdering::Relaxed);
+    });
+    assert!(
+        EXECUTIONS.load(StdOrdering::Relaxed) > 0,
+        "the model never completed an execution"
     );
 }
 
@@ -527,44 +591,58 @@ unsafe impl Node for Block {
 }
 
 impl DeferredFree for Block {
-    unsafe fn free_event(this: *const Self) -> Event {
+    unsafe fn free_record(this: *const Self) -> Record<'static> {
         // SAFETY: the caller owns the block, taken from the stack.
-        unsafe { Event::free((*this).id.with(|p| *p), (*this).freed_ns.with(|p| *p)) }
+        unsafe {
+            Record::Free {
+                id: (*this).id.with(|p| *p),
+                time_ns: (*this).freed_ns.with(|p| *p),
+            }
+        }
     }
 }
 
 /// The allocation event of sample `id`: 8 bytes at time 1.
 fn alloc_event(id: u64) -> Event {
-    Event {
-        kind: Kind::Alloc,
+    Event::new(&Record::Alloc {
+        id,
+        time_ns: 1,
         size: 8,
-        ..Event::free(id, 1)
-    }
+        scope: 0,
+        frames: &[],
+    })
+}
+
+/// The free event of sample `id` at `time_ns`.
+fn free_event(id: u64, time_ns: u64) -> Event {
+    Event::new(&Record::Free { id, time_ns })
 }
 
 /// Allocations the drain models recorded after their free (see [`record`]).
 static FREE_FIRST: StdAtomicUsize = StdAtomicUsize::new(0);
 
-/// Applies `event` to the ledger as the aggregate does (`Aggregate::apply`, which also
+/// Applies `record` to the ledger as the aggregate does (`Aggregate::apply`, which also
 /// updates the per-site figures). Counts in [`FREE_FIRST`] the allocations whose free came
 /// first.
-fn record(ledger: &mut Ledger, event: &Event) {
-    match event.kind {
-        Kind::Alloc => {
+fn record(ledger: &mut Ledger, record: Record<'_>) {
+    match record {
+        Record::Alloc {
+            id, time_ns, size, ..
+        } => {
             let sample = LiveSample {
                 site: 0,
-                size: event.size,
+                size,
                 count_weight: 1.0,
-                bytes_weight: event.size as f64,
-                born_ns: event.time_ns,
+                bytes_weight: size as f64,
+                born_ns: time_ns,
                 scope: 0,
             };
-            if let Settled::Died(..) = ledger.alloc(event.id, sample) {
+            if let Settled::Died(..) = ledger.alloc(id, sample) {
                 FREE_FIRST.fetch_add(1, StdOrdering::Relaxed);
             }
         }
-        Kind::Free => {
-            ledger.free(event.id, event.time_ns);
+        Record::Free { id, time_ns } => {
+            ledger.free(id, time_ns);
         }
     }
 }
@@ -595,7 +673,7 @@ fn fill_with_a_past_sample(slot: &Slot<Event>) {
     unsafe {
         let id = slot.next_id();
         slot.ring().push(alloc_event(id)).unwrap();
-        slot.ring().push(Event::free(id, 1)).unwrap();
+        slot.ring().push(free_event(id, 1)).unwrap();
     }
 }
 
@@ -677,7 +755,7 @@ fn drain_never_leaves_a_freed_sample_live() {
                 // SAFETY: the block is this thread's (handed over by A).
                 let id = unsafe { (*block).id.with(|p| *p) };
                 // SAFETY: this thread owns the slot (the ring's producer).
-                if unsafe { slot.ring().push(Event::free(id, 2)) }.is_ok() {
+                if unsafe { slot.ring().push(free_event(id, 2)) }.is_ok() {
                     // The free is queued: the block goes back at once.
                     // SAFETY: from `Box::into_raw`, and nobody else holds it.
                     drop(unsafe { Box::from_raw(block) });

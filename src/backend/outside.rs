@@ -33,10 +33,9 @@ const PAGE: usize = 4096;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Header {
-    /// The sample id of the allocation.
+    /// The sample id of the allocation (read when the block is freed).
     pub(crate) id: u64,
-    /// The user's size.
-    pub(crate) size: usize,
+    /// The mapping that holds the block, unmapped by [`free`].
     map_base: usize,
     map_len: usize,
 }
@@ -68,7 +67,6 @@ pub(crate) fn alloc(size: usize, align: usize, id: u64, above: usize) -> *mut u8
     unsafe {
         ((user - HEADER) as *mut Header).write(Header {
             id,
-            size,
             map_base: base,
             map_len: len,
         })

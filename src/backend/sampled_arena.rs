@@ -12,7 +12,7 @@
 //! for that block, never wrong. jemalloc still does the size classes, slabs, in-place growth
 //! and reuse inside the range.
 //!
-//! Rules learned the hard way (see docs/design.md, section 2) and kept here:
+//! The rules that keep the range exact (docs/design.md, section 2), each kept here:
 //! - the reservation is never unmapped in part: a reused hole would make ordinary memory look
 //!   sampled. `dalloc` and `decommit` opt out (return `true`), purges use `madvise`;
 //! - hooks run on any thread, jemalloc's background thread included, and must not allocate:
@@ -75,17 +75,22 @@ pub(crate) const RETIRED: u64 = u64::MAX;
 /// Bytes in front of every sampled block's user data (at least; more for larger alignments).
 pub(crate) const HEADER_BYTES: usize = 32;
 
-/// The prefix of every sampled block.
+/// The prefix of every sampled block. `id` serves the block's whole life; the other fields
+/// serve only a freed block waiting on the deferred-free stack, and are 0 (null) until then.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Header {
-    /// Unique id of this sample (registry slot in the top 16 bits, per-slot counter below).
+    /// Unique id of this sample (registry slot in the top 16 bits, per-slot counter below), or
+    /// [`RETIRED`]. Written by [`alloc`] and [`realloc`]; read by every free and resize.
     pub(crate) id: u64,
-    /// The user's size in bytes.
+    /// The user's size in bytes, written by `alloc::free_sampled` when the free is deferred:
+    /// `drain::defer` adds it to the deferred-free backlog, the drain's pass takes it off.
     pub(crate) size: u64,
-    /// Next node while the block waits on the deferred-free list.
+    /// Next node while the block waits on the deferred-free stack (written by its push and by
+    /// the drain's pass, which relinks the blocks it will give back).
     pub(crate) next: *mut Header,
-    /// When the block was freed, while it waits on the deferred-free list.
+    /// When the block was freed, written by `alloc::free_sampled` when the free is deferred;
+    /// the drain records the free at this time.
     pub(crate) freed_ns: u64,
 }
 
@@ -656,7 +661,7 @@ pub(crate) unsafe fn alloc(
     unsafe {
         base.cast::<Header>().write(Header {
             id,
-            size: size as u64,
+            size: 0,
             next: ptr::null_mut(),
             freed_ns: 0,
         });
@@ -692,13 +697,17 @@ pub(crate) unsafe fn free(header: *mut Header, size: usize, align: usize, cache:
     }
 }
 
-/// Frees a sampled block whose size is no longer known to the caller (deferred frees).
+/// Frees a sampled block known by its header alone: a deferred free, which the drain gives
+/// back. The header holds the user's size but not the alignment the block was allocated with,
+/// on which its total size depends; `dallocx` needs neither (jemalloc looks the size up), and
+/// no alignment flag (a free does not use one). No cache: the drain's thread is not the one
+/// whose sampled cache the block would belong in.
 ///
 /// # Safety
-/// `header` is the start of a live sampled block allocated with `align`.
-pub(crate) unsafe fn free_unsized(header: *mut Header, align: usize) {
-    // SAFETY: a live block from our arena; `dallocx` needs no size.
-    unsafe { ffi::dallocx(header.cast::<c_void>(), flags(align, Cache::NONE)) }
+/// `header` is the start of a live sampled block; nothing uses the block afterwards.
+pub(crate) unsafe fn free_unsized(header: *mut Header) {
+    // SAFETY: a live block from our arena, not used after this; `dallocx` finds its size.
+    unsafe { ffi::dallocx(header.cast::<c_void>(), flags(0, Cache::NONE)) }
 }
 
 /// Outcome of resizing a sampled block.
@@ -733,7 +742,8 @@ pub(crate) unsafe fn realloc(
     };
     // SAFETY: per the caller the block starts `offset` bytes before `user`.
     let base = unsafe { user.sub(offset) };
-    // SAFETY: `base` is a live block of our arena; the flags keep it there and off the tcache.
+    // SAFETY: `base` is a live block of our arena; the flags keep it there and out of the
+    // thread's ordinary tcache (no cache, or the thread's sampled-only one).
     let new_base = unsafe { ffi::rallocx(base.cast(), total, flags(align, cache)) }.cast::<u8>();
     if new_base.is_null() {
         return Resized::Null;
@@ -757,9 +767,7 @@ pub(crate) unsafe fn realloc(
     }
     // SAFETY: `new_base` is the live resized block with the header moved along at its start.
     unsafe {
-        let h = new_base.cast::<Header>();
-        (*h).id = id;
-        (*h).size = new_size as u64;
+        (*new_base.cast::<Header>()).id = id;
         Resized::Block(new_base.add(offset))
     }
 }

@@ -11,14 +11,16 @@ use crate::buffer::registry::Registry;
 use crate::buffer::stack::Stack;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-/// Events per thread ring. 128 x ~600 B = 76 KiB per sampling thread.
+/// Events per thread ring: 128 slots of an [`Event`] (616 bytes on 64-bit targets, with room
+/// for an allocation's 72 frames), 77 KiB per sampling thread.
 pub(crate) const RING_CAPACITY: usize = 128;
 
 /// The global ring registry.
 pub(crate) static REGISTRY: Registry<Event> = Registry::new(RING_CAPACITY);
 /// Sampled blocks freed while their thread's ring was full or gone; released by the drain.
 pub(crate) static DEFERRED: Stack<Header> = Stack::new();
-/// Exact mode: allocation events that did not fit in their ring.
+/// Events that did not fit in their thread's ring (or found the thread without one), in any
+/// sampling mode, each in an [`OverflowNode`].
 pub(crate) static OVERFLOW: Stack<OverflowNode> = Stack::new();
 /// Samples not taken because memory was short (no overflow node, or the sampled arena could not
 /// serve the block). A full ring never drops a sample: see `drain::backpressure`.

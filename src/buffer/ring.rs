@@ -7,6 +7,11 @@
 //! tail is published with `Release` and read after the tail is loaded with `Acquire`.
 //! A full ring hands the value back (`Err(value)`); the caller counts or reroutes it.
 //!
+//! Values are written and read in place: [`Ring::push_with`] lets the producer write a record
+//! into its slot field by field (a sample event writes only the fields its kind uses, see
+//! `buffer::event`), and [`Ring::pop_with`] lends the consumer the slot, so neither side copies
+//! a whole record.
+//!
 //! Indices increase forever (wrapping `usize`) and are masked into the power-of-two buffer,
 //! so `tail - head` is the length and a ring handed to a new producer simply continues.
 
@@ -157,9 +162,34 @@ impl<T: Copy> Ring<T> {
     /// Pushes `value`, or returns it if the ring is full.
     ///
     /// # Safety
-    /// Only one thread at a time acts as producer of this ring, and a change of producer is
-    /// ordered by a happens-before edge (the registry's slot hand-over does that).
+    /// As [`push_with`](Self::push_with).
+    #[cfg_attr(
+        not(any(test, loom)),
+        allow(
+            dead_code,
+            reason = "the sampling path writes in place, with push_with"
+        )
+    )]
     pub(crate) unsafe fn push(&self, value: T) -> Result<(), T> {
+        // SAFETY: forwarded contract; the closure initialises the slot with `value`.
+        if unsafe { self.push_with(|slot| slot.write(value)) } {
+            Ok(())
+        } else {
+            Err(value)
+        }
+    }
+
+    /// Pushes the value `init` writes in place into the next free slot; `false` if the ring is
+    /// full or unbacked, and then `init` is not called. `init` gets the slot as a raw pointer
+    /// to memory that is uninitialised, or still holds a value popped earlier.
+    ///
+    /// # Safety
+    /// Only one thread at a time acts as producer of this ring, and a change of producer is
+    /// ordered by a happens-before edge (the registry's slot hand-over does that). `init`
+    /// leaves a valid `T` behind the pointer (its fields of `MaybeUninit` type excepted, which
+    /// it may leave as they were).
+    #[inline]
+    pub(crate) unsafe fn push_with(&self, init: impl FnOnce(*mut T)) -> bool {
         let tail = self.tail.load(Ordering::Relaxed);
         // SAFETY: the caller is the single producer, the only user of `producer_head`.
         let mut head = self.producer_head.with(|p| unsafe { *p });
@@ -168,22 +198,25 @@ impl<T: Copy> Ring<T> {
             // SAFETY: as above.
             self.producer_head.with_mut(|p| unsafe { *p = head });
             if tail.wrapping_sub(head) == self.capacity() {
-                return Err(value);
+                return false;
             }
         }
         let slots = self.slots.load(Ordering::Relaxed);
         if slots.is_null() {
             // Unbacked (memory was short when it was restored): as good as full.
-            return Err(value);
+            return false;
         }
-        // SAFETY: index `tail` is not readable by the consumer until `tail + 1` is published,
-        // and the consumer finished with it (head > tail - capacity, Acquire above); the slot
-        // pointer is in bounds because of the mask.
+        // SAFETY: the slot pointer is in bounds because of the mask. Index `tail` is not
+        // readable by the consumer until `tail + 1` is published below, and the consumer is done
+        // with the value it last held there: `head` (loaded with Acquire, now or at an earlier
+        // push) is above `tail - capacity`, and the consumer publishes `head + 1` only after its
+        // read of slot `head`. `MaybeUninit<T>` has the layout of `T`, so the cast pointer is
+        // valid for writes of a `T`, which `init` leaves initialised (the caller's contract).
         unsafe {
-            (*slots.add(tail & self.mask)).with_mut(|slot| (*slot).write(value));
+            (*slots.add(tail & self.mask)).with_mut(|slot| init(slot.cast::<T>()));
         }
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
-        Ok(())
+        true
     }
 
     /// Pops the oldest value, if any.

@@ -4,7 +4,9 @@
 //! - a sampled free whose ring is full (or whose thread has already released its ring) puts
 //!   the freed block itself on the deferred-free stack; the block is only returned to jemalloc
 //!   after the drain has recorded the free, so its address cannot be reused meanwhile;
-//! - in exact mode, an allocation event that does not fit goes into an overflow node.
+//! - any other event that does not fit (an allocation's, in any sampling mode, or a death
+//!   recorded on the resize path or for a tracked block outside the range) goes into an
+//!   overflow node.
 //!
 //! Taking is a single `swap(null)`, so there is no ABA: a node is never popped while another
 //! thread is still reading it.
@@ -58,7 +60,8 @@ impl<N: Node> Stack<N> {
         }
     }
 
-    /// Pushes `node`. Never blocks; retries only when another push won the race.
+    /// Pushes `node`. Never blocks; retries when the head moved under it (another push, or a
+    /// take) or the weak compare-exchange failed spuriously.
     ///
     /// # Safety
     /// `node` is valid, owned by the caller, and is handed to the stack's consumer.

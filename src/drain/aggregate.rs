@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 
 use super::ledger::{Ledger, LiveSample, Settled};
 use super::scope::Scope;
-use crate::buffer::event::{Event, Kind};
+use crate::buffer::event::Record;
 use crate::sample::weight::weight;
 
 /// Figures of one call site: about 150 bytes plus its frames; the size and lifetime
@@ -461,35 +461,39 @@ impl Aggregate {
     }
 
     /// Records one event.
-    pub(crate) fn apply(&mut self, event: &Event) {
-        match event.kind {
-            Kind::Alloc => {
+    pub(crate) fn apply(&mut self, record: Record<'_>) {
+        match record {
+            Record::Alloc {
+                id,
+                time_ns,
+                size,
+                scope,
+                frames,
+            } => {
                 self.samples += 1;
-                let depth = usize::from(event.depth).min(event.frames.len());
-                let site = self.intern(&event.frames[..depth]);
-                let (count_weight, bytes_weight) = if event.scope != 0 {
+                let site = self.intern(frames);
+                let (count_weight, bytes_weight) = if scope != 0 {
                     // Tracked: recorded with certainty, so it stands for itself alone.
-                    (1.0, event.size as f64)
+                    (1.0, size as f64)
                 } else {
-                    weight(event.size, self.mean)
+                    weight(size, self.mean)
                 };
                 self.alloc_count += count_weight;
                 self.alloc_bytes += bytes_weight;
-                let b = &mut self.buckets[bucket_of(event.size)];
+                let b = &mut self.buckets[bucket_of(size)];
                 b.alloc_count += count_weight;
                 b.alloc_bytes += bytes_weight;
                 b.live_count += count_weight;
                 b.live_bytes += bytes_weight;
-                if event.scope != 0 {
-                    self.scopes.entry(event.scope).or_default().alloc(
-                        site,
-                        event.size,
-                        event.time_ns,
-                    );
+                if scope != 0 {
+                    self.scopes
+                        .entry(scope)
+                        .or_default()
+                        .alloc(site, size, time_ns);
                 }
                 let s = self.sites.get_mut(&site).expect("interned site");
                 let cap = s.sizes.0.capacity();
-                s.sizes.add(event.size, count_weight);
+                s.sizes.add(size, count_weight);
                 self.table_bytes += (s.sizes.0.capacity() - cap) * size_of::<(u8, f64)>();
                 s.fig.add(&Figures {
                     alloc_count: count_weight,
@@ -497,24 +501,24 @@ impl Aggregate {
                     live_count: count_weight,
                     live_bytes: bytes_weight,
                     samples: 1,
-                    first_ns: event.time_ns,
-                    last_ns: event.time_ns,
+                    first_ns: time_ns,
+                    last_ns: time_ns,
                 });
                 s.live_samples += 1;
                 let sample = LiveSample {
                     site,
-                    size: event.size,
+                    size,
                     count_weight,
                     bytes_weight,
-                    born_ns: event.time_ns,
-                    scope: event.scope,
+                    born_ns: time_ns,
+                    scope,
                 };
-                if let Settled::Died(sample, freed_ns) = self.ledger.alloc(event.id, sample) {
+                if let Settled::Died(sample, freed_ns) = self.ledger.alloc(id, sample) {
                     self.retire(sample, freed_ns);
                 }
             }
-            Kind::Free => {
-                if let Settled::Died(sample, freed_ns) = self.ledger.free(event.id, event.time_ns) {
+            Record::Free { id, time_ns } => {
+                if let Settled::Died(sample, freed_ns) = self.ledger.free(id, time_ns) {
                     self.retire(sample, freed_ns);
                 }
             }
@@ -708,23 +712,25 @@ impl Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::event::FRAME_SLOTS;
 
-    fn alloc(id: u64, stack: u64, size: u64, time_ns: u64) -> Event {
-        let mut frames = [0usize; FRAME_SLOTS];
+    /// Applies an allocation of `size` bytes at `time_ns` whose stack is numbered `stack`.
+    fn alloc(agg: &mut Aggregate, id: u64, stack: u64, size: u64, time_ns: u64) {
+        let mut frames = [0usize; 24];
         // Distinct stacks that share their innermost frames, as real ones do.
-        for (i, f) in frames.iter_mut().enumerate().take(24) {
+        for (i, f) in frames.iter_mut().enumerate() {
             *f = 0x1000 + i * 16 + if i >= 20 { stack as usize * 4096 } else { 0 };
         }
-        Event {
-            kind: Kind::Alloc,
-            depth: 24,
+        agg.apply(Record::Alloc {
             id,
-            size,
             time_ns,
+            size,
             scope: 0,
-            frames,
-        }
+            frames: &frames,
+        });
+    }
+
+    fn free(agg: &mut Aggregate, id: u64, time_ns: u64) {
+        agg.apply(Record::Free { id, time_ns });
     }
 
     fn site_sums(agg: &Aggregate) -> (f64, f64, f64, u64) {
@@ -749,7 +755,7 @@ mod tests {
         agg.warned = true; // no stderr line from a unit test
         let n = 5_000u64;
         for i in 0..n {
-            agg.apply(&alloc(i, i, 16 + i % 100, 1 + i));
+            alloc(&mut agg, i, i, 16 + i % 100, 1 + i);
             assert!(agg.table().bytes <= budget, "{:?}", agg.table());
         }
         let t = agg.table();
@@ -763,14 +769,14 @@ mod tests {
         assert!(t.merged_alloc_count > 4_000.0, "{t:?}");
         // Free every other block: the live figures leave the right sites, wherever they went.
         for i in (0..n).step_by(2) {
-            agg.apply(&Event::free(i, 10_000 + i));
+            free(&mut agg, i, 10_000 + i);
         }
         let (_, _, lb, ls) = site_sums(&agg);
         let live: f64 = agg.buckets.iter().map(|b| b.live_bytes).sum();
         assert_eq!(ls, n / 2);
         assert_eq!(lb, live);
         for i in (1..n).step_by(2) {
-            agg.apply(&Event::free(i, 10_000 + i));
+            free(&mut agg, i, 10_000 + i);
         }
         let (_, _, lb, ls) = site_sums(&agg);
         assert_eq!((lb, ls), (0.0, 0));
@@ -782,10 +788,10 @@ mod tests {
     fn the_hottest_sites_stay() {
         let mut agg = Aggregate::new(1, Some(64 << 10));
         agg.warned = true;
-        agg.apply(&alloc(0, 0, 1 << 20, 1));
+        alloc(&mut agg, 0, 0, 1 << 20, 1);
         for i in 1..2_000u64 {
-            agg.apply(&alloc(i, i, 8, 1 + i));
-            agg.apply(&Event::free(i, 2 + i));
+            alloc(&mut agg, i, i, 8, 1 + i);
+            free(&mut agg, i, 2 + i);
         }
         let big = agg
             .sites()

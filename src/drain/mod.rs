@@ -14,7 +14,7 @@ pub(crate) mod scope;
 use std::time::{Duration, Instant};
 
 use crate::backend::sampled_arena::{self, Header};
-use crate::buffer::event::Event;
+use crate::buffer::event::Record;
 use crate::buffer::queues::{self, DEFERRED, OVERFLOW, OVERFLOW_NODES, REGISTRY, wake};
 use crate::buffer::stack::Node;
 use crate::sample::thread::ProfilerScope;
@@ -336,10 +336,15 @@ static QUEUES: Queues<'static, Header> = Queues {
 };
 
 impl DeferredFree for Header {
-    unsafe fn free_event(this: *const Self) -> Event {
+    unsafe fn free_record(this: *const Self) -> Record<'static> {
         // SAFETY: the caller owns the block; `defer`'s caller wrote `id` and `freed_ns` before
         // the push that published it.
-        unsafe { Event::free((*this).id, (*this).freed_ns) }
+        unsafe {
+            Record::Free {
+                id: (*this).id,
+                time_ns: (*this).freed_ns,
+            }
+        }
     }
 }
 
@@ -378,7 +383,7 @@ fn release_deferred(mut head: *mut Header) {
             // SAFETY: the list was built by `pass` from blocks that are ours; read `next` first.
             unsafe {
                 let next = Header::next(head);
-                sampled_arena::free_unsized(head, 0);
+                sampled_arena::free_unsized(head);
                 head = next;
             }
         }

@@ -15,7 +15,7 @@
 //! in a ring or on the overflow stack when those are read, later in the same pass. So the free
 //! never waits in the ledger as an early free while its block is given back to jemalloc.
 
-use crate::buffer::event::{Event, OverflowNode};
+use crate::buffer::event::{Event, OverflowNode, Record};
 use crate::buffer::registry::Registry;
 use crate::buffer::stack::{Node, Stack};
 use crate::sync::{AtomicUsize, Ordering};
@@ -27,7 +27,7 @@ pub(crate) trait DeferredFree: Node {
     ///
     /// # Safety
     /// `this` was taken from the stack by the caller, which owns it.
-    unsafe fn free_event(this: *const Self) -> Event;
+    unsafe fn free_record(this: *const Self) -> Record<'static>;
 }
 
 /// The queues a pass empties.
@@ -51,14 +51,14 @@ impl<D: DeferredFree> Queues<'_, D> {
     /// # Safety
     /// The caller is the only consumer of every ring and of the overflow stack (it holds the
     /// drain lock); every node pushed on the overflow stack was made as its field says.
-    pub(crate) unsafe fn drain_rings(&self, apply: &mut impl FnMut(&Event)) -> usize {
+    pub(crate) unsafe fn drain_rings(&self, apply: &mut impl FnMut(Record<'_>)) -> usize {
         let overflow = self.overflow.take_all();
         let mut applied = 0;
         // SAFETY: the caller is the only consumer of every ring.
         unsafe {
             self.registry.drain(|event| {
                 applied += 1;
-                apply(event)
+                apply(event.record())
             })
         };
         for node in overflow {
@@ -67,7 +67,7 @@ impl<D: DeferredFree> Queues<'_, D> {
             // push that published it, which the take (Acquire) saw; per the contract it came
             // from `raw_alloc` with this layout, and nothing reads it after this.
             unsafe {
-                apply(&(*node).event);
+                apply((*node).event.record());
                 crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT);
             }
             self.overflow_nodes.fetch_sub(1, Ordering::Relaxed);
@@ -85,7 +85,7 @@ impl<D: DeferredFree> Queues<'_, D> {
     /// deferred stack, and `recorded` receives each block's ownership.
     pub(crate) unsafe fn pass(
         &self,
-        apply: &mut impl FnMut(&Event),
+        apply: &mut impl FnMut(Record<'_>),
         mut recorded: impl FnMut(*mut D),
     ) -> usize {
         let deferred = self.deferred.take_all();
@@ -95,7 +95,7 @@ impl<D: DeferredFree> Queues<'_, D> {
             applied += 1;
             // SAFETY: a block taken from the stack is ours (the iterator has already read its
             // link, so `recorded` may reuse it).
-            apply(&unsafe { D::free_event(block) });
+            apply(unsafe { D::free_record(block) });
             recorded(block);
         }
         applied

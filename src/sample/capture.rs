@@ -13,24 +13,25 @@
 //! The capture runs inside the profiler scope (see [`super::thread`]), so anything the unwinder
 //! might allocate is neither sampled nor counted as the user's.
 
-use crate::buffer::event::FRAME_SLOTS;
+use crate::buffer::event::{FRAME_SLOTS, Frames};
 
-/// Fills `frames` with up to `max` return addresses, innermost first; returns how many.
+/// Fills `frames` (empty) with up to `max` return addresses, innermost first.
 ///
 /// The top of every stack is heaptide's own frames (this function, the sampling path, the
 /// `GlobalAlloc` shim); the drain trims them by symbol, so the capture keeps
 /// [`OWN_FRAMES`](crate::buffer::event::OWN_FRAMES) extra slots for them.
 #[inline(never)]
-pub(crate) fn capture(frames: &mut [usize; FRAME_SLOTS], max: usize) -> usize {
+pub(crate) fn capture(frames: &mut Frames, max: usize) {
     let max = max.min(FRAME_SLOTS);
     #[cfg(heaptide_frame_pointers)]
     {
-        let n = frame_pointers::walk(frames, max);
-        if n >= 2 {
-            return n;
+        frame_pointers::walk(frames, max);
+        if frames.len() >= 2 {
+            return;
         }
+        frames.clear();
     }
-    dwarf(frames, max)
+    dwarf(frames, max);
 }
 
 /// Which walker [`capture`] uses first, for reports and docs.
@@ -40,24 +41,20 @@ pub(crate) const WALKER: &str = if cfg!(heaptide_frame_pointers) {
     "DWARF unwinding"
 };
 
-fn dwarf(frames: &mut [usize; FRAME_SLOTS], max: usize) -> usize {
-    let mut n = 0;
+fn dwarf(frames: &mut Frames, max: usize) {
     // SAFETY: `trace_unsynchronized` requires that no other thread's unsynchronized trace runs
     // code that is not thread-safe; on this platform the libgcc unwinder it uses is
-    // thread-safe, and the callback only writes into our own array.
+    // thread-safe, and the callback only writes into our own buffer.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
-            frames[n] = frame.ip() as usize;
-            n += 1;
-            n < max
+            frames.push(frame.ip() as usize) && frames.len() < max
         });
     }
-    n
 }
 
 #[cfg(heaptide_frame_pointers)]
 mod frame_pointers {
-    use crate::buffer::event::FRAME_SLOTS;
+    use crate::buffer::event::Frames;
 
     /// The caller's frame pointer register (the frame record of the function this is inlined
     /// into).
@@ -81,13 +78,12 @@ mod frame_pointers {
     /// the middle of the stack) ends the walk early or makes it skip a caller; with the whole
     /// Rust program built with frame pointers, that is only libc's frames at the root.
     #[inline(always)]
-    pub(super) fn walk(frames: &mut [usize; FRAME_SLOTS], max: usize) -> usize {
+    pub(super) fn walk(frames: &mut Frames, max: usize) {
         let Some((low, high)) = crate::sample::thread::stack_bounds() else {
-            return 0;
+            return;
         };
         let mut fp = frame_pointer();
-        let mut n = 0;
-        while n < max {
+        while frames.len() < max {
             if fp < low || fp > high - 2 * size_of::<usize>() || fp % align_of::<usize>() != 0 {
                 break;
             }
@@ -100,13 +96,10 @@ mod frame_pointers {
             if ret == 0 {
                 break;
             }
-            frames[n] = ret;
-            n += 1;
-            if next <= fp {
+            if !frames.push(ret) || next <= fp {
                 break;
             }
             fp = next;
         }
-        n
     }
 }

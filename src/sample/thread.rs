@@ -8,7 +8,9 @@
 //! The slot is released by the destructor of a separate thread-local ([`SlotOwner`]), so the
 //! hot and cold cells themselves never have a destructor and stay usable during thread
 //! teardown: an allocation from another thread-local's destructor after the slot is gone is
-//! simply not sampled, and a sampled free then goes to the deferred-free stack.
+//! still sampled, its event in an overflow node and its id from the shared counter of
+//! slotless threads (`registry::orphan_id`), and a sampled free then goes to the deferred-free
+//! stack.
 
 use std::cell::Cell;
 
@@ -64,7 +66,7 @@ enum SlotStatus {
     None,
     /// Holds `slot`.
     Owned,
-    /// The registry had no slot to give (all 65,536 in use, or no memory). Not retried.
+    /// The registry had no slot to give (all 65,535 in use, or no memory). Not retried.
     Unavailable,
     /// The thread is exiting and gave its slot back.
     Gone,
