@@ -303,20 +303,18 @@
 //! sampled 16-byte allocation and its free (stack, events, the drain's work) cost about 2,100
 //! instructions in all (`bin/bench.sh`; `docs/performance.md` has the measurements).
 //!
-//! Measured (`bin/bench.sh`, `valgrind --tool=callgrind`): an unsampled malloc+free pair costs
-//! about 5 instructions more than bare jemalloc built as heaptide builds it, with statistics
-//! (72.3 -> 77.3-77.8 across runs): 2 on allocation (`sub` from the thread-local countdown in
-//! memory, branch on the borrow; a crossing leaves the countdown wrapped and the slow path
-//! re-arms it) and 3 on free (a load, a compare, a branch). heaptide needs jemalloc's
-//! statistics, which cost about 5 of their own against plain tikv-jemallocator (67.3), so a
-//! program switching to heaptide pays about +10 per pair. `docs/performance.md` has the
-//! per-workload instruction and wall-time ratios, each with its commit and command.
+//! An unsampled malloc+free pair costs about 5 instructions more than bare jemalloc built as
+//! heaptide builds it, with statistics: 2 on allocation (`sub` from the thread-local countdown
+//! in memory, branch on the borrow; a crossing leaves the countdown wrapped and the slow path
+//! re-arms it) and 3 on free (a load, a compare, a branch). jemalloc's statistics, which
+//! heaptide needs, cost about 5 more against plain tikv-jemallocator. `docs/performance.md`
+//! has the callgrind counts and the per-workload ratios, each with its commit and command.
 //!
 //! Stacks are captured as raw return addresses into the event; symbols are resolved only when a
 //! report is built, and cached by address. The resolver's own cache (the binary's parsed debug
 //! info, tens of MiB for a large binary) is dropped once a report has cached its frames, and a
-//! report counts what building it took in [`report::ProfilerStats::overhead_bytes`]. With frame pointers
-//! (`-C force-frame-pointers=yes`, detected at build time) the capture is a walk of the frame
+//! report counts what building it took in [`report::ProfilerStats::overhead_bytes`]. With frame
+//! pointers (`-C force-frame-pointers=yes`, detected at build time) the capture is a walk of the frame
 //! records within the thread's stack bounds, about a nanosecond per frame; otherwise it uses
 //! DWARF unwinding (libgcc via `backtrace`, no lock), 1-2 µs per frame. For function names and
 //! file:line in release builds, give the release profile `debug = "limited"` (or
@@ -336,14 +334,14 @@
 //! A report holds the drain lock only to copy its figures (about 100 bytes a site), never
 //! while it symbolizes. Frees are bounded the same way: a sampled block whose free finds its
 //! ring full waits on a deferred stack for the drain to record it, and when 32 MiB of such
-//! blocks wait the freeing thread helps the drain or yields. In exact
-//! mode a block too large for what is left of the sampled range is mapped on its own above the
-//! range and tracked there, so exact reports count every byte. On Linux the drain thread runs under
+//! blocks wait the freeing thread helps the drain or yields. In exact mode a block too large
+//! for what is left of the sampled range is mapped on its own above the range and tracked
+//! there, so exact reports count every byte. On Linux the drain thread runs under
 //! `SCHED_BATCH`: its fair share of CPU is unchanged, but waking it does not preempt one of the
-//! program's threads at once (measured in `docs/performance.md`). At exact mode's event rates (one per microsecond or faster,
-//! as in a tracked test) the drain polls, sleeping 20 µs between passes, instead of parking,
-//! and producers stop waking it: a futex wake cost the allocating thread about 20 µs on the
-//! bench VM. It goes back to parking 200 µs after the rate drops.
+//! program's threads at once. At exact mode's event rates (one per microsecond or faster, as in
+//! a tracked test) the drain polls, sleeping 20 µs between passes, instead of parking, so that
+//! producers need not wake it (a futex wake costs the waking thread); it goes back to parking
+//! 200 µs after the rate drops. `docs/performance.md` has what each of these saves, measured.
 
 // Under loom only the lock-free structures are compiled (to be model-checked); the rest of the
 // crate that uses them is not, so much of their API looks unused there.

@@ -504,8 +504,8 @@ fn flags(align: usize, cache: Cache) -> libc::c_int {
 /// (`tcache.create`) that only ever holds sampled blocks, or none.
 ///
 /// Why: without a cache every sampled block is a trip to the arena, and a lone small object
-/// gets a slab of its own: about 3,600 instructions per sampled allocation and free on a
-/// small-object churn, against about 100 through a cache. The thread's ordinary tcache cannot
+/// gets a slab of its own, which more than doubles what a sample costs (`docs/performance.md`,
+/// "A sample", has the callgrind counts with and without it). The thread's ordinary tcache cannot
 /// be used (it would hand a range address to an ordinary allocation); an explicit tcache that
 /// is only ever given sampled blocks and only ever asked for them with this arena's flag keeps
 /// the range exact: its bins fill from this arena and are fed only by frees of blocks the

@@ -194,14 +194,12 @@ fn drain_thread() {
 /// itself every `PASS_INTERVAL` anyway) unless events are arriving fast: at one per
 /// `POLL_RATE_NS` or faster (exact mode, a tracked test; sampled mode's rates are orders of
 /// magnitude lower) it polls instead, a pass every `POLL_SLEEP`, until it has seen no such
-/// rate for `POLL_GRACE`. While it polls, producers do not wake it. A futex wake costs the
-/// waking thread, the program's, some 20 µs on the 2-core VM (an IPI to an idle vCPU); with a
-/// 128-event ring at exact mode's rates that was a quarter of a tracked test's time. With
-/// polling, `track_heaptide` (`benches/vs_dhat.rs`) makes 6-7 futex calls per tracked run
-/// instead of 47-55 and its tracked run took 0.88-0.90 of the time (30 interleaved rounds,
-/// twice), and exact mode's churn (`benches/overhead.rs`) ran in half the time. Polling costs
-/// the drain thread about 40% of a core while it lasts (a drain made to poll for ever used 40
-/// clock ticks a second), which is why it needs the rate and ends after the grace period.
+/// rate for `POLL_GRACE`. While it polls, producers do not wake it: a futex wake costs the
+/// waking thread, the program's (an IPI to an idle CPU), and at exact mode's rates those wakes
+/// dominated a tracked test. Polling costs the drain thread a good part of a core while it
+/// lasts, which is why it needs the rate and ends after the grace period. The figures (futex
+/// calls per tracked run, time per op, the drain's CPU while polling) are in
+/// `docs/performance.md`, "Exact mode".
 fn run() {
     step_aside();
     let mut last_end = Instant::now();
@@ -239,10 +237,8 @@ fn run() {
 /// Puts the drain thread under `SCHED_BATCH`: the same fair share of CPU as before (its nice
 /// value is unchanged), but its wake-ups no longer preempt the thread running on the CPU it
 /// wakes on. A ring half full wakes the drain many times a second under a malloc-heavy load;
-/// under the default policy each wake-up took a core from an allocating thread at once. On
-/// the 2-core bench machine, with the malloc-bound churn of `benches/` (2 threads), heaptide
-/// with the drain under `SCHED_BATCH` took 0.933-0.996 (geometric mean 0.968) of the time per
-/// op of the same code without it, in six interleaved runs of 21 rounds each. Nothing waits on
+/// under the default policy each wake-up took a core from an allocating thread at once
+/// (`docs/performance.md`, "The drain thread", has the measured difference). Nothing waits on
 /// the drain's latency: a full ring makes the allocating thread drain it itself (`try_help`),
 /// and reports run their own pass.
 /// Unprivileged and per thread; if the call fails the drain keeps the default policy.
