@@ -28,7 +28,8 @@ use crate::buffer::registry::Slot;
 use crate::config::{Config, Sampling};
 use crate::drain;
 use crate::sample::capture::capture;
-use crate::sample::thread::{self, COUNTDOWN, ProfilerScope};
+use crate::sample::scope::{self, ProfilerScope};
+use crate::sample::thread::{self, COUNTDOWN};
 use crate::state::{self, BUSY, Hooks, INIT, OFF, ON, UNINIT, now_ns};
 use crate::sync::Ordering;
 
@@ -330,7 +331,7 @@ impl Heaptide {
     /// says whether (and for which tracking scope) to sample this one.
     #[inline]
     fn should_sample(&self, size: usize) -> Option<Decision> {
-        if thread::allocating_for_profiler() {
+        if scope::allocating_for_profiler() {
             // The profiler's own allocation: never sampled, and the program's countdown and
             // generator stay as they were (the scope puts the countdown back when it ends; a
             // profiler thread has none). Parked at the maximum, the rest of the scope's

@@ -580,7 +580,7 @@ pub fn set_snapshot_interval(interval: std::time::Duration) {
 /// ```
 #[cfg(not(loom))]
 pub fn on_alert(callback: impl Fn(&report::Alert) + Send + Sync + 'static) {
-    let _scope = sample::thread::ProfilerScope::enter();
+    let _scope = sample::scope::ProfilerScope::enter();
     analysis::health::set_callback(std::sync::Arc::new(callback));
 }
 

@@ -14,7 +14,8 @@ use crate::analysis::{self, health};
 use crate::drain::{self, aggregate::Aggregate};
 #[cfg(feature = "http")]
 use crate::http;
-use crate::sample::thread::{self, ProfilerScope};
+use crate::sample::scope::ProfilerScope;
+use crate::sample::thread;
 use crate::state::Hooks;
 use crate::symbolize::{self, Symbols};
 use crate::sync::MutexGuard;

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use super::memory;
 use crate::drain;
 use crate::drain::aggregate::Aggregate;
-use crate::sample::thread::ProfilerScope;
+use crate::sample::scope::ProfilerScope;
 use crate::state::now_ns;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 

@@ -17,7 +17,7 @@ use crate::backend::sampled_arena::{self, Header};
 use crate::buffer::event::Record;
 use crate::buffer::queues::{self, DEFERRED, OVERFLOW, OVERFLOW_NODES, REGISTRY, wake};
 use crate::buffer::stack::Node;
-use crate::sample::thread::ProfilerScope;
+use crate::sample::scope::ProfilerScope;
 use crate::sync::{AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use aggregate::Aggregate;
@@ -56,7 +56,7 @@ pub(crate) unsafe fn defer(header: *mut Header) {
     // SAFETY: per the contract; `pass` takes it, records the free and releases the block.
     unsafe { DEFERRED.push(header) };
     wake();
-    if crate::sample::thread::in_profiler() {
+    if crate::sample::scope::in_profiler() {
         return;
     }
     wait_below(&DEFERRED_BYTES, DEFERRED_MARK, || {
@@ -147,7 +147,7 @@ pub(crate) fn spawn_profiler_thread(
     /// What the new thread runs: a thin pointer to the boxed closure.
     type Entry = Box<dyn FnOnce() + Send>;
     extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
-        crate::sample::thread::mark_profiler_thread();
+        crate::sample::scope::mark_profiler_thread();
         // SAFETY: `arg` is the `Box<Entry>` the spawner leaked for this thread alone, below;
         // it is taken back exactly once, here.
         let entry = unsafe { Box::from_raw(arg.cast::<Entry>()) };
@@ -374,7 +374,7 @@ fn drain_rings(agg: &mut Aggregate) -> usize {
 /// Gives deferred blocks back to jemalloc (after their frees are recorded). They are the
 /// program's memory: freeing them is not profiler work, whatever scope the caller is in.
 fn release_deferred(mut head: *mut Header) {
-    crate::sample::thread::not_profiler_work(|| {
+    crate::sample::scope::not_profiler_work(|| {
         while !head.is_null() {
             // SAFETY: the list was built by `pass` from blocks that are ours; read `next` first.
             unsafe {

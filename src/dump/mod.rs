@@ -51,7 +51,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use crate::diag::stderr_line;
-use crate::sample::thread::ProfilerScope;
+use crate::sample::scope::ProfilerScope;
 use settings::{Format, Settings};
 
 /// The next dump's sequence number.
@@ -142,7 +142,7 @@ pub(crate) fn dump() -> io::Result<Vec<PathBuf>> {
         Ok(paths) => Ok(paths.clone()),
         Err((message, e)) => Err(io::Error::new(e.kind(), message.clone())),
     };
-    crate::sample::thread::drop_in_scope(result);
+    crate::sample::scope::drop_in_scope(result);
     handed
 }
 

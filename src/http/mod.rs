@@ -35,7 +35,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::diag::stderr_line;
-use crate::sample::thread::ProfilerScope;
+use crate::sample::scope::ProfilerScope;
 
 pub(crate) use routes::{ForkLock, fork_lock};
 
@@ -72,7 +72,7 @@ pub(crate) fn serve(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         Ok(bound) => Ok(*bound),
         Err((kind, message)) => Err(io::Error::new(*kind, message.clone())),
     };
-    crate::sample::thread::drop_in_scope(result);
+    crate::sample::scope::drop_in_scope(result);
     handed
 }
 

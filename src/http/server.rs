@@ -42,7 +42,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use super::routes::{self, Response};
-use crate::sample::thread::ProfilerScope;
+use crate::sample::scope::ProfilerScope;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
 /// Worker threads answering complete requests.

@@ -28,7 +28,7 @@ use crate::buffer::queues;
 use crate::config::Sampling;
 use crate::drain;
 use crate::drain::aggregate::{self, SIZE_BINS};
-use crate::sample::thread::OVERHEAD;
+use crate::sample::scope::OVERHEAD;
 use crate::symbolize::{Symbols, from_blamed};
 use crate::sync::Ordering;
 

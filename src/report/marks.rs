@@ -7,7 +7,7 @@
 //! replaces its report.
 
 use super::{Diff, Report};
-use crate::sample::thread::{ProfilerScope, drop_in_scope, hand_out};
+use crate::sample::scope::{ProfilerScope, drop_in_scope, hand_out};
 use crate::sync::{Mutex, MutexGuard};
 
 /// Marks kept at most.

@@ -27,7 +27,7 @@ use crate::analysis::history::{self, History};
 use crate::analysis::{self, health, memory};
 use crate::config::Sampling;
 use crate::drain;
-use crate::sample::thread::ProfilerScope;
+use crate::sample::scope::ProfilerScope;
 use crate::symbolize::{self, Symbols};
 use crate::sync::{AtomicU64, Ordering};
 use aggregate_copy::AggregateCopy;
@@ -77,13 +77,13 @@ static SYMBOLS_CACHED: AtomicU64 = AtomicU64::new(0);
 ///
 /// Steps 1 to 5 are [`read_full`].
 pub(crate) fn take() -> Report {
-    crate::sample::thread::hand_out(take_in_scope())
+    crate::sample::scope::hand_out(take_in_scope())
 }
 
 /// The drain thread's evaluation after a periodic snapshot: takes a report, records the alerts
 /// it raises ([`record_alerts`]) and throws the report away, all as profiler work.
 pub(crate) fn evaluate() {
-    crate::sample::thread::drop_in_scope(take_in_scope());
+    crate::sample::scope::drop_in_scope(take_in_scope());
 }
 
 /// A full report ([`read_full`]) with the alerts it raises recorded, allocated as profiler
@@ -206,7 +206,7 @@ fn wall_ms_now() -> u64 {
 /// are empty. The drain lock is held for one pass and a copy of a few hundred bytes.
 #[cfg(feature = "http")]
 pub(crate) fn summary() -> Report {
-    crate::sample::thread::hand_out(read_summary())
+    crate::sample::scope::hand_out(read_summary())
 }
 
 /// [`summary`](fn@summary), allocated as profiler memory.

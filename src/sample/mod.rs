@@ -3,5 +3,6 @@
 //! profiler's own work out of the user's numbers.
 
 pub(crate) mod capture;
+pub(crate) mod scope;
 pub(crate) mod thread;
 pub(crate) mod weight;

@@ -213,7 +213,7 @@ impl Options {
             mid.unwrap_or_default()
         };
         let (t, growth) = tracking::finish(scope, Some(&mid));
-        crate::sample::thread::drop_in_scope(mid);
+        crate::sample::scope::drop_in_scope(mid);
         let ceiling = live[q2_start..mid_at].iter().copied().max().unwrap_or(0);
         let floor = live[q4_start..].iter().copied().min().unwrap_or(0);
         // Still rising at the end: the lowest over the last eighth of the calls above the

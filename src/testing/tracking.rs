@@ -9,7 +9,8 @@ use crate::drain;
 use crate::drain::scope::{Held, Scope};
 use crate::report::Frame;
 use crate::report::text::{callers_shown, count};
-use crate::sample::thread::{self, ProfilerScope};
+use crate::sample::scope::{self, ProfilerScope};
+use crate::sample::thread;
 use crate::symbolize::short_frame;
 use crate::symbolize::{self, Symbols};
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
@@ -96,7 +97,7 @@ impl Tracking {
             drop((stacks, held));
             sites
         };
-        thread::hand_out(inner)
+        scope::hand_out(inner)
     }
 
     /// Whether anything the closure allocated is still live.
@@ -322,7 +323,7 @@ impl Drop for EndScope {
 
 /// A scope's live figures now, by raw site, without ending it. The map is profiler memory
 /// (allocated in the profiler scope, so the tracked thread does not record it): drop it with
-/// `thread::drop_in_scope`.
+/// `scope::drop_in_scope`.
 pub(crate) fn live_now(scope: u64) -> HashMap<u32, Held> {
     drain::with_flushed(|agg| agg.scope(scope).map(|s| s.live.clone()).unwrap_or_default())
 }
@@ -364,7 +365,7 @@ pub(crate) fn finish(scope: u64, mid: Option<&HashMap<u32, Held>>) -> (Tracking,
         drop(stacks);
         out
     };
-    thread::hand_out(inner)
+    scope::hand_out(inner)
 }
 
 /// Symbolizes a scope's record and its peak (`Scope::peak`) into a [`Tracking`] (and the
