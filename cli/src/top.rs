@@ -269,10 +269,11 @@ impl View {
                 _ => "leaks      none found".to_string(),
             });
         } else {
-            lines.push(format!(
-                "leaks      {} candidates, fastest growth first:",
-                Count(r.leaks.len() as u64)
-            ));
+            let candidates = match r.leaks.len() {
+                1 => "1 candidate".to_string(),
+                n => format!("{} candidates, fastest growth first", Count(n as u64)),
+            };
+            lines.push(format!("leaks      {candidates}:"));
             for leak in r.leaks.iter().take(LEAK_ROWS) {
                 lines.push(format!(
                     "  {:<8} {:>12}/h {:>10} live  confidence {:.2}  {}",
