@@ -4,8 +4,8 @@
 //! Each poll reads the JSON endpoints (`/memory/snapshot`, `/memory/health`, `/memory/leaks`,
 //! `/memory/trend`, `/memory/allocations`) and puts their fields together into one
 //! [`Report`], so the view reads it as `heaptide show` reads a dump, and compares it with the
-//! previous report by [`Report::diff`]. The server builds a report at most every 5 s and
-//! serves it to every request meanwhile, so changes are those between the last two distinct
+//! previous report by [`Report::diff`]. The server serves each report it builds for up to
+//! 5 s (less once a snapshot is taken), so changes are those between the last two distinct
 //! reports (their times are shown). On a terminal each frame replaces the previous one;
 //! otherwise each poll prints a frame, and a blank line separates them.
 
