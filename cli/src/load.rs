@@ -107,7 +107,7 @@ fn other_version(name: &str, version: u64) -> crate::fail::Failure {
         ))
     } else {
         fail(format!(
-            "{name}: a heaptide report of schema version {version}, newer than the version {current} this heaptide reads; update heaptide (cargo install heaptide-cli)"
+            "{name}: a heaptide report of schema version {version}, newer than the version {current} this heaptide reads; use a newer heaptide command"
         ))
     }
 }

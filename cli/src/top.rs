@@ -145,7 +145,7 @@ fn poll(
                 let which = if v < current {
                     "an older heaptide"
                 } else {
-                    "a newer heaptide: update this tool (cargo install heaptide-cli)"
+                    "a newer heaptide: use a newer heaptide command"
                 };
                 return Err(format!(
                     "{at}: report schema version {v}, not the version {current} this tool reads ({which})"
