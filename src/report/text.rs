@@ -7,7 +7,7 @@ use crate::analysis::pattern::{MIN_POINTS, Pattern};
 use crate::config::ByteSize;
 use crate::symbolize::short_frame;
 
-/// How many sites each table shows.
+/// How many rows each table shows in `Display` and [`Report::write_text`].
 const ROWS: usize = 10;
 /// How many frames of a site are shown under its blamed frame, at least...
 const CALLERS: usize = 3;
@@ -17,6 +17,26 @@ const MAX_CALLERS: usize = 12;
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_text(f, ROWS)
+    }
+}
+
+impl Report {
+    /// Writes the text report with at most `rows` rows in each table (leak candidates, top
+    /// sites by live and by allocated bytes); [`write_text`](Self::write_text) and `Display`
+    /// show 10.
+    pub fn write_text_top(&self, w: &mut impl std::io::Write, rows: usize) -> std::io::Result<()> {
+        struct Text<'a>(&'a Report, usize);
+        impl fmt::Display for Text<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt_text(f, self.1)
+            }
+        }
+        write!(w, "{}", Text(self, rows))
+    }
+
+    /// The text report, `rows` rows per table.
+    fn fmt_text(&self, f: &mut fmt::Formatter<'_>, rows: usize) -> fmt::Result {
         let kind = if self.exact {
             "exact: every allocation recorded".to_string()
         } else if self.sample_interval == 0 {
@@ -143,7 +163,7 @@ impl fmt::Display for Report {
                 "  {:<8} {:>12} {:>12} {:>5}  site",
                 "severity", "growth/h", "live", "conf"
             )?;
-            for leak in self.leaks.iter().take(ROWS) {
+            for leak in self.leaks.iter().take(rows) {
                 let blamed = leak
                     .blamed_frame()
                     .map_or_else(|| "<unknown>".to_string(), |fr| short_frame(fr).to_string());
@@ -162,7 +182,7 @@ impl fmt::Display for Report {
             writeln!(f, "{}", detector_status(self))?;
         }
 
-        let live = self.top_by_live(ROWS);
+        let live = self.top_by_live(rows);
         writeln!(f)?;
         if live.is_empty() {
             writeln!(f, "No live sampled memory.")?;
@@ -172,7 +192,7 @@ impl fmt::Display for Report {
         }
         writeln!(f)?;
         writeln!(f, "Top sites by allocated bytes:")?;
-        table(f, &self.top_by_alloc(ROWS), t.alloc_bytes, |s| {
+        table(f, &self.top_by_alloc(rows), t.alloc_bytes, |s| {
             (s.alloc_bytes, s.alloc_count)
         })?;
 
@@ -383,6 +403,43 @@ mod tests {
         assert_eq!(super::group(1234567), "1,234,567");
         assert_eq!(super::count(1, "allocation", "allocations"), "1 allocation");
         assert_eq!(super::count(1200, "block", "blocks"), "1,200 blocks");
+    }
+
+    #[test]
+    fn rows_per_table() {
+        use super::{Frame, Report, Site};
+        let site = |i: u64| Site {
+            id: i,
+            frames: vec![Frame {
+                function: format!("app::f{i}"),
+                file: None,
+                line: None,
+            }],
+            live_bytes: 1000 + i,
+            live_count: 1,
+            alloc_bytes: 1000 + i,
+            alloc_count: 1,
+            ..Site::default()
+        };
+        let report = Report {
+            sites: (0..30).map(site).collect(),
+            ..Report::default()
+        };
+        let rows = |n: usize| {
+            let mut text = Vec::new();
+            report.write_text_top(&mut text, n).unwrap();
+            let text = String::from_utf8(text).unwrap();
+            // Each site shows once per table (live, allocated).
+            (0..30)
+                .filter(|i| text.contains(&format!("app::f{i}\n")))
+                .count()
+        };
+        assert_eq!(rows(3), 3);
+        assert_eq!(rows(25), 25);
+        assert_eq!(rows(10), 10);
+        let mut text = Vec::new();
+        report.write_text_top(&mut text, 10).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), report.to_string());
     }
 
     #[test]
