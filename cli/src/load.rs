@@ -6,7 +6,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use heaptide::{REPORT_VERSION, Report};
+use heaptide::Report;
+use heaptide::report::REPORT_VERSION;
 
 use crate::fail::{Result, fail};
 use crate::progress::Progress;
@@ -126,10 +127,8 @@ mod tests {
     }
 
     fn report_json(version: u32) -> Vec<u8> {
-        let report = Report {
-            version,
-            ..Report::default()
-        };
+        let mut report = Report::default();
+        report.version = version;
         let mut json = Vec::new();
         report.write_json(&mut json).unwrap();
         json

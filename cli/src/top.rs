@@ -12,7 +12,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use heaptide::{Diff, REPORT_VERSION, Report};
+use heaptide::Report;
+use heaptide::report::{Diff, REPORT_VERSION};
 use serde_json::Value;
 
 use crate::fail::{Failure, Result, fail};
@@ -366,7 +367,7 @@ impl View {
 }
 
 /// A frame as the view names it: the function, and its file (shortened) and line.
-fn label(frame: &heaptide::Frame) -> String {
+fn label(frame: &heaptide::report::Frame) -> String {
     match (&frame.file, frame.line) {
         (Some(file), Some(line)) => format!("{} ({}:{line})", frame.function, short_path(file)),
         (Some(file), None) => format!("{} ({})", frame.function, short_path(file)),
@@ -445,10 +446,11 @@ mod tests {
 
     #[test]
     fn reports_of_one_process_compare() {
-        let report = |pid, timestamp| Report {
-            pid,
-            timestamp,
-            ..Report::default()
+        let report = |pid, timestamp| {
+            let mut r = Report::default();
+            r.pid = pid;
+            r.timestamp = timestamp;
+            r
         };
         let mut view = View::default();
         view.update(report(1, 10));
