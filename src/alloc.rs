@@ -22,11 +22,13 @@ use std::ptr;
 
 use crate::backend::sampled_arena::{self, RangeFilter, Resized, Sampled};
 use crate::backend::{outside, plain};
-use crate::buffer::event::{Event, Frames, OWN_FRAMES, OverflowNode, Record};
+use crate::buffer::event::{Frames, OWN_FRAMES, Record};
 use crate::buffer::queues;
-use crate::buffer::registry::Slot;
 use crate::config::{Config, Sampling};
-use crate::drain;
+use crate::drain::{
+    self,
+    room::{Room, push_to_ring},
+};
 use crate::sample::capture::capture;
 use crate::sample::scope::{self, ProfilerScope};
 use crate::sample::thread::{self, COUNTDOWN};
@@ -588,126 +590,6 @@ enum Outcome {
     /// arena refused the block or had no room for it): use the plain path (which returns null
     /// if memory is really out).
     Plain,
-}
-
-/// Room for `n` events, secured before anything irreversible happens.
-struct Room<'a> {
-    /// The thread's ring slot; `None` for a thread that has none (exiting, or no slot could
-    /// be had): its events all go to overflow nodes.
-    slot: Option<&'a Slot<Event>>,
-    /// Overflow nodes (ring full or no ring), one per event that will not fit.
-    nodes: [*mut OverflowNode; 2],
-}
-
-impl<'a> Room<'a> {
-    /// Secures room for `n` (1 or 2) events: ring slots (after helping the drain if the lock
-    /// is free), else overflow nodes, after backpressure when the overflow backlog is at its
-    /// mark ([`drain::backpressure`]). `None` counts a dropped sample: only when no memory is
-    /// left for a node. Runs inside a profiler scope.
-    fn secure(slot: Option<&'a Slot<Event>>, n: usize, exact: bool) -> Option<Self> {
-        let mut room = Room {
-            slot,
-            nodes: [ptr::null_mut(); 2],
-        };
-        if let Some(slot) = slot {
-            // SAFETY: this thread owns `slot` (it is the ring's producer).
-            let room_now = |slot: &Slot<Event>| unsafe { slot.ring().has_room(n) };
-            if room_now(slot) || (drain::try_help() && room_now(slot)) {
-                return Some(room);
-            }
-        }
-        drain::backpressure(if exact {
-            drain::EXACT_BACKLOG_MARK
-        } else {
-            drain::SAMPLED_BACKLOG_MARK
-        });
-        for node in room.nodes.iter_mut().take(n) {
-            // SAFETY: non-zero size.
-            *node = unsafe { crate::backend::raw_alloc(OverflowNode::LAYOUT) }.cast();
-            if node.is_null() {
-                room.release();
-                break;
-            }
-            queues::OVERFLOW_NODES.fetch_add(1, Ordering::Relaxed);
-        }
-        if !room.nodes[n - 1].is_null() {
-            return Some(room);
-        }
-        queues::DROPPED.fetch_add(1, Ordering::Relaxed);
-        queues::wake();
-        None
-    }
-
-    /// A sample id from the thread's slot, or from the shared space of slotless threads.
-    fn next_id(&self) -> u64 {
-        match self.slot {
-            // SAFETY: this thread owns the slot.
-            Some(slot) => unsafe { slot.next_id() },
-            None => crate::buffer::registry::orphan_id(),
-        }
-    }
-
-    /// Pushes an event holding `record` into the secured room.
-    fn push(&mut self, record: &Record<'_>) {
-        if let Some(node) = self.nodes.iter_mut().find(|n| !n.is_null()) {
-            let node = std::mem::replace(node, ptr::null_mut());
-            // SAFETY: the node is fresh memory of the node layout, owned by us until pushed; its
-            // event field is valid for writes and aligned, and `write` initialises it.
-            unsafe {
-                Event::write(&raw mut (*node).event, record);
-                queues::OVERFLOW.push(node);
-            }
-            queues::wake();
-            return;
-        }
-        let Some(slot) = self.slot else {
-            debug_assert!(false, "a slotless room always has nodes");
-            return;
-        };
-        let pushed = push_to_ring(slot, record);
-        debug_assert!(pushed, "secured ring room vanished");
-    }
-
-    /// Records the death of the block whose header id is `id`, if it stood for a sample
-    /// (a retired block stands for none).
-    fn push_death(&mut self, id: u64, now: u64) {
-        if id != sampled_arena::RETIRED {
-            self.push(&Record::Free { id, time_ns: now });
-        }
-    }
-
-    /// Gives back unused overflow nodes.
-    fn release(&mut self) {
-        for node in &mut self.nodes {
-            if !node.is_null() {
-                // SAFETY: made by `raw_alloc` with this layout, never published.
-                unsafe { crate::backend::raw_free(node.cast(), OverflowNode::LAYOUT) };
-                queues::OVERFLOW_NODES.fetch_sub(1, Ordering::Relaxed);
-                *node = ptr::null_mut();
-            }
-        }
-    }
-}
-
-impl Drop for Room<'_> {
-    fn drop(&mut self) {
-        if self.nodes.iter().any(|n| !n.is_null()) {
-            let _scope = ProfilerScope::enter();
-            self.release();
-        }
-    }
-}
-
-/// Pushes an event holding `record` to this thread's ring, written in place (only the fields
-/// the record uses); wakes the drain once the ring is half full. `false` if the ring is full.
-fn push_to_ring(slot: &Slot<Event>, record: &Record<'_>) -> bool {
-    // SAFETY: `slot` is this thread's own (from `thread::slot`), so it is the ring's producer;
-    // `Event::write` initialises the slot it is given, which is valid for writes and aligned.
-    let pushed = unsafe { slot.ring().push_with(|dst| Event::write(dst, record)) };
-    if slot.ring().len() * 2 >= slot.ring().capacity() {
-        queues::wake();
-    }
-    pushed
 }
 
 /// Takes a sample of a fresh allocation.

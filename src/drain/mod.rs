@@ -9,6 +9,7 @@
 pub(crate) mod aggregate;
 pub(crate) mod ledger;
 pub(crate) mod order;
+pub(crate) mod room;
 pub(crate) mod scope;
 
 use std::time::{Duration, Instant};

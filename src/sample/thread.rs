@@ -47,7 +47,7 @@ pub(super) struct ThreadState {
     /// The `heaptide::testing` scope tracking this thread's allocations (0: none).
     scope: Cell<u64>,
     /// Bytes allocated and freed inside the current profiler scope on the program's behalf
-    /// ([`not_profiler_work`]), left out of the scope's overhead when it ends.
+    /// ([`super::scope::not_profiler_work`]), left out of the scope's overhead when it ends.
     pub(super) excluded: Cell<(u64, u64)>,
     /// The thread's sampled-only jemalloc cache, made with the slot and destroyed with it.
     cache: Cell<Cache>,
