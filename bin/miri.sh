@@ -16,7 +16,7 @@
 # (-Zmiri-many-seeds), which explores more thread interleavings and weak-memory outcomes.
 #
 # Needs the nightly miri component: rustup +nightly component add miri rust-src.
-# Time on the 2-core development machine: about 2 minutes of tests, plus the first build (the
+# Time on the 2-core development machine: about 20 minutes of tests, plus the first build (the
 # miri sysroot and the dependencies, jemalloc's C build script included: a few minutes).
 # MIRI_TIMEOUT (seconds, default 1500) bounds each of the two runs.
 set -euo pipefail
