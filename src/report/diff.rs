@@ -180,26 +180,17 @@ impl Report {
         let mut unchanged_sites = 0;
         for key in order {
             let (before, after) = pairs[key];
-            let figures = |s: Option<&Site>, f: fn(&Site) -> u64| s.map(f);
+            let side = |f: fn(&Site) -> u64| SideBySide {
+                base: before.map(f),
+                now: after.map(f),
+            };
             let change = SiteChange {
                 kind: ChangeKind::OutOfView,
                 frames: key.to_vec(),
-                live_bytes: SideBySide {
-                    base: figures(before, |s| s.live_bytes),
-                    now: figures(after, |s| s.live_bytes),
-                },
-                live_count: SideBySide {
-                    base: figures(before, |s| s.live_count),
-                    now: figures(after, |s| s.live_count),
-                },
-                alloc_bytes: SideBySide {
-                    base: figures(before, |s| s.alloc_bytes),
-                    now: figures(after, |s| s.alloc_bytes),
-                },
-                alloc_count: SideBySide {
-                    base: figures(before, |s| s.alloc_count),
-                    now: figures(after, |s| s.alloc_count),
-                },
+                live_bytes: side(|s| s.live_bytes),
+                live_count: side(|s| s.live_count),
+                alloc_bytes: side(|s| s.alloc_bytes),
+                alloc_count: side(|s| s.alloc_count),
                 lifetime_ns: after.and_then(|s| s.lifetime_ns),
                 base_lifetime_ns: before.and_then(|s| s.lifetime_ns),
             };
