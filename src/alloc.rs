@@ -639,6 +639,7 @@ unsafe fn sample_alloc(decision: &Decision, layout: Layout, zeroed: bool) -> Out
         time_ns: now_ns(),
         size: layout.size() as u64,
         scope: decision.scope,
+        label: thread::label(),
         frames: frames.as_slice(),
     });
     Outcome::Block(block)
@@ -679,6 +680,7 @@ unsafe fn resample_realloc(
                 time_ns: now,
                 size: new_size as u64,
                 scope: decision.scope,
+                label: thread::label(),
                 frames: frames.as_slice(),
             });
             Outcome::Block(p)

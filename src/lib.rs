@@ -388,6 +388,8 @@ mod dump;
 #[cfg(all(feature = "http", not(loom)))]
 mod http;
 #[cfg(not(loom))]
+mod label;
+#[cfg(not(loom))]
 pub mod report;
 #[cfg(not(loom))]
 mod runtime;
@@ -404,6 +406,10 @@ pub mod testing;
 pub use alloc::Heaptide;
 #[cfg(not(loom))]
 pub use config::{Config, Sampling};
+#[cfg(all(feature = "tracing", not(loom)))]
+pub use label::tracing::LabelLayer;
+#[cfg(not(loom))]
+pub use label::{LabelGuard, Labelled, label, label_guard, labelled};
 #[cfg(not(loom))]
 pub use report::Report;
 

@@ -171,6 +171,7 @@ fn ring_carries_events_written_in_place() {
             time_ns: 10,
             size: 48,
             scope: 0,
+            label: 0,
             frames: &FRAMES,
         },
         Record::Alloc {
@@ -178,6 +179,7 @@ fn ring_carries_events_written_in_place() {
             time_ns: 20,
             size: 16,
             scope: 5,
+            label: 0,
             frames: &[0x40],
         },
         Record::Free { id: 1, time_ns: 30 },
@@ -609,6 +611,7 @@ fn alloc_event(id: u64) -> Event {
         time_ns: 1,
         size: 8,
         scope: 0,
+        label: 0,
         frames: &[],
     })
 }

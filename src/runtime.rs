@@ -93,8 +93,10 @@ struct ForkLocks {
     /// The HTTP endpoints' report cache (a leaf: nothing is taken while it is held).
     #[cfg(feature = "http")]
     http_cache: http::ForkLock,
-    /// The marks (a leaf, taken last).
+    /// The marks (a leaf).
     marks: MutexGuard<'static, Vec<(String, crate::Report)>>,
+    /// The label table (a leaf, taken last).
+    labels: MutexGuard<'static, Option<crate::label::table::Table>>,
 }
 
 struct ForkGuard(std::cell::UnsafeCell<Option<ForkLocks>>);
@@ -111,7 +113,8 @@ static FORK_GUARD: ForkGuard = ForkGuard(std::cell::UnsafeCell::new(None));
 /// one of the others is held), then the symbol cache (which also covers the `backtrace`
 /// crate's global lock: heaptide resolves only under it), the snapshot history and the health
 /// state (both taken while a report holds the symbol cache), then the HTTP endpoints' report
-/// cache (held only to swap a pointer), then the marks (held to insert or read one). The
+/// cache (held only to swap a pointer), then the marks (held to insert or read one), then the
+/// label table (held to intern a label set or copy the table). The
 /// settings (`OnceLock`s) are read while heaptide starts, before the program can fork.
 /// jemalloc's own handlers run after heaptide's prepare handler and before its child handler
 /// (they were registered first).
@@ -134,6 +137,7 @@ extern "C" fn before_fork() {
     #[cfg(feature = "http")]
     let http_cache = http::fork_lock();
     let marks = crate::report::marks::fork_lock();
+    let labels = crate::label::table::fork_lock();
     // SAFETY: see `ForkGuard`.
     unsafe {
         *FORK_GUARD.0.get() = Some(ForkLocks {
@@ -144,6 +148,7 @@ extern "C" fn before_fork() {
             #[cfg(feature = "http")]
             http_cache,
             marks,
+            labels,
         })
     };
 }
@@ -160,7 +165,9 @@ fn release_fork_locks() {
             #[cfg(feature = "http")]
             http_cache,
             marks,
+            labels,
         } = locks;
+        drop(labels);
         drop(marks);
         #[cfg(feature = "http")]
         drop(http_cache);

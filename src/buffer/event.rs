@@ -26,6 +26,8 @@ pub(crate) enum Record<'a> {
         /// The `heaptide::testing` scope that tracked this allocation (0: none). A tracked
         /// allocation was recorded with certainty, so it weighs exactly itself.
         scope: u64,
+        /// The label set the allocating thread had (`label::table`; 0: none).
+        label: u32,
         /// Return addresses, innermost first (at most [`FRAME_SLOTS`] are kept).
         frames: &'a [usize],
     },
@@ -47,7 +49,7 @@ enum Kind {
 /// A [`Record`] as a ring slot or an overflow node stores it: room for an allocation's
 /// [`FRAME_SLOTS`] frames, of which [`Event::write`] writes only what the record uses. A free
 /// writes its kind, id and time, and leaves the allocation's fields as they were (uninitialised,
-/// or an older event's); an allocation writes those, its size, scope and depth, and its `depth`
+/// or an older event's); an allocation writes those, its size, scope, label and depth, and its `depth`
 /// frames, not the other slots. [`Event::record`] reads back only what the kind and depth say
 /// was written. So a sampled free stores three fields into its ring slot instead of a whole
 /// 616-byte event, and an allocation copies its frames once, from the capture buffer
@@ -65,6 +67,7 @@ pub(crate) struct Event {
     depth: MaybeUninit<u16>,
     size: MaybeUninit<u64>,
     scope: MaybeUninit<u64>,
+    label: MaybeUninit<u32>,
     /// Return addresses, innermost first: the first `depth` are initialised.
     frames: [MaybeUninit<usize>; FRAME_SLOTS],
 }
@@ -101,6 +104,7 @@ impl Event {
                     time_ns,
                     size,
                     scope,
+                    label,
                     frames,
                 } => {
                     let n = frames.len().min(FRAME_SLOTS);
@@ -110,6 +114,7 @@ impl Event {
                     (&raw mut (*dst).depth).write(MaybeUninit::new(n as u16));
                     (&raw mut (*dst).size).write(MaybeUninit::new(size));
                     (&raw mut (*dst).scope).write(MaybeUninit::new(scope));
+                    (&raw mut (*dst).label).write(MaybeUninit::new(label));
                     ptr::copy_nonoverlapping(
                         frames.as_ptr(),
                         (&raw mut (*dst).frames).cast::<usize>(),
@@ -140,7 +145,7 @@ impl Event {
                 time_ns: self.time_ns,
             },
             // SAFETY: an `Alloc` event was made by `write` (the fields are private), which set
-            // `depth`, `size` and `scope` and the first `depth` frames (`depth <= FRAME_SLOTS`);
+            // `depth`, `size`, `scope` and `label` and the first `depth` frames (`depth <= FRAME_SLOTS`);
             // `MaybeUninit<usize>` has the layout of `usize`.
             Kind::Alloc => unsafe {
                 let depth = usize::from(self.depth.assume_init());
@@ -149,6 +154,7 @@ impl Event {
                     time_ns: self.time_ns,
                     size: self.size.assume_init(),
                     scope: self.scope.assume_init(),
+                    label: self.label.assume_init(),
                     frames: std::slice::from_raw_parts(self.frames.as_ptr().cast::<usize>(), depth),
                 }
             },
@@ -258,6 +264,7 @@ mod tests {
                 time_ns: 20,
                 size: 48,
                 scope: 7,
+                label: 3,
                 frames: &frames[..3],
             },
             Record::Free { id: 3, time_ns: 30 },
@@ -266,6 +273,7 @@ mod tests {
                 time_ns: 40,
                 size: 1 << 20,
                 scope: 0,
+                label: 0,
                 frames: &frames[..0],
             },
             Record::Alloc {
@@ -273,6 +281,7 @@ mod tests {
                 time_ns: 50,
                 size: 8,
                 scope: 0,
+                label: 255,
                 frames: &frames,
             },
         ];

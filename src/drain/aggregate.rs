@@ -27,6 +27,9 @@ pub(crate) struct SiteStats {
     /// with the table's index. An "other" site's frames are the common innermost frames of
     /// the stacks merged into it (see [`Aggregate`]).
     pub(crate) frames: Arc<[usize]>,
+    /// The label set of its samples (`label::table`; 0: none): one stack under two label
+    /// sets is two sites.
+    pub(crate) label: u32,
     pub(crate) fig: Figures,
     /// Samples of this site that are live.
     pub(crate) live_samples: u64,
@@ -39,9 +42,10 @@ pub(crate) struct SiteStats {
 }
 
 impl SiteStats {
-    fn new(frames: Arc<[usize]>) -> Self {
+    fn new(frames: Arc<[usize]>, label: u32) -> Self {
         SiteStats {
             frames,
+            label,
             fig: Figures::default(),
             live_samples: 0,
             sizes: SizeBins::default(),
@@ -298,17 +302,17 @@ pub(crate) struct TableStats {
 /// heap, whichever is larger; `HEAPTIDE_SITE_BUDGET`), counted from the sizes of each site's
 /// parts. Past it the coldest sites (the least live bytes, then the least allocated bytes, then
 /// the longest unused) are merged, a quarter of the budget at a time, into an "other" site per
-/// truncated stack ([`OTHER_FRAMES`]); "other" sites are never merged again. Every figure of a
+/// label set and truncated stack ([`OTHER_FRAMES`]); "other" sites are never merged again. Every figure of a
 /// merged site moves into its "other" site, so totals stay exact; its live samples still name
 /// the merged site's id, which resolves to the "other" site until they die.
 #[derive(Debug)]
 pub(crate) struct Aggregate {
     mean: u64,
     ledger: Ledger,
-    /// Site ids by stack, ordinary sites.
-    index: HashMap<Arc<[usize]>, u32>,
-    /// Site ids of the "other" sites, by truncated stack.
-    others: HashMap<Arc<[usize]>, u32>,
+    /// Site ids of the ordinary sites, by label set, then stack.
+    index: HashMap<u32, HashMap<Arc<[usize]>, u32>>,
+    /// Site ids of the "other" sites, by label set, then truncated stack.
+    others: HashMap<u32, HashMap<Arc<[usize]>, u32>>,
     sites: HashMap<u32, SiteStats>,
     next_id: u32,
     /// Merged sites that still have live samples: the "other" site they went to and how many.
@@ -342,6 +346,16 @@ pub(crate) struct Aggregate {
     pub(crate) rate_points: VecDeque<RatePoint>,
     /// `heaptide::testing` scopes with events, by scope id.
     scopes: HashMap<u64, Scope>,
+    /// Figures by label set (bounded by `label::table::MAX_SETS`), unlabelled samples too.
+    labels: HashMap<u32, LabelStats>,
+}
+
+/// The figures of the samples that carried one label set.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct LabelStats {
+    pub(crate) fig: Figures,
+    /// Its samples that are live.
+    pub(crate) live_samples: u64,
 }
 
 impl Aggregate {
@@ -372,7 +386,13 @@ impl Aggregate {
             started_ns: crate::state::started_ns(),
             rate_points: VecDeque::new(),
             scopes: HashMap::default(),
+            labels: HashMap::default(),
         }
+    }
+
+    /// Figures by label set (label set id, figures), in no order.
+    pub(crate) fn labels(&self) -> impl Iterator<Item = (u32, &LabelStats)> {
+        self.labels.iter().map(|(&id, l)| (id, l))
     }
 
     /// The call sites, by id (in no order).
@@ -420,7 +440,7 @@ impl Aggregate {
             budget_bytes: self.budget_bytes(),
             bytes: self.table_bytes as u64,
             sites: self.sites.len() as u64,
-            other_sites: self.others.len() as u64,
+            other_sites: self.others.values().map(|m| m.len() as u64).sum(),
             merged_stacks: self.merged_stacks,
             merged_alloc_bytes: self.merged_alloc_bytes,
             merged_alloc_count: self.merged_alloc_count,
@@ -468,10 +488,11 @@ impl Aggregate {
                 time_ns,
                 size,
                 scope,
+                label,
                 frames,
             } => {
                 self.samples += 1;
-                let site = self.intern(frames);
+                let site = self.intern(label, frames);
                 let (count_weight, bytes_weight) = if scope != 0 {
                     // Tracked: recorded with certainty, so it stands for itself alone.
                     (1.0, size as f64)
@@ -491,11 +512,7 @@ impl Aggregate {
                         .or_default()
                         .alloc(site, size, time_ns);
                 }
-                let s = self.sites.get_mut(&site).expect("interned site");
-                let cap = s.sizes.0.capacity();
-                s.sizes.add(size, count_weight);
-                self.table_bytes += (s.sizes.0.capacity() - cap) * size_of::<(u8, f64)>();
-                s.fig.add(&Figures {
+                let fig = Figures {
                     alloc_count: count_weight,
                     alloc_bytes: bytes_weight,
                     live_count: count_weight,
@@ -503,7 +520,15 @@ impl Aggregate {
                     samples: 1,
                     first_ns: time_ns,
                     last_ns: time_ns,
-                });
+                };
+                let l = self.labels.entry(label).or_default();
+                l.fig.add(&fig);
+                l.live_samples += 1;
+                let s = self.sites.get_mut(&site).expect("interned site");
+                let cap = s.sizes.0.capacity();
+                s.sizes.add(size, count_weight);
+                self.table_bytes += (s.sizes.0.capacity() - cap) * size_of::<(u8, f64)>();
+                s.fig.add(&fig);
                 s.live_samples += 1;
                 let sample = LiveSample {
                     site,
@@ -565,6 +590,15 @@ impl Aggregate {
             s.fig.live_count = 0.0;
             s.fig.live_bytes = 0.0;
         }
+        if let Some(l) = self.labels.get_mut(&s.label) {
+            l.fig.live_count = (l.fig.live_count - sample.count_weight).max(0.0);
+            l.fig.live_bytes = (l.fig.live_bytes - sample.bytes_weight).max(0.0);
+            l.live_samples = l.live_samples.saturating_sub(1);
+            if l.live_samples == 0 {
+                l.fig.live_count = 0.0;
+                l.fig.live_bytes = 0.0;
+            }
+        }
     }
 
     /// The "other" site a dying sample of a merged site leaves (the redirect ends with the
@@ -581,14 +615,17 @@ impl Aggregate {
 
     /// The site of a raw stack. No symbols are looked up here: the drain must keep up with
     /// the rings, and the first symbol lookup loads debug info (can take a second).
-    fn intern(&mut self, frames: &[usize]) -> u32 {
-        if let Some(&id) = self.index.get(frames) {
+    fn intern(&mut self, label: u32, frames: &[usize]) -> u32 {
+        if let Some(&id) = self.index.get(&label).and_then(|m| m.get(frames)) {
             return id;
         }
         let frames: Arc<[usize]> = frames.into();
         let id = self.new_id();
-        self.index.insert(frames.clone(), id);
-        let site = SiteStats::new(frames);
+        self.index
+            .entry(label)
+            .or_default()
+            .insert(frames.clone(), id);
+        let site = SiteStats::new(frames, label);
         self.table_bytes += site.cost();
         self.sites.insert(id, site);
         id
@@ -618,7 +655,12 @@ impl Aggregate {
                 crate::config::ByteSize(budget as u64)
             ));
         }
-        let mut other_bytes: usize = self.others.values().map(|id| self.sites[id].cost()).sum();
+        let mut other_bytes: usize = self
+            .others
+            .values()
+            .flat_map(|m| m.values())
+            .map(|id| self.sites[id].cost())
+            .sum();
         let mut cold: Vec<(f64, f64, u64, u32)> = self
             .sites
             .iter()
@@ -636,19 +678,31 @@ impl Aggregate {
             }
             let site = self.sites.remove(&id).expect("listed site");
             self.table_bytes -= site.cost();
-            self.index.remove(&site.frames);
+            if let Some(m) = self.index.get_mut(&site.label) {
+                m.remove(&site.frames);
+                if m.is_empty() {
+                    self.index.remove(&site.label);
+                }
+            }
             let keep = if other_bytes > budget / 2 {
                 0
             } else {
                 OTHER_FRAMES.min(site.frames.len())
             };
-            let to = match self.others.get(&site.frames[..keep]) {
+            let known = self
+                .others
+                .get(&site.label)
+                .and_then(|m| m.get(&site.frames[..keep]));
+            let to = match known {
                 Some(&to) => to,
                 None => {
                     let frames: Arc<[usize]> = site.frames[..keep].into();
                     let to = self.new_id();
-                    self.others.insert(frames.clone(), to);
-                    let other = SiteStats::new(frames);
+                    self.others
+                        .entry(site.label)
+                        .or_default()
+                        .insert(frames.clone(), to);
+                    let other = SiteStats::new(frames, site.label);
                     let cost = other.cost();
                     self.table_bytes += cost;
                     other_bytes += cost;
@@ -725,6 +779,7 @@ mod tests {
             time_ns,
             size,
             scope: 0,
+            label: 0,
             frames: &frames,
         });
     }

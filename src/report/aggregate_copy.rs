@@ -8,8 +8,9 @@ use std::sync::Arc;
 use hdrhistogram::Histogram;
 
 use crate::drain::aggregate::{
-    self, Aggregate, BucketStats, Figures, RatePoint, SIZE_BINS, TableStats,
+    self, Aggregate, BucketStats, Figures, LabelStats, RatePoint, SIZE_BINS, TableStats,
 };
+use crate::label::table::{self as label_table, Pair};
 
 /// One raw site's scalar figures.
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub(super) struct SiteRow {
     pub(super) id: u32,
     /// The raw stack: return addresses, innermost first.
     pub(super) frames: Arc<[usize]>,
+    /// Its label set (an index into [`AggregateCopy::label_sets`]).
+    pub(super) label: u32,
     pub(super) fig: Figures,
     /// Call stacks the site table merged into this one ("other" sites; 0 for the others).
     pub(super) merged: u64,
@@ -41,6 +44,25 @@ pub(super) struct AggregateCopy {
     /// When the copy was taken (monotonic ns).
     pub(super) now_ns: u64,
     pub(super) table: TableStats,
+    /// Figures by label set id, by id.
+    pub(super) labels: Vec<(u32, LabelStats)>,
+    /// The pairs of each label set, by id (empty when no label was ever set).
+    pub(super) label_sets: Vec<Vec<Pair>>,
+}
+
+impl AggregateCopy {
+    /// The labels of a label set id, as a report shows them.
+    pub(super) fn labels_of(&self, set: u32) -> super::Labels {
+        self.label_sets
+            .get(set as usize)
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl AggregateCopy {
@@ -54,10 +76,22 @@ impl AggregateCopy {
         rows.extend(agg.sites().filter(|_| with_rows).map(|(id, s)| SiteRow {
             id,
             frames: s.frames.clone(),
+            label: s.label,
             fig: s.fig,
             merged: s.merged,
         }));
+        let mut labels: Vec<(u32, LabelStats)> = agg.labels().map(|(id, l)| (id, *l)).collect();
+        labels.sort_unstable_by_key(|&(id, _)| id);
+        // The table is read only when some label was set (the drain lock is held here; the
+        // label table's lock is a leaf).
+        let label_sets = if labels.iter().any(|&(id, _)| id != 0) {
+            label_table::all()
+        } else {
+            Vec::new()
+        };
         AggregateCopy {
+            labels,
+            label_sets,
             rows,
             samples: agg.samples,
             live_samples,

@@ -15,9 +15,9 @@ use hdrhistogram::Histogram;
 use super::aggregate_copy::AggregateCopy;
 use super::sites::Merged;
 use super::{
-    Alert, AllocRate, AllocRates, DurationPercentiles, Frame, Leak, MemoryStats, MemoryTrends,
-    OTHER_FRAME, ProfilerStats, REPORT_VERSION, Report, Site, SiteTable, SizeBin, SizeBucket,
-    SnapshotHistory, SnapshotPoint, TOP_SITES, Totals,
+    Alert, AllocRate, AllocRates, DurationPercentiles, Frame, LabelUsage, Leak, MemoryStats,
+    MemoryTrends, OTHER_FRAME, ProfilerStats, REPORT_VERSION, Report, Site, SiteTable, SizeBin,
+    SizeBucket, SnapshotHistory, SnapshotPoint, TOP_SITES, Totals,
 };
 use crate::analysis::health;
 use crate::analysis::history::History;
@@ -107,6 +107,7 @@ pub(super) fn build(
         sites_seen: merged.len() as u64,
         site_table: site_table(copy),
         profiler: profiler_stats(copy, symbols.len()),
+        labels: label_usage(copy),
     };
     Built {
         report,
@@ -192,11 +193,37 @@ pub(super) fn build_summary(
         sites_seen: copy.table.sites,
         site_table: site_table(copy),
         profiler: profiler_stats(copy, symbols_cached),
+        labels: label_usage(copy),
         ..Report::default()
     }
 }
 
 // === the steps ===
+
+/// Memory by label set, by live bytes, then allocated bytes; empty when no label was set.
+fn label_usage(copy: &AggregateCopy) -> Vec<LabelUsage> {
+    if copy.label_sets.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<LabelUsage> = copy
+        .labels
+        .iter()
+        .map(|&(id, l)| LabelUsage {
+            labels: copy.labels_of(id),
+            alloc_bytes: l.fig.alloc_bytes.round() as u64,
+            alloc_count: l.fig.alloc_count.round() as u64,
+            live_bytes: l.fig.live_bytes.round() as u64,
+            live_count: l.fig.live_count.round() as u64,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.live_bytes
+            .cmp(&a.live_bytes)
+            .then(b.alloc_bytes.cmp(&a.alloc_bytes))
+            .then_with(|| a.labels.cmp(&b.labels))
+    });
+    out
+}
 
 /// Totals over all sites: the merged sites' figures summed, then rounded.
 fn totals(merged: &[Merged]) -> Totals {
@@ -338,7 +365,8 @@ fn site_entries(
         .iter()
         .map(|&i| {
             let m = &merged[i];
-            let site = site_entry(m, verdicts.get(&i).copied(), symbols, wall_ms);
+            let mut site = site_entry(m, verdicts.get(&i).copied(), symbols, wall_ms);
+            site.labels = copy.labels_of(m.label);
             (site, m.raw.clone())
         })
         .collect();
@@ -388,6 +416,8 @@ fn site_entry(
         needs_snapshots: verdict.and_then(|v| v.needs_snapshots).map(u64::from),
         first_seen_ms: seen_ms(m.fig.first_ns),
         last_seen_ms: seen_ms(m.fig.last_ns),
+        // Set by the caller, from the copy's label table.
+        labels: Default::default(),
     }
 }
 
@@ -623,6 +653,7 @@ mod tests {
         copy.rows.push(SiteRow {
             id: 7,
             frames: Arc::from(&[][..]),
+            label: 0,
             fig: Figures {
                 alloc_count: 30_000.0,
                 alloc_bytes: (30 << 20) as f64,

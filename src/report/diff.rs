@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DurationPercentiles, Frame, Report, Site};
+use super::{DurationPercentiles, Frame, Labels, Report, Site};
 use crate::config::{ByteSize, SignedBytes};
 use crate::symbolize::from_blamed;
 
@@ -105,8 +105,11 @@ pub struct SiteChange {
     /// How it changed.
     pub kind: ChangeKind,
     /// The stack from the blamed frame outwards, innermost first (the key both reports are
-    /// matched by).
+    /// matched by, with `labels`).
     pub frames: Vec<Frame>,
+    /// The site's labels ([`Site::labels`]); empty (and absent from JSON) when unlabelled.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
     /// Live bytes; `None` on a side where the site is out of view.
     pub live_bytes: SideBySide,
     /// Live blocks.
@@ -156,11 +159,12 @@ impl Report {
         let base_complete = base.sites_seen <= base.sites.len() as u64;
         let now_complete = self.sites_seen <= self.sites.len() as u64;
 
-        let mut pairs: HashMap<&[Frame], (Option<&Site>, Option<&Site>)> = HashMap::new();
-        let mut order: Vec<&[Frame]> = Vec::new();
+        type Key<'a> = (&'a [Frame], &'a Labels);
+        let mut pairs: HashMap<Key<'_>, (Option<&Site>, Option<&Site>)> = HashMap::new();
+        let mut order: Vec<Key<'_>> = Vec::new();
         for (side, report) in [(0, base), (1, self)] {
             for site in &report.sites {
-                let key = from_blamed(&site.frames);
+                let key = (from_blamed(&site.frames), &site.labels);
                 let entry = pairs.entry(key).or_insert_with(|| {
                     order.push(key);
                     (None, None)
@@ -179,14 +183,15 @@ impl Report {
         let mut sites = Vec::new();
         let mut unchanged_sites = 0;
         for key in order {
-            let (before, after) = pairs[key];
+            let (before, after) = pairs[&key];
             let side = |f: fn(&Site) -> u64| SideBySide {
                 base: before.map(f),
                 now: after.map(f),
             };
             let change = SiteChange {
                 kind: ChangeKind::OutOfView,
-                frames: key.to_vec(),
+                frames: key.0.to_vec(),
+                labels: key.1.clone(),
                 live_bytes: side(|s| s.live_bytes),
                 live_count: side(|s| s.live_count),
                 alloc_bytes: side(|s| s.alloc_bytes),
@@ -356,10 +361,13 @@ impl fmt::Display for Diff {
                     .lifetime_ns
                     .map(|l| format!(", lifetime p50 {}", super::text::Duration(l.p50)))
                     .unwrap_or_default();
-                let at = c.blamed_frame().map_or_else(
+                let mut at = c.blamed_frame().map_or_else(
                     || "(no frames)".to_string(),
                     |frame| crate::symbolize::short_frame(frame).to_string(),
                 );
+                if !c.labels.is_empty() {
+                    at = format!("{at}  [{}]", super::text::label_list(&c.labels));
+                }
                 writeln!(f, "  {live}, {allocated}{lifetime}  {at}")?;
             }
             if all.len() > SHOWN_PER_KIND {

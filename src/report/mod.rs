@@ -44,8 +44,9 @@ pub use crate::symbolize::Frame;
 pub use advice::Recommendation;
 pub use diff::{Change, ChangeKind, Diff, SideBySide, SiteChange};
 pub use model::{
-    AllocRate, AllocRates, MemoryTrends, OTHER_FRAME, ProfilerStats, REPORT_VERSION, Report, Site,
-    SiteTable, SizeBin, SizeBucket, SnapshotHistory, SnapshotPoint, TOP_SITES, Totals,
+    AllocRate, AllocRates, LabelUsage, Labels, MemoryTrends, OTHER_FRAME, ProfilerStats,
+    REPORT_VERSION, Report, Site, SiteTable, SizeBin, SizeBucket, SnapshotHistory, SnapshotPoint,
+    TOP_SITES, Totals,
 };
 pub(crate) use sites::user_stack;
 

@@ -76,6 +76,46 @@ pub struct Report {
     pub site_table: SiteTable,
     /// The profiler's own figures.
     pub profiler: ProfilerStats,
+    /// Memory by label set ([`crate::label()`]): every label set with samples, unlabelled
+    /// memory included (empty `labels`), by live bytes, then allocated bytes. Estimated unless
+    /// [`Report::exact`]. Empty when no label was ever set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<LabelUsage>,
+}
+
+/// Labels: `key` to `value`, ordered by key.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
+/// The memory of the allocations made under one label set (see [`Report::labels`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
+pub struct LabelUsage {
+    /// The label set (empty: allocations made with no label).
+    pub labels: Labels,
+    /// Bytes allocated under it since start.
+    pub alloc_bytes: u64,
+    /// Allocations made under it since start.
+    pub alloc_count: u64,
+    /// Its bytes still live.
+    pub live_bytes: u64,
+    /// Its blocks still live.
+    pub live_count: u64,
+}
+
+impl Report {
+    /// Live bytes by value of label `key` (allocations whose label set has `key`), by live
+    /// bytes, most first.
+    pub fn live_by_label(&self, key: &str) -> Vec<(String, u64)> {
+        let mut by: std::collections::BTreeMap<&str, u64> = Default::default();
+        for l in &self.labels {
+            if let Some(v) = l.labels.get(key) {
+                *by.entry(v).or_default() += l.live_bytes;
+            }
+        }
+        let mut out: Vec<(String, u64)> = by.into_iter().map(|(v, b)| (v.to_string(), b)).collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
 }
 
 /// Totals over all call sites (estimated unless [`Report::exact`]).
@@ -252,6 +292,10 @@ pub struct Site {
     pub first_seen_ms: u64,
     /// See `first_seen_ms`.
     pub last_seen_ms: u64,
+    /// The labels its allocations were made under ([`crate::label()`]); one call stack under
+    /// two label sets is two sites. Empty (and absent from JSON) when unlabelled.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
 }
 
 /// The outermost frame of an "other" site: the call stacks merged by the site table's budget

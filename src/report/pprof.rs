@@ -30,7 +30,9 @@
 //!   `start_thread` and std's thread start), which every stack shares and which say nothing.
 //! - Each sample carries a numeric label `bytes` (unit `bytes`): the site's average object
 //!   size (allocated bytes / allocations), as Go's heap profiles label each sample with its
-//!   object size (`-tagfocus=bytes:1MB:` selects big objects).
+//!   object size (`-tagfocus=bytes:1MB:` selects big objects), and a string label for each
+//!   of the site's labels ([`crate::label()`]: `-tagfocus=component=cache` selects them,
+//!   `-tags` lists them).
 //! - `drop_frames` also names the allocator's entry points in the standard library (`alloc::alloc`,
 //!   `alloc::raw_vec`), for profiles whose frames came from elsewhere.
 
@@ -103,7 +105,7 @@ impl Report {
                     .map(|f| b.location(f))
                     .collect()
             };
-            let label = object_size(site)
+            let mut label: Vec<Label> = object_size(site)
                 .map(|size| Label {
                     key: b.string("bytes"),
                     str: 0,
@@ -112,6 +114,14 @@ impl Report {
                 })
                 .into_iter()
                 .collect();
+            for (key, value) in &site.labels {
+                label.push(Label {
+                    key: b.string(key),
+                    str: b.string(value),
+                    num: 0,
+                    num_unit: 0,
+                });
+            }
             sample.push(Sample {
                 location_id,
                 label,

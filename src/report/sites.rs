@@ -22,6 +22,8 @@ pub(super) struct Merged {
     pub(super) plumbing: Vec<u32>,
     /// The raw sites merged here.
     pub(super) raw: Vec<u32>,
+    /// The label set of the raw sites merged here (`label::table`; 0: none).
+    pub(super) label: u32,
     pub(super) fig: Figures,
     /// Call stacks the table merged into the raw "other" sites here.
     pub(super) merged: u64,
@@ -39,15 +41,15 @@ impl Merged {
     }
 }
 
-/// The raw sites of `copy` merged by symbolized user stack (at most `depth` frames), in the
-/// order each user stack first appears among the raw sites. Every address of the raw stacks
-/// must be in `symbols` already (an address that is not counts as no frame).
+/// The raw sites of `copy` merged by label set and symbolized user stack (at most `depth`
+/// frames), in the order each first appears among the raw sites. Every address of the raw
+/// stacks must be in `symbols` already (an address that is not counts as no frame).
 pub(super) fn merge_sites(copy: &AggregateCopy, symbols: &Symbols, depth: usize) -> Vec<Merged> {
-    let mut by_stack: HashMap<(Vec<u32>, bool), usize> = HashMap::new();
+    let mut by_stack: HashMap<(u32, Vec<u32>, bool), usize> = HashMap::new();
     let mut merged: Vec<Merged> = Vec::new();
     for s in &copy.rows {
         let (plumbing, user) = split_stack(symbols, &s.frames, depth);
-        let key = (user, s.merged > 0);
+        let key = (s.label, user, s.merged > 0);
         let m = match by_stack.get(&key) {
             Some(&m) => {
                 keep_common_plumbing(&mut merged[m].plumbing, &plumbing);
@@ -57,7 +59,8 @@ pub(super) fn merge_sites(copy: &AggregateCopy, symbols: &Symbols, depth: usize)
                 by_stack.insert(key.clone(), merged.len());
                 merged.push(Merged {
                     id: u64::from(s.id),
-                    frames: key.0,
+                    label: s.label,
+                    frames: key.1,
                     plumbing,
                     ..Merged::default()
                 });

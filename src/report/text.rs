@@ -196,6 +196,35 @@ impl Report {
             (s.alloc_bytes, s.alloc_count)
         })?;
 
+        if !self.labels.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "Memory by label:")?;
+            writeln!(
+                f,
+                "  {:>12} {:>6} {:>12}  labels",
+                "live bytes", "share", "alloc bytes"
+            )?;
+            for l in self.labels.iter().take(rows) {
+                let share = if t.live_bytes == 0 {
+                    0.0
+                } else {
+                    100.0 * l.live_bytes as f64 / t.live_bytes as f64
+                };
+                let labels = if l.labels.is_empty() {
+                    "(no label)".to_string()
+                } else {
+                    label_list(&l.labels)
+                };
+                writeln!(
+                    f,
+                    "  {:>12} {:>5.1}% {:>12}  {labels}",
+                    ByteSize(l.live_bytes).to_string(),
+                    share,
+                    ByteSize(l.alloc_bytes).to_string(),
+                )?;
+            }
+        }
+
         writeln!(f)?;
         writeln!(f, "Size buckets:")?;
         writeln!(
@@ -231,6 +260,12 @@ impl Report {
         }
         Ok(())
     }
+}
+
+/// Labels as `key=value` pairs, comma-separated.
+pub(crate) fn label_list(labels: &super::Labels) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(",")
 }
 
 /// A growth in bytes, with its sign.
@@ -272,9 +307,12 @@ fn table(
             100.0 * bytes as f64 / total as f64
         };
         let useful = crate::symbolize::from_blamed(&site.frames);
-        let head = useful
+        let mut head = useful
             .first()
             .map_or_else(|| "<unknown>".to_string(), |fr| short_frame(fr).to_string());
+        if !site.labels.is_empty() {
+            head = format!("{head}  [{}]", label_list(&site.labels));
+        }
         writeln!(
             f,
             "  {:>12} {:>5.1}% {:>12}  {head}",

@@ -46,6 +46,8 @@ pub(super) struct ThreadState {
     stack: Cell<(usize, usize)>,
     /// The `heaptide::testing` scope tracking this thread's allocations (0: none).
     scope: Cell<u64>,
+    /// The label set this thread's samples carry (`label::table`; 0: none).
+    label: Cell<u32>,
     /// Bytes allocated and freed inside the current profiler scope on the program's behalf
     /// ([`super::scope::not_profiler_work`]), left out of the scope's overhead when it ends.
     pub(super) excluded: Cell<(u64, u64)>,
@@ -83,6 +85,7 @@ impl ThreadState {
             counters: Cell::new((std::ptr::null(), std::ptr::null())),
             stack: Cell::new((0, 0)),
             scope: Cell::new(0),
+            label: Cell::new(0),
             excluded: Cell::new((0, 0)),
             cache: Cell::new(Cache::NONE),
             scope_start: Cell::new((0, 0)),
@@ -162,6 +165,17 @@ pub(crate) fn rearm_countdown(mean: u64, seed: Option<u64>, size: usize) -> bool
 #[inline]
 pub(crate) fn tracking_scope() -> u64 {
     THREAD.with(|t| t.scope.get())
+}
+
+/// The label set of this thread's samples (0: none). Read on the sampling path only.
+#[inline]
+pub(crate) fn label() -> u32 {
+    THREAD.with(|t| t.label.get())
+}
+
+/// Makes `set` this thread's label set and returns the previous one.
+pub(crate) fn set_label(set: u32) -> u32 {
+    THREAD.with(|t| t.label.replace(set))
 }
 
 /// Makes `scope` (0: none) this thread's tracking scope and returns the previous one. While a
