@@ -19,6 +19,8 @@
 //! | `heaptide_live_bytes`, `heaptide_live_objects` | gauge | |
 //! | `heaptide_size_class_allocated_bytes_total`, `heaptide_size_class_allocations_total` | counter | `size` |
 //! | `heaptide_size_class_live_bytes`, `heaptide_size_class_live_objects` | gauge | `size` |
+//! | `heaptide_label_live_bytes`, `heaptide_label_allocated_bytes_total` (when labels are used; one series per `key=value` pair, bounded by the 256 label sets) | gauge, counter | `key`, `value` |
+//! | `heaptide_top_site_live_bytes` (the 10 sites holding the most) | gauge | `rank` (1-10), `site` (function and file:line), `labels` (`k=v,...`) |
 //! | `heaptide_call_sites` | gauge | |
 //! | `heaptide_site_table_bytes`, `heaptide_site_table_budget_bytes` | gauge | |
 //! | `heaptide_site_table_merged_stacks_total` | counter | |
@@ -219,6 +221,7 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
             m.sample(name, &[("size", &b.name)], field(b));
         }
     }
+    labels_and_top_sites(&mut m, r);
     m.gauge(
         "heaptide_call_sites",
         "Call stacks in the call-site table (raw stacks, before merging by symbolized stack).",
@@ -482,6 +485,64 @@ pub(crate) fn render(report: &Report, build_seconds: f64) -> String {
         build_seconds,
     );
     m.0
+}
+
+/// Memory by label (one series per `key=value` pair, summing the label sets that hold it; at
+/// most one per label set, and label sets are bounded) and the top sites by live bytes (at
+/// most [`crate::report::SUMMARY_SITES`] series, by rank).
+fn labels_and_top_sites(m: &mut Metrics, r: &Report) {
+    if !r.labels.is_empty() {
+        let mut pairs: std::collections::BTreeMap<(&str, &str), (u64, u64)> = Default::default();
+        for l in &r.labels {
+            for (k, v) in &l.labels {
+                let e = pairs.entry((k, v)).or_default();
+                e.0 += l.live_bytes;
+                e.1 += l.alloc_bytes;
+            }
+        }
+        m.family(
+            "heaptide_label_live_bytes",
+            "gauge",
+            "Bytes allocated under a label (key=value) and not yet freed (estimated unless exact).",
+        );
+        for (&(k, v), &(live, _)) in &pairs {
+            m.sample(
+                "heaptide_label_live_bytes",
+                &[("key", k), ("value", v)],
+                live,
+            );
+        }
+        m.family(
+            "heaptide_label_allocated_bytes_total",
+            "counter",
+            "Bytes allocated under a label (key=value) since start (estimated unless exact).",
+        );
+        for (&(k, v), &(_, alloc)) in &pairs {
+            m.sample(
+                "heaptide_label_allocated_bytes_total",
+                &[("key", k), ("value", v)],
+                alloc,
+            );
+        }
+    }
+    m.family(
+        "heaptide_top_site_live_bytes",
+        "gauge",
+        "Live bytes of the call sites holding the most (rank 1: the most), named by the frame to blame and their labels (estimated unless exact).",
+    );
+    for (i, site) in r.sites.iter().enumerate() {
+        let rank = (i + 1).to_string();
+        let name = site.blamed.as_ref().map_or_else(
+            || "<unknown>".to_string(),
+            |f| crate::symbolize::short_frame(f).to_string(),
+        );
+        let labels = crate::report::text::label_list(&site.labels);
+        m.sample(
+            "heaptide_top_site_live_bytes",
+            &[("rank", &rank), ("site", &name), ("labels", &labels)],
+            site.live_bytes,
+        );
+    }
 }
 
 /// A sample value: an integer or a float.

@@ -109,6 +109,32 @@ impl AggregateCopy {
     }
 }
 
+/// The `n` raw sites with the most live bytes (those with some), most first.
+#[cfg(feature = "http")]
+pub(super) fn top_rows(agg: &Aggregate, n: usize) -> Vec<SiteRow> {
+    let mut live: Vec<(f64, u32)> = agg
+        .sites()
+        .filter(|(_, s)| s.fig.live_bytes > 0.0)
+        .map(|(id, s)| (s.fig.live_bytes, id))
+        .collect();
+    if live.len() > n {
+        live.select_nth_unstable_by(n, |a, b| b.0.total_cmp(&a.0));
+        live.truncate(n);
+    }
+    live.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    live.iter()
+        .filter_map(|&(_, id)| {
+            agg.site(id).map(|s| SiteRow {
+                id,
+                frames: s.frames.clone(),
+                label: s.label,
+                fig: s.fig,
+                merged: s.merged,
+            })
+        })
+        .collect()
+}
+
 /// The size and lifetime histograms of each group of raw sites (raw sites merged since the
 /// copy count with the "other" site they went to, which may then appear twice: the
 /// histograms of a listed site are read a moment after its figures).

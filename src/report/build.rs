@@ -198,6 +198,32 @@ pub(super) fn build_summary(
     }
 }
 
+/// The `n` sites of `merged` with the most live bytes, for a summary: no histograms,
+/// lifetimes or patterns.
+#[cfg(feature = "http")]
+pub(super) fn summary_sites(
+    merged: &[Merged],
+    symbols: &Symbols,
+    copy: &AggregateCopy,
+    now_ms: u64,
+    n: usize,
+) -> Vec<Site> {
+    let wall_ms =
+        |mono_ns: u64| now_ms.saturating_sub(copy.now_ns.saturating_sub(mono_ns) / 1_000_000);
+    let mut sites: Vec<Site> = merged
+        .iter()
+        .filter(|m| m.fig.live_bytes > 0.0)
+        .map(|m| {
+            let mut site = site_entry(m, None, symbols, wall_ms);
+            site.labels = copy.labels_of(m.label);
+            site
+        })
+        .collect();
+    sites.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then(a.id.cmp(&b.id)));
+    sites.truncate(n);
+    sites
+}
+
 // === the steps ===
 
 /// Memory by label set, by live bytes, then allocated bytes; empty when no label was set.

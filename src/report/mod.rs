@@ -50,6 +50,13 @@ pub use model::{
 };
 pub(crate) use sites::user_stack;
 
+/// Raw call stacks a [`summary`](fn@summary) symbolizes: those with the most live bytes.
+#[cfg(feature = "http")]
+const SUMMARY_STACKS: usize = 64;
+/// Sites a [`summary`](fn@summary) lists at most.
+#[cfg(feature = "http")]
+pub(crate) const SUMMARY_SITES: usize = 10;
+
 /// Full reports built since start (see [`ProfilerStats::reports_built`]).
 static REPORTS_BUILT: AtomicU64 = AtomicU64::new(0);
 
@@ -197,14 +204,18 @@ fn wall_ms_now() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The figures of a [`Report`] that need no work per call site, for `/metrics`: the memory
-/// snapshot, totals (from the size buckets, which count every sample as the sites do), size
-/// buckets, rates, trends and snapshots, the site table and the profiler's figures;
-/// `sites_seen` is the number of raw call stacks in the table (`site_table.stacks`). Leaks are
-/// judged per raw stack, among the stacks in the snapshot history, without symbolizing (their
-/// frames are empty) and health from them, as a full report would without merging stacks that
-/// share a symbolized user stack; no alert is recorded. `sites`, `recommendations` and `alerts`
-/// are empty. The drain lock is held for one pass and a copy of a few hundred bytes.
+/// The figures of a [`Report`] that need no work per listed call site, for `/metrics`: the
+/// memory snapshot, totals (from the size buckets, which count every sample as the sites do),
+/// size buckets, rates, trends and snapshots, the site table, memory by label and the
+/// profiler's figures; `sites_seen` is the number of raw call stacks in the table
+/// (`site_table.stacks`). Leaks are judged per raw stack, among the stacks in the snapshot
+/// history, without symbolizing (their frames are empty) and health from them, as a full
+/// report would without merging stacks that share a symbolized user stack; no alert is
+/// recorded. `sites` holds at most [`SUMMARY_SITES`] sites: the [`SUMMARY_STACKS`] raw stacks
+/// with the most live bytes, symbolized and merged by user stack and labels, without
+/// histograms, lifetimes or patterns (a site made of many small stacks, none among those, is
+/// missed). `recommendations` and `alerts` are empty. The drain lock is held for one pass over
+/// the sites (to pick the top stacks) and a copy of a few hundred bytes.
 #[cfg(feature = "http")]
 pub(crate) fn summary() -> Report {
     crate::sample::scope::hand_out(read_summary())
@@ -232,17 +243,29 @@ fn read_summary() -> Report {
             .filter_map(|&id| agg.site(id).map(|s| (id, s.fig.live_bytes)))
             .filter(|&(_, b)| b > 0.0)
             .collect();
-        (AggregateCopy::of(agg, false), live)
+        let mut copy = AggregateCopy::of(agg, false);
+        copy.rows = aggregate_copy::top_rows(agg, SUMMARY_STACKS);
+        (copy, live)
     });
     let _scope = ProfilerScope::enter();
-    let memory = memory::snapshot();
     let now_ms = wall_ms_now();
+    let (sites, symbols_cached) = {
+        let mut symbols = symbolize::lock();
+        let symbols = symbols.get_or_insert_with(Symbols::default);
+        symbolize_stacks(&copy, symbols);
+        let merged = sites::merge_sites(&copy, symbols, crate::state::config().depth);
+        let sites = build::summary_sites(&merged, symbols, &copy, now_ms, SUMMARY_SITES);
+        SYMBOLS_CACHED.store(symbols.len() as u64, Ordering::Relaxed);
+        (sites, symbols.len())
+    };
+    let memory = memory::snapshot();
     let history = history::lock();
-    let symbols_cached = SYMBOLS_CACHED.load(Ordering::Relaxed) as usize;
-    build::build_summary(
+    let mut report = build::build_summary(
         &copy,
         &live,
         symbols_cached,
         &context(&history, memory, now_ms),
-    )
+    );
+    report.sites = sites;
+    report
 }
