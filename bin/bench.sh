@@ -152,11 +152,16 @@ row nostats "bare tikv-jemallocator, default features (no statistics: a program 
 row default "heaptide default (1 sample / 512 KiB, seed 1)" "$bin_instr_heaptide" HEAPTIDE_SEED=1
 row off "heaptide, \`HEAPTIDE_SAMPLE=off\` (countdown never fires, range test always false)" "$bin_instr_heaptide" HEAPTIDE_SAMPLE=off
 row huge "heaptide, \`HEAPTIDE_SAMPLE=1TiB\` (sampling on, next sample point out of reach)" "$bin_instr_heaptide" HEAPTIDE_SAMPLE=1TiB HEAPTIDE_SEED=1
+row labelled "heaptide, \`HEAPTIDE_SAMPLE=1TiB\`, the loop inside \`heaptide::label\` (\`INSTR_LABEL=1\`)" "$bin_instr_heaptide" HEAPTIDE_SAMPLE=1TiB HEAPTIDE_SEED=1 INSTR_LABEL=1
 echo
 # shellcheck disable=SC2154 # set by printf -v in row
 awk -v d="$per_default" -v o="$per_off" -v h="$per_huge" -v b="$bare_per" -v n="$per_nostats" 'BEGIN {
     printf "Unsampled path (sampling on, no sample point crossed): %+.2f instructions per pair against bare jemalloc with statistics (heaptide'"'"'s own cost), %+.2f against jemalloc without them (what a program pays to switch to heaptide: heaptide plus jemalloc'"'"'s statistics, %+.2f). Target: within +15.\n", h - b, h - n, b - n
     printf "Default sampling adds %+.2f per pair on top of that: its samples (one per 32,768 pairs of 16 B on average), amortised, and the drain thread.\n", d - h
+}'
+# shellcheck disable=SC2154 # set by printf -v in row
+awk -v l="$per_labelled" -v h="$per_huge" 'BEGIN {
+    printf "A label on the allocating thread changes the unsampled path by %+.2f instructions per pair (the label is read only when a sample is taken).\n", l - h
 }'
 
 # The median of three runs of one loop: with every allocation sampled, the drain thread's
@@ -188,6 +193,10 @@ for loop in pairs allocs frees; do
     sampled[$loop]=$(awk -v a="$a" -v b="$b" -v d="$((s2 - s1))" 'BEGIN { printf "%.1f", (b - a) / d }')
     echo "| $loop | $a | $b | ${sampled[$loop]} |"
 done
+a=$(median_instructions "labelled" pairs "$s1" HEAPTIDE_SAMPLE=1 HEAPTIDE_SEED=1 INSTR_LABEL=1)
+b=$(median_instructions "labelled" pairs "$s2" HEAPTIDE_SAMPLE=1 HEAPTIDE_SEED=1 INSTR_LABEL=1)
+sampled[labelled]=$(awk -v a="$a" -v b="$b" -v d="$((s2 - s1))" 'BEGIN { printf "%.1f", (b - a) / d }')
+echo "| pairs inside \`heaptide::label\` (\`INSTR_LABEL=1\`) | $a | $b | ${sampled[labelled]} |"
 echo
 awk -v p="${sampled[pairs]}" -v a="${sampled[allocs]}" -v f="${sampled[frees]}" 'BEGIN {
     printf "A sampled alloc+free pair: %.1f instructions; a sampled free (frees minus allocs): %.1f.\n", p, f - a
