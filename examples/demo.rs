@@ -11,6 +11,10 @@
 //! `heaptide::diff_since` at the end): the sessions kept growing; the cache, full by then, did
 //! not.
 //!
+//! Each part labels its allocations (`heaptide::label`, `heaptide::label_guard`):
+//! `component=http` for request handling, `component=cache` for the cache and
+//! `component=sessions` for the session list, so the report also gives memory by component.
+//!
 //! ```text
 //! cargo run --release --example demo
 //! HEAPTIDE_SAMPLE=64KiB cargo run --release --example demo   # denser sampling
@@ -51,7 +55,7 @@ impl Cache {
         if let Some(v) = entries.get(&key) {
             return v.len();
         }
-        let rendered = render_page(key);
+        let rendered = heaptide::label("component", "cache", || render_page(key));
         let len = rendered.len();
         if entries.len() < CACHE_CAPACITY {
             entries.insert(key, rendered);
@@ -72,16 +76,19 @@ fn remember_session(request: u64) {
     if request % 16 != 0 {
         return;
     }
-    let session = Session {
-        user: format!("user-{request:08}"),
-        history: vec![request; 128],
-    };
-    SESSIONS.lock().unwrap().push(session);
+    heaptide::label("component", "sessions", || {
+        let session = Session {
+            user: format!("user-{request:08}"),
+            history: vec![request; 128],
+        };
+        SESSIONS.lock().unwrap().push(session);
+    });
 }
 
 /// Reads a request into a fresh buffer and builds the response: all short-lived.
 #[inline(never)]
 fn handle_request(cache: &Cache, request: u64) -> usize {
+    let _label = heaptide::label_guard("component", "http");
     let mut body = Vec::with_capacity(512);
     body.extend((0..(256 + request % 768)).map(|i| (i ^ request) as u8));
     let key = request % 10_000;

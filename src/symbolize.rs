@@ -149,6 +149,8 @@ pub(crate) struct Symbols {
     frames: Vec<Frame>,
     own: Vec<bool>,
     plumbing: Vec<bool>,
+    /// Whether each frame is a label wrapper ([`is_label_frame`]).
+    label: Vec<bool>,
     ids: HashMap<Frame, u32>,
     /// An address was resolved since [`take_resolved_new`](Self::take_resolved_new) last ran.
     resolved_new: bool,
@@ -179,6 +181,7 @@ impl Symbols {
         let id = self.frames.len() as u32;
         self.own.push(is_own_frame(&frame));
         self.plumbing.push(is_plumbing_frame(&frame));
+        self.label.push(is_label_frame(&frame));
         self.frames.push(frame.clone());
         self.ids.insert(frame, id);
         id
@@ -198,6 +201,11 @@ impl Symbols {
     /// the sampling code, the unwinder): such frames are trimmed off the top of stacks.
     pub(crate) fn is_own(&self, id: u32) -> bool {
         self.own[id as usize]
+    }
+
+    /// Whether an interned frame is one of heaptide's label wrappers (see [`is_label_frame`]).
+    pub(crate) fn is_label(&self, id: u32) -> bool {
+        self.label[id as usize]
     }
 
     /// Whether an interned frame is the standard library's allocation plumbing or
@@ -245,6 +253,20 @@ fn is_own_frame(frame: &Frame) -> bool {
             .file
             .as_deref()
             .is_some_and(|f| f.starts_with(OWN_SRC) || f.contains("/backtrace-0."))
+}
+
+/// Whether a frame is one of heaptide's label wrappers (`heaptide::label`, `label_guard`, the
+/// `Labelled` future's `poll`), which sit between the program's frames wherever it labels;
+/// reports leave them out of stacks, so labelling code does not change its call stacks.
+fn is_label_frame(frame: &Frame) -> bool {
+    const LABEL_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/label/");
+    let f = frame.function.as_str();
+    f.starts_with("heaptide::label::")
+        || f.starts_with("<heaptide::label::")
+        || frame
+            .file
+            .as_deref()
+            .is_some_and(|file| file.starts_with(LABEL_SRC))
 }
 
 /// Whether a frame is one a person skips when asking "who allocated this": heaptide's own, or

@@ -92,12 +92,18 @@ pub(crate) fn user_stack(symbols: &mut Symbols, raw: &[usize], depth: usize) -> 
 /// `depth` frames. The user stack is the site's key: allocations from one line of the
 /// program land in one site whichever allocator entry point they went through. A stack made
 /// of plumbing only (the standard library allocating for itself) is its own key. Zero
-/// addresses (the end-of-stack marker some unwinders give) are skipped. Reads the frames
+/// addresses (the end-of-stack marker some unwinders give) and heaptide's label wrappers
+/// (`symbolize::is_label_frame`) are skipped. Reads the frames
 /// `symbols` holds for each address ([`Symbols::cached_frame_ids`]).
 fn split_stack(symbols: &Symbols, raw: &[usize], depth: usize) -> (Vec<u32>, Vec<u32>) {
     let mut key: Vec<u32> = Vec::new();
     for &ip in raw.iter().filter(|&&ip| ip != 0) {
-        key.extend_from_slice(symbols.cached_frame_ids(ip));
+        key.extend(
+            symbols
+                .cached_frame_ids(ip)
+                .iter()
+                .filter(|&&id| !symbols.is_label(id)),
+        );
     }
     let own = key.iter().take_while(|&&id| symbols.is_own(id)).count();
     let plumbing = key[own..]
