@@ -151,6 +151,22 @@
 //! registers a callback, called on the drain thread once per transition (a status change; a
 //! site becoming a serious leak).
 //!
+//! # Memory by component
+//!
+//! [`label()`], [`label_guard`] and [`labelled`] (for futures, across `.await`) make the
+//! allocations of a part of the program carry `key=value` labels; with the `tracing` feature,
+//! `LabelLayer` labels by span. Reports then list memory by label ([`Report::labels`],
+//! [`Report::live_by_label`]) and show each site's labels; pprof profiles carry them as sample
+//! labels (`go tool pprof -tagfocus=component=cache`), `/metrics` as
+//! `heaptide_label_live_bytes{key,value}`. Labels are read only when an allocation is sampled,
+//! and at most 256 label sets are kept (see the `label` module's docs in the source).
+//!
+//! ```
+//! let cache: Vec<u8> = heaptide::label("component", "cache", || vec![0; 4096]);
+//! let _http = heaptide::label_guard("component", "http");
+//! # drop(cache);
+//! ```
+//!
 //! # Leak checks in tests
 //!
 //! [`testing`] has `assert_no_leaks`, `assert_no_growth` (per-iteration growth after a
