@@ -3,7 +3,7 @@
 //! tenant, or a request type, whatever call stacks that memory came from.
 //!
 //! A thread's labels are set for the length of a closure ([`label`](crate::label())), of a
-//! guard ([`label_guard`](crate::label_guard)), or of each poll of a future
+//! guard ([`label_guard`]), or of each poll of a future
 //! ([`Labelled`]); nested labels add up, and an inner value replaces an outer one for the same
 //! key. The labels are read only when an allocation is sampled: an unsampled allocation costs
 //! what it costs without labels. Setting a label costs a lock and a hash lookup (the label sets
