@@ -4,7 +4,9 @@
 //! block. (`bin/html-check.sh` opens a page in headless Chromium.)
 //!
 //! With `HEAPTIDE_TEST_HTML_OUT=<path>` the real report's page is also written there, to try the
-//! browser check on it.
+//! browser check on it; with `HEAPTIDE_TEST_HTML_LABELS_OUT=<path>`, the page of a real report
+//! with labelled memory (`component=cache`, `component=parser`, `tenant=acme`), for the check
+//! of the page's label filter (`HTML_CHECK_FILTER` in `bin/html-check.sh`).
 
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -12,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use heaptide::Report;
 use heaptide::report::{
-    Frame, Leak, Pattern, Recommendation, Severity, Site, SizeBin, SnapshotPoint,
+    Frame, LabelUsage, Labels, Leak, Pattern, Recommendation, Severity, Site, SizeBin,
+    SnapshotPoint,
 };
 use serde_json::{Value, json};
 
@@ -40,6 +43,30 @@ fn html_test_churn(round: usize) -> usize {
         n += v.len();
     }
     n
+}
+
+/// What the labelled functions keep.
+static CACHED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// Keeps `n` blocks of 4 KiB (under whatever labels the caller set).
+#[inline(never)]
+fn html_test_cache_fill(n: usize) {
+    let mut kept = CACHED.lock().unwrap();
+    for i in 0..n {
+        kept.push(black_box(vec![i as u8; 4096]));
+    }
+}
+
+/// Keeps `n` blocks of 4 KiB and churns through short-lived ones.
+#[inline(never)]
+fn html_test_parse(n: usize) -> usize {
+    let mut kept = CACHED.lock().unwrap();
+    let mut churned = 0;
+    for i in 0..n {
+        kept.push(black_box(vec![i as u8; 4096]));
+        churned += black_box(vec![i as u8; 8192]).len();
+    }
+    churned
 }
 
 const JSON_OPEN: &str = r#"<script type="application/json" id="heaptide-data">"#;
@@ -216,6 +243,73 @@ fn real_report_page_is_self_contained_and_carries_the_figures() {
     if let Some(path) = std::env::var_os("HEAPTIDE_TEST_HTML_OUT") {
         std::fs::write(&path, &page).unwrap();
         eprintln!("wrote {} ({} bytes)", path.to_string_lossy(), page.len());
+    }
+}
+
+/// A report of this process with memory under three label sets and some without labels. At
+/// one sample per 4 KiB on average, each labelled function's 256 KiB or more is sampled (the
+/// chance that one is not is below e^-60).
+fn labelled_report() -> Report {
+    heaptide::label("component", "cache", || html_test_cache_fill(64));
+    heaptide::label("tenant", "acme", || {
+        heaptide::label("component", "cache", || html_test_cache_fill(96))
+    });
+    black_box(heaptide::label("component", "parser", || {
+        html_test_parse(64)
+    }));
+    html_test_cache_fill(64);
+    heaptide::report()
+}
+
+fn pairs(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|&(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn labelled_report_page_carries_the_labels() {
+    let report = labelled_report();
+    let cache = pairs(&[("component", "cache")]);
+    let acme_cache = pairs(&[("component", "cache"), ("tenant", "acme")]);
+    let parser = pairs(&[("component", "parser")]);
+    for set in [&cache, &acme_cache, &parser] {
+        assert!(
+            report
+                .labels
+                .iter()
+                .any(|u| &u.labels == set && u.live_bytes > 0),
+            "memory under {set:?} in {:?}",
+            report.labels
+        );
+        assert!(
+            report
+                .sites_mentioning("html_test_")
+                .any(|s| &s.labels == set),
+            "a site labelled {set:?}"
+        );
+    }
+
+    let page = html(&report);
+    assert_self_contained(&page);
+    let v = data(&page);
+    assert_eq!(v["format"], 1);
+    assert_eq!(v["labels"], serde_json::to_value(&report.labels).unwrap());
+    let sites = v["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), report.sites.len());
+    for (page_site, site) in sites.iter().zip(&report.sites) {
+        assert_eq!(page_site["id"], site.id);
+        let labels: Labels = serde_json::from_value(page_site["labels"].clone()).unwrap();
+        assert_eq!(labels, site.labels);
+    }
+    assert!(
+        sites.iter().any(|s| s["labels"] == json!({})),
+        "unlabelled sites carry an empty object"
+    );
+
+    if let Some(path) = std::env::var_os("HEAPTIDE_TEST_HTML_LABELS_OUT") {
+        std::fs::write(&path, &page).unwrap();
     }
 }
 
@@ -437,6 +531,11 @@ fn report_text_cannot_break_out_of_the_page() {
     site.live_bytes = 100;
     site.live_count = 1;
     site.samples = 1;
+    site.labels = pairs(&[("<!--key", hostile), ("component", "<!-- x -->")]);
+    let mut usage = LabelUsage::default();
+    usage.labels = site.labels.clone();
+    usage.live_bytes = 100;
+    report.labels = vec![usage];
     report.sites = vec![site];
     report.command_line = vec!["prog".to_string(), hostile.to_string()];
     report.health.reasons = vec![format!("<img src=x onerror=alert(2)> {hostile}")];
@@ -462,4 +561,7 @@ fn report_text_cannot_break_out_of_the_page() {
     assert_eq!(v["files"][0], "<!--evil.rs");
     assert_eq!(v["report"]["command_line"][1], hostile);
     assert_eq!(v["report"]["recommendations"][0]["kind"], "<b>bold</b>");
+    assert_eq!(v["sites"][0]["labels"]["<!--key"], hostile);
+    assert_eq!(v["sites"][0]["labels"]["component"], "<!-- x -->");
+    assert_eq!(v["labels"][0]["labels"]["<!--key"], hostile);
 }

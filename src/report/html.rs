@@ -21,12 +21,18 @@
 //! | `report` | the report's scalar sections as in [`Report::write_json`]: `version`, `pid`, `command_line`, `timestamp`, `sample_interval`, `exact`, `memory`, `totals`, `size_buckets`, `rate`, `lifetime_ns`, `health`, `alerts`, `recommendations`, `trend`, `sites_seen`, `profiler`, and `snapshot_interval_ms`, `snapshot_max` |
 //! | `files` | distinct source files |
 //! | `frames` | distinct frames: `[function, file index or null, line or null, plumbing (1: allocation machinery of the standard library)]` |
-//! | `sites` | every site: `stack` (frame indices, innermost first), `blamed` (position in `stack` of the frame [`Site::blamed_frame`] picks), and the site's figures by their JSON names (not its size histogram, which the page does not show) |
-//! | `leaks`, `leaks_total` | the first [`MAX_LEAKS`] leaks (fastest growth first) with `stack` and `blamed` as above; `history` as `[ms after snapshots.t0, bytes]`, kept whole (up to [`MAX_POINTS`]) for the first [`CHART_LEAKS`], thinned to [`SPARK_POINTS`] for the others; `leaks_total` counts them all |
+//! | `sites` | every site: `stack` (frame indices, innermost first), `blamed` (position in `stack` of the frame [`Site::blamed_frame`] picks), `labels` (its label set as an object, `{}` when unlabelled), and the site's figures by their JSON names (not its size histogram, which the page does not show) |
+//! | `labels` | memory by label set, [`Report::labels`] as in [`Report::write_json`]: `labels`, `alloc_bytes`, `alloc_count`, `live_bytes`, `live_count` each; `[]` when no label was ever set |
+//! | `leaks`, `leaks_total` | the first [`MAX_LEAKS`] leaks (fastest growth first) with `stack` and `blamed` as above; `labels`, the label set of the listed site with the leak's `site_id` (`null` when that site is not listed); `history` as `[ms after snapshots.t0, bytes]`, kept whole (up to [`MAX_POINTS`]) for the first [`CHART_LEAKS`], thinned to [`SPARK_POINTS`] for the others; `leaks_total` counts them all |
 //! | `snapshots` | the snapshot history as columns: `t0` (ms since the Unix epoch: the first snapshot, else the first leak's first point), `t` (ms after `t0`), `rss`, `allocated`, `resident` (jemalloc), `live` (the profile's estimate); at most [`MAX_POINTS`] points (longer histories keep each stretch's RSS peak) |
 //!
 //! The page draws the flame graph as an icicle: the root (all sites) at the top, callers above
 //! their callees, the allocating frame at the bottom.
+//!
+//! **Labels.** When the report has labels, the page lists memory by label set and offers a
+//! filter of every `key=value` pair the sites and label sets carry: choosing one keeps, in the
+//! flame graph, the sites table and the leak table, only the sites whose label set holds that
+//! pair (a leak whose site is not listed has no known labels and is left out).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -34,8 +40,9 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{
-    Alert, AllocRates, DurationPercentiles, Frame, Health, Leak, MemoryStats, MemoryTrends,
-    Pattern, ProfilerStats, Recommendation, Report, Severity, Site, SizeBucket, Totals,
+    Alert, AllocRates, DurationPercentiles, Frame, Health, LabelUsage, Labels, Leak, MemoryStats,
+    MemoryTrends, Pattern, ProfilerStats, Recommendation, Report, Severity, Site, SizeBucket,
+    Totals,
 };
 use crate::symbolize::is_plumbing_frame;
 
@@ -69,7 +76,9 @@ impl Report {
     /// live bytes, live blocks, allocated bytes or allocations; hover for frame, file:line,
     /// value and shares, click to zoom); allocation sizes and lifetime percentiles; the top
     /// sites; health, recommendations and alerts; the run's facts (pid, command line,
-    /// sampling, samples and drops, profiler overhead).
+    /// sampling, samples and drops, profiler overhead). When the report has labels, a table of
+    /// memory by label set and a `key=value` filter that narrows the flame graph, the sites
+    /// and the leaks to the sites labelled with that pair.
     ///
     /// Everything is inline (style, script, data); a `Content-Security-Policy` of
     /// `default-src 'none'` makes the browser refuse any request. The figures sit in a
@@ -122,6 +131,7 @@ struct PageData<'a> {
     files: Vec<&'a str>,
     frames: Vec<(&'a str, Option<u32>, Option<u32>, u8)>,
     sites: Vec<PageSite<'a>>,
+    labels: &'a [LabelUsage],
     leaks: Vec<PageLeak<'a>>,
     leaks_total: usize,
     snapshots: Columns,
@@ -156,6 +166,7 @@ struct PageSite<'a> {
     id: u64,
     stack: Vec<u32>,
     blamed: usize,
+    labels: &'a Labels,
     alloc_bytes: u64,
     alloc_count: u64,
     live_bytes: u64,
@@ -172,6 +183,7 @@ struct PageLeak<'a> {
     site_id: u64,
     stack: Vec<u32>,
     blamed: usize,
+    labels: Option<&'a Labels>,
     live_bytes: u64,
     live_samples: u64,
     growth_bytes_per_hour: f64,
@@ -272,12 +284,16 @@ impl<'a> PageData<'a> {
             .map(|p| p.timestamp_ms)
             .or_else(|| r.leaks.first()?.history.first().map(|h| h.0))
             .unwrap_or(0);
+        let labels_of: HashMap<u64, &Labels> = r.sites.iter().map(|s| (s.id, &s.labels)).collect();
         let leaks = r
             .leaks
             .iter()
             .take(MAX_LEAKS)
             .enumerate()
-            .map(|(i, l)| PageLeak::of(l, &mut table, i < CHART_LEAKS, t0))
+            .map(|(i, l)| {
+                let labels = labels_of.get(&l.site_id).copied();
+                PageLeak::of(l, labels, &mut table, i < CHART_LEAKS, t0)
+            })
             .collect();
         let mut snapshots = Columns {
             t0,
@@ -317,6 +333,7 @@ impl<'a> PageData<'a> {
             files: table.files,
             frames: table.frames,
             sites,
+            labels: &r.labels,
             leaks,
             leaks_total: r.leaks.len(),
             snapshots,
@@ -330,6 +347,7 @@ impl<'a> PageSite<'a> {
             id: s.id,
             stack: table.stack(&s.frames),
             blamed: blamed(&s.frames),
+            labels: &s.labels,
             alloc_bytes: s.alloc_bytes,
             alloc_count: s.alloc_count,
             live_bytes: s.live_bytes,
@@ -344,7 +362,13 @@ impl<'a> PageSite<'a> {
 }
 
 impl<'a> PageLeak<'a> {
-    fn of(l: &'a Leak, table: &mut FrameTable<'a>, whole_history: bool, t0: u64) -> Self {
+    fn of(
+        l: &'a Leak,
+        labels: Option<&'a Labels>,
+        table: &mut FrameTable<'a>,
+        whole_history: bool,
+        t0: u64,
+    ) -> Self {
         let limit = if whole_history {
             MAX_POINTS
         } else {
@@ -355,6 +379,7 @@ impl<'a> PageLeak<'a> {
             site_id: l.site_id,
             stack: table.stack(&l.frames),
             blamed: blamed(&l.frames),
+            labels,
             live_bytes: l.live_bytes,
             live_samples: l.live_samples,
             growth_bytes_per_hour: l.growth_bytes_per_hour,
@@ -400,6 +425,66 @@ mod tests {
         assert!(!s.contains('<'), "{s}");
         let back: Vec<String> = serde_json::from_str(&s).unwrap();
         assert_eq!(back, ["</script><script>alert(1)</script>", "<!-- x -->"]);
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|&(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn labels_go_into_the_data_block_escaped() {
+        let hostile = "</script><!--";
+        let site = |id, labels| Site {
+            id,
+            frames: vec![Frame {
+                function: "app::fill".to_string(),
+                file: None,
+                line: None,
+            }],
+            live_bytes: 10 * id,
+            labels,
+            ..Site::default()
+        };
+        let usage = |labels, live_bytes| LabelUsage {
+            labels,
+            live_bytes,
+            ..LabelUsage::default()
+        };
+        let leak = |site_id: u64| -> Leak {
+            serde_json::from_value(serde_json::json!({
+                "site_id": site_id, "frames": [], "live_bytes": 10, "live_samples": 1,
+                "growth_bytes_per_hour": 1.0, "pattern": "steady_growth", "severity": "low",
+                "confidence": 0.5, "reason": "", "age_ns": null, "history": [],
+            }))
+            .unwrap()
+        };
+        let cache = labels(&[("component", "cache"), ("tenant", hostile)]);
+        let report = Report {
+            sites: vec![site(1, cache.clone()), site(2, Labels::new())],
+            labels: vec![usage(cache, 10), usage(Labels::new(), 20)],
+            leaks: vec![leak(1), leak(3)],
+            ..Report::default()
+        };
+
+        let json = script_safe_json(&PageData::of(&report)).unwrap();
+        assert!(!json.contains('<'), "{json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["format"], 1);
+        assert_eq!(v["sites"][0]["labels"]["component"], "cache");
+        assert_eq!(v["sites"][0]["labels"]["tenant"], hostile);
+        assert_eq!(v["sites"][1]["labels"], serde_json::json!({}));
+        assert_eq!(v["labels"], serde_json::to_value(&report.labels).unwrap());
+        assert_eq!(v["labels"][0]["labels"]["tenant"], hostile);
+        assert_eq!(v["labels"][1]["live_bytes"], 20);
+        // A leak takes its listed site's labels; one whose site is not listed has none known.
+        assert_eq!(v["leaks"][0]["labels"]["tenant"], hostile);
+        assert!(v["leaks"][1]["labels"].is_null());
+
+        let v = serde_json::to_value(PageData::of(&Report::default())).unwrap();
+        assert_eq!(v["labels"], serde_json::json!([]));
     }
 
     #[test]

@@ -213,6 +213,64 @@
     return h('details', null, [h('summary', { text: 'stack (' + x.stack.length + ' frames, innermost first)' }), ol]);
   }
 
+  // === labels: the filter's state ===
+
+  // Every key=value pair the label sets and the sites carry, by key, then value.
+  const labelPairs = [];
+  const pairById = new Map();
+  const pairId = (key, value) => JSON.stringify([key, value]);
+  (function () {
+    const add = (set) => {
+      for (const k of Object.keys(set || {})) {
+        const id = pairId(k, set[k]);
+        if (!pairById.has(id)) {
+          const pair = { key: k, value: set[k], text: k + '=' + set[k] };
+          pairById.set(id, pair);
+          labelPairs.push(pair);
+        }
+      }
+    };
+    (data.labels || []).forEach((u) => add(u.labels));
+    data.sites.forEach((x) => add(x.labels));
+    data.leaks.forEach((l) => add(l.labels));
+    const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+    labelPairs.sort((a, b) => cmp(a.key, b.key) || cmp(a.value, b.value));
+  })();
+
+  // The chosen pair (null: no filter), and the sites and leaks it keeps.
+  const view = { pair: null, sites: data.sites, leaks: data.leaks };
+
+  // Whether label set `set` (an object, or null when unknown) holds `pair`.
+  function hasPair(set, pair) {
+    return set != null && Object.prototype.hasOwnProperty.call(set, pair.key) && set[pair.key] === pair.value;
+  }
+
+  // A label as a button that filters the page by it, or shows everything again when it is the
+  // filter already.
+  function chip(key, value) {
+    const pair = pairById.get(pairId(key, value));
+    const on = view.pair === pair;
+    return h('button', {
+      type: 'button',
+      class: 'chip' + (on ? ' on' : ''),
+      text: key + '=' + value,
+      title: on ? 'show every call site' : 'show only the call sites labelled ' + key + '=' + value,
+      onclick: (ev) => { ev.stopPropagation(); setFilter(on ? null : pair); },
+    });
+  }
+
+  // A label set as chips (null for the empty set).
+  function chips(set) {
+    const keys = Object.keys(set || {}).sort();
+    if (!keys.length) return null;
+    return h('div', { class: 'chips' }, keys.map((k) => chip(k, set[k])));
+  }
+
+  // `what` with the filter in words: "call sites" or "call sites labelled component=cache".
+  function labelled(what) {
+    return view.pair ? what + ' labelled ' + view.pair.text : what;
+  }
+
   // === tooltip ===
 
   const tip = $('tooltip');
@@ -312,12 +370,18 @@
   const LEAKS_SHOWN = 5;
 
   function renderLeaks() {
-    const leaks = data.leaks;
-    if (!leaks.length) return;
+    if (!data.leaks.length) return;
+    const leaks = view.leaks;
     const sec = $('leaks');
     sec.hidden = false;
-    $('leaks-count').textContent = data.leaks_total > leaks.length
-      ? data.leaks_total + ' (the first ' + leaks.length + ' shown)' : String(leaks.length);
+    const listed = data.leaks_total > data.leaks.length
+      ? data.leaks_total + ' (the first ' + data.leaks.length + ' listed)' : String(data.leaks.length);
+    $('leaks-count').textContent = view.pair ? leaks.length + ' of ' + listed + ', labelled ' + view.pair.text : listed;
+    const box = clear($('leaks-table'));
+    if (!leaks.length) {
+      append(box, h('p', { class: 'note', text: 'None of the listed leak candidates is labelled ' + view.pair.text + '.' }));
+      return;
+    }
     const table = h('table');
     append(table, h('thead', null, h('tr', null, [
       h('th', { text: 'severity' }), h('th', { text: 'where' }), h('th', { class: 'num', text: 'growth' }),
@@ -331,11 +395,12 @@
       const conf = Math.max(0, Math.min(1, l.confidence));
       const bar = h('span', { class: 'bar' }, h('span'));
       bar.firstChild.style.width = (conf * 100).toFixed(0) + '%';
-      append(body, h('tr', null, [
+      append(body, h('tr', { 'data-site': l.site_id }, [
         h('td', null, h('span', { class: 'sev ' + l.severity, text: l.severity })),
         h('td', { class: 'where' }, [
           h('div', { class: 'fn', text: f.fn }),
           f.file ? h('div', { class: 'loc', text: shortLoc(f) }) : null,
+          chips(l.labels),
           h('div', { class: 'reason', text: l.reason }),
           stackList(l),
         ]),
@@ -347,7 +412,6 @@
       ]));
     }
     append(table, body);
-    const box = clear($('leaks-table'));
     append(box, table);
     if (leaks.length > LEAKS_SHOWN) {
       append(box, h('p', null, h('button', {
@@ -426,10 +490,10 @@
       { id: 'allocated', name: 'jemalloc allocated', color: '#2e9b47', width: 1.6, t: t, v: cols.allocated },
       { id: 'live', name: 'live heap (profile)', color: '#8d949e', width: 1.4, dash: '4 3', t: t, v: cols.live },
     ];
-    data.leaks.forEach((l, i) => {
+    view.leaks.forEach((l, i) => {
       if (i >= LEAK_COLORS.length || l.history.length === 0 || !data.snapshots.t.length) return;
       series.push({
-        id: 'leak' + i,
+        id: 'leak' + l.site_id,
         name: blamedFrame(l).fn,
         leak: l,
         color: LEAK_COLORS[i],
@@ -635,7 +699,7 @@
   function buildTree() {
     const key = METRICS[flame.metric].key;
     const root = { name: 'all', children: new Map(), value: 0, self: 0, locs: new Map(), sites: 0, depth: 0, parent: null, root: true };
-    for (const site of data.sites) {
+    for (const site of view.sites) {
       const v = site[key];
       if (!(v > 0)) continue;
       const first = flame.trim ? Math.min(site.blamed, Math.max(0, site.stack.length - 1)) : 0;
@@ -741,7 +805,10 @@
     };
     if (focus.value > 0) walk(focus, 0, W, base);
     const height = (maxRow + 1) * ROW + 1;
-    const svg = s('svg', { width: W, height: height, role: 'img', 'aria-label': 'flame graph of ' + metric.label });
+    const svg = s('svg', {
+      width: W, height: height, role: 'img', 'aria-label': 'flame graph of ' + metric.label,
+      'data-total': root.value, 'data-filter': view.pair ? view.pair.text : '',
+    });
     box.appendChild(svg);
     measureChar(svg);
     items.forEach((it, i) => {
@@ -753,14 +820,14 @@
         x: it.x.toFixed(2), y: y, width: Math.max(0.5, it.w - 0.4).toFixed(2), height: ROW - 1, rx: 1.5,
         fill: matches(n) ? '#b794f4' : fill, class: cls.trim() || null, 'data-flame': i,
       }));
-      const text = label(n.root ? 'all (' + metric.fmt(n.value) + ')' : n.name, it.w);
+      const text = label(n.root ? (view.pair ? view.pair.text : 'all') + ' (' + metric.fmt(n.value) + ')' : n.name, it.w);
       if (text) {
         svg.appendChild(s('text', { x: (it.x + 4).toFixed(2), y: y + 12.5, class: n.leak ? 'light' : null }, text));
       }
     });
     if (!items.length || focus.value <= 0) {
       svg.setAttribute('height', 40);
-      svg.appendChild(s('text', { x: 8, y: 24 }, 'No ' + metric.label + ' in the listed sites.'));
+      svg.appendChild(s('text', { x: 8, y: 24 }, 'No ' + metric.label + ' in the listed ' + labelled('call sites') + '.'));
     }
 
     const itemOf = (ev) => {
@@ -785,7 +852,11 @@
     const total = R.totals[metric.key] || 0;
     const notes = ['Icicle graph: the root (all listed call sites) at the top, callers above their callees, the function that allocated at the bottom. Width is ' +
       metric.label + '. Click a frame to zoom in, click it again or the root to zoom out.'];
-    if (total > 0) {
+    if (view.pair) {
+      notes.push('Filtered to ' + view.pair.text + ': the ' + view.sites.length + ' of ' + data.sites.length +
+        ' listed call sites labelled so hold ' + metric.fmt(root.value) + (total > 0 ? ', ' + fmtPct(Math.min(1, root.value / total)) +
+        ' of all ' + metric.label + ' (' + metric.fmt(total) + ').' : '.'));
+    } else if (total > 0) {
       notes.push('The report lists ' + data.sites.length + ' of ' + fmtCount(R.sites_seen) + ' call sites; they hold ' +
         fmtPct(Math.min(1, root.value / total)) + ' of all ' + metric.label + ' (' + metric.fmt(total) + ').');
     }
@@ -800,7 +871,7 @@
   }
 
   function flameTip(n, metric, root, focus) {
-    const rows = [h('div', { class: 't-title', text: n.root ? 'all listed call sites' : n.name })];
+    const rows = [h('div', { class: 't-title', text: n.root ? 'all listed ' + labelled('call sites') : n.name })];
     if (n.locs && n.locs.size) {
       const locs = Array.from(n.locs.entries()).sort((a, b) => b[1] - a[1]);
       locs.slice(0, 3).forEach((l) => rows.push(h('div', { class: 't-loc', text: l[0] })));
@@ -823,7 +894,7 @@
     const chain = [];
     for (let n = focus; n; n = n.parent) chain.unshift(n);
     if (chain.length === 1) {
-      append(box, h('span', { text: 'Showing all call sites.' }));
+      append(box, h('span', { text: view.pair ? 'Showing the call sites labelled ' + view.pair.text + '.' : 'Showing all call sites.' }));
       return;
     }
     // The root, then at most the three callers nearest the zoomed frame (all of them are rows
@@ -958,8 +1029,10 @@
     const box = clear($('sites-table'));
     const col = SITE_COLUMNS.find((c) => c.key === sitesView.sort) || SITE_COLUMNS[0];
     const get = col.get || ((x) => x[col.key]);
-    const sites = data.sites.slice().sort((a, b) => (get(b) || 0) - (get(a) || 0));
-    $('sites-count').textContent = data.sites.length + ' listed of ' + fmtCount(R.sites_seen) + ' seen';
+    const sites = view.sites.slice().sort((a, b) => (get(b) || 0) - (get(a) || 0));
+    $('sites-count').textContent = view.pair
+      ? sites.length + ' of ' + data.sites.length + ' listed, labelled ' + view.pair.text
+      : data.sites.length + ' listed of ' + fmtCount(R.sites_seen) + ' seen';
     const totalLive = R.totals.live_bytes || 0;
     const table = h('table');
     const head = h('tr', null, [h('th', { text: 'site' })]);
@@ -979,9 +1052,10 @@
       const f = blamedFrame(site);
       const share = h('span', { class: 'share', title: 'share of live bytes' }, h('span'));
       share.firstChild.style.width = (totalLive ? Math.min(100, (100 * site.live_bytes) / totalLive) : 0).toFixed(1) + '%';
-      const tr = h('tr', null, h('td', { class: 'where' }, [
+      const tr = h('tr', { 'data-site': site.id }, h('td', { class: 'where' }, [
         h('div', { class: 'fn', text: f.fn }),
         f.file ? h('div', { class: 'loc', text: shortLoc(f) }) : null,
+        chips(site.labels),
         stackList(site),
       ]));
       SITE_COLUMNS.forEach((c, i) => {
@@ -994,6 +1068,7 @@
     }
     append(table, body);
     append(box, table);
+    if (!sites.length) append(box, h('p', { class: 'note', text: 'No listed call site is labelled ' + view.pair.text + '.' }));
     if (sites.length > SITES_SHOWN) {
       append(box, h('p', null, h('button', {
         type: 'button', class: 'button',
@@ -1001,6 +1076,107 @@
         onclick: () => { sitesView.all = !sitesView.all; renderSites(); },
       })));
     }
+  }
+
+  // === memory by label, and the filter ===
+
+  const labelsView = { all: false };
+  const LABELS_SHOWN = 12;
+
+  function renderLabels() {
+    const usage = data.labels || [];
+    if (!usage.length) return;
+    $('labels').hidden = false;
+    $('labels-count').textContent = usage.length === 1 ? '1 label set' : usage.length + ' label sets';
+    $('labels-note').textContent = 'The memory of the allocations made under each label set (heaptide::label), most live bytes first' +
+      (R.exact ? '' : ', estimated from the samples') + '. Choose a label to see only its call sites.';
+    const total = R.totals.live_bytes || 0;
+    const table = h('table');
+    append(table, h('thead', null, h('tr', null, [
+      h('th', { text: 'label set' }), h('th', { class: 'num', text: 'live bytes' }), h('th', { class: 'num', text: 'share' }),
+      h('th', { class: 'num', text: 'allocated' }), h('th', { class: 'num', text: 'allocations' }),
+    ])));
+    const body = h('tbody');
+    const shown = labelsView.all ? usage : usage.slice(0, LABELS_SHOWN);
+    for (const u of shown) {
+      const keys = Object.keys(u.labels || {});
+      const single = keys.length === 1 ? pairById.get(pairId(keys[0], u.labels[keys[0]])) : null;
+      const share = total ? Math.min(1, u.live_bytes / total) : 0;
+      const bar = h('span', { class: 'share', title: 'share of live bytes' }, h('span'));
+      bar.firstChild.style.width = (100 * share).toFixed(1) + '%';
+      const cls = (single ? 'pick' : '') + (view.pair ? (hasPair(u.labels, view.pair) ? ' selected' : ' dim') : '');
+      append(body, h('tr', {
+        class: cls.trim() || null,
+        title: single ? (view.pair === single ? 'show every call site' : 'show only the call sites labelled ' + single.text) : null,
+        onclick: single ? () => setFilter(view.pair === single ? null : single) : null,
+      }, [
+        h('td', null, keys.length ? chips(u.labels) : h('span', { class: 'unlabelled', text: '(no label)' })),
+        h('td', { class: 'num' }, [fmtBytes(u.live_bytes), bar]),
+        h('td', { class: 'num', text: fmtPct(share) }),
+        h('td', { class: 'num', text: fmtBytes(u.alloc_bytes) }),
+        h('td', { class: 'num', text: fmtCount(u.alloc_count) }),
+      ]));
+    }
+    append(table, body);
+    const box = clear($('labels-table'));
+    append(box, table);
+    if (usage.length > LABELS_SHOWN) {
+      append(box, h('p', null, h('button', {
+        type: 'button', class: 'button',
+        text: labelsView.all ? 'show the first ' + LABELS_SHOWN : 'show all ' + usage.length,
+        onclick: () => { labelsView.all = !labelsView.all; renderLabels(); },
+      })));
+    }
+  }
+
+  function renderFilterNote() {
+    const p = view.pair;
+    $('filter').classList.toggle('on', !!p);
+    $('filter-clear').hidden = !p;
+    if (!p) {
+      $('filter-note').textContent = 'Every call site is shown. Choose a label to narrow the flame graph, the call sites and the leak candidates to the sites labelled with it.';
+      return;
+    }
+    let live = 0;
+    let alloc = 0;
+    for (const u of data.labels || []) {
+      if (hasPair(u.labels, p)) {
+        live += u.live_bytes;
+        alloc += u.alloc_bytes;
+      }
+    }
+    const total = R.totals.live_bytes || 0;
+    $('filter-note').textContent = 'Filtered to ' + p.text + ': ' + fmtBytes(live) + ' live' + (R.exact ? '' : ' (estimated)') +
+      ', ' + fmtPct(total ? Math.min(1, live / total) : 0) + ' of the live heap; ' + fmtBytes(alloc) + ' allocated; ' +
+      view.sites.length + ' of ' + data.sites.length + ' listed call sites.';
+  }
+
+  // Shows only the sites (and leaks) labelled `pair`; null shows them all.
+  function setFilter(pair) {
+    view.pair = pair;
+    view.sites = pair ? data.sites.filter((x) => hasPair(x.labels, pair)) : data.sites;
+    view.leaks = pair ? data.leaks.filter((l) => hasPair(l.labels, pair)) : data.leaks;
+    $('label-filter').value = pair ? String(labelPairs.indexOf(pair)) : '';
+    attempt('label filter', renderFilterNote);
+    attempt('labels', renderLabels);
+    attempt('leaks', renderLeaks);
+    attempt('memory chart', renderMemory);
+    attempt('flame graph', () => { buildTree(); renderFlame(); });
+    attempt('sites', renderSites);
+    document.body.setAttribute('data-label-filter', pair ? pair.text : '');
+    selftest();
+  }
+
+  function setupFilter() {
+    if (!labelPairs.length) return;
+    $('filter').hidden = false;
+    const select = $('label-filter');
+    append(select, h('option', { value: '', text: 'all' }));
+    labelPairs.forEach((p, i) => append(select, h('option', { value: String(i), text: p.text })));
+    select.addEventListener('change', () => setFilter(select.value === '' ? null : labelPairs[+select.value]));
+    $('filter-clear').addEventListener('click', () => setFilter(null));
+    renderFilterNote();
+    document.body.setAttribute('data-label-filter', '');
   }
 
   // === health, advice, facts ===
@@ -1095,7 +1271,9 @@
 
   attempt('header', renderHeader);
   attempt('summary', renderSummary);
+  attempt('label filter', setupFilter);
   attempt('leaks', renderLeaks);
+  attempt('labels', renderLabels);
   attempt('memory chart', renderMemory);
   attempt('flame graph', setupFlame);
   attempt('sizes', renderSizes);
