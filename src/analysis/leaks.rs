@@ -40,6 +40,10 @@ pub struct Leak {
     pub age_ns: Option<DurationPercentiles>,
     /// The site's live bytes at each snapshot: `[timestamp_ms, bytes]`.
     pub history: Vec<(u64, u64)>,
+    /// The site's labels, as in [`Site::labels`](crate::report::Site::labels); empty (and
+    /// absent from JSON) when unlabelled.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// One reported site to judge: the raw sites that make it up.
@@ -149,6 +153,7 @@ impl Judged {
             reason: self.verdict.reason.clone(),
             age_ns: None,
             history: self.history.clone(),
+            labels: Default::default(),
         }
     }
 }

@@ -80,7 +80,7 @@ pub(super) fn build(
 ) -> Built {
     let listed = listed_sites(merged);
     let judged = judge_sites(merged, &listed, cx.history);
-    let (leaks, leak_sites) = leaks_found(merged, &judged, symbols);
+    let (leaks, leak_sites) = leaks_found(merged, &judged, symbols, copy);
     let trend = memory_trends(cx);
     let health = health::assess(cx.memory.rss_bytes, trend.rss.as_ref(), &leaks, cx.settings);
     let (sites, site_raws) = site_entries(merged, &listed, &judged, symbols, copy, cx.now_ms);
@@ -329,13 +329,15 @@ fn leaks_found(
     merged: &[Merged],
     judged: &[Judged],
     symbols: &Symbols,
+    copy: &AggregateCopy,
 ) -> (Vec<Leak>, Vec<Vec<u32>>) {
     let mut leaks: Vec<(Leak, Vec<u32>)> = judged
         .iter()
         .filter(|j| j.is_leak())
         .map(|j| {
             let m = &merged[j.index];
-            let leak = j.leak(m.id, m.stack(symbols), m.fig.live_bytes.round() as u64);
+            let mut leak = j.leak(m.id, m.stack(symbols), m.fig.live_bytes.round() as u64);
+            leak.labels = copy.labels_of(m.label);
             (leak, m.raw.clone())
         })
         .collect();

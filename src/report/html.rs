@@ -23,7 +23,7 @@
 //! | `frames` | distinct frames: `[function, file index or null, line or null, plumbing (1: allocation machinery of the standard library)]` |
 //! | `sites` | every site: `stack` (frame indices, innermost first), `blamed` (position in `stack` of the frame [`Site::blamed_frame`] picks), `labels` (its label set as an object, `{}` when unlabelled), and the site's figures by their JSON names (not its size histogram, which the page does not show) |
 //! | `labels` | memory by label set, [`Report::labels`] as in [`Report::write_json`]: `labels`, `alloc_bytes`, `alloc_count`, `live_bytes`, `live_count` each; `[]` when no label was ever set |
-//! | `leaks`, `leaks_total` | the first [`MAX_LEAKS`] leaks (fastest growth first) with `stack` and `blamed` as above; `labels`, the label set of the listed site with the leak's `site_id` (`null` when that site is not listed); `history` as `[ms after snapshots.t0, bytes]`, kept whole (up to [`MAX_POINTS`]) for the first [`CHART_LEAKS`], thinned to [`SPARK_POINTS`] for the others; `leaks_total` counts them all |
+//! | `leaks`, `leaks_total` | the first [`MAX_LEAKS`] leaks (fastest growth first) with `stack` and `blamed` as above; `labels`, the leak's label set (for a report without leak labels, the label set of the listed site with the leak's `site_id`; `null` when that site is not listed); `history` as `[ms after snapshots.t0, bytes]`, kept whole (up to [`MAX_POINTS`]) for the first [`CHART_LEAKS`], thinned to [`SPARK_POINTS`] for the others; `leaks_total` counts them all |
 //! | `snapshots` | the snapshot history as columns: `t0` (ms since the Unix epoch: the first snapshot, else the first leak's first point), `t` (ms after `t0`), `rss`, `allocated`, `resident` (jemalloc), `live` (the profile's estimate); at most [`MAX_POINTS`] points (longer histories keep each stretch's RSS peak) |
 //!
 //! The page draws the flame graph as an icicle: the root (all sites) at the top, callers above
@@ -291,7 +291,12 @@ impl<'a> PageData<'a> {
             .take(MAX_LEAKS)
             .enumerate()
             .map(|(i, l)| {
-                let labels = labels_of.get(&l.site_id).copied();
+                // A report from a version without leak labels: the listed site's.
+                let labels = if l.labels.is_empty() {
+                    labels_of.get(&l.site_id).copied()
+                } else {
+                    Some(&l.labels)
+                };
                 PageLeak::of(l, labels, &mut table, i < CHART_LEAKS, t0)
             })
             .collect();

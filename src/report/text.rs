@@ -164,9 +164,12 @@ impl Report {
                 "severity", "growth/h", "live", "conf"
             )?;
             for leak in self.leaks.iter().take(rows) {
-                let blamed = leak
+                let mut blamed = leak
                     .blamed_frame()
                     .map_or_else(|| "<unknown>".to_string(), |fr| short_frame(fr).to_string());
+                if !leak.labels.is_empty() {
+                    blamed = format!("{blamed}  [{}]", label_list(&leak.labels));
+                }
                 writeln!(
                     f,
                     "  {:<8} {:>12} {:>12} {:>5.2}  {blamed}",
