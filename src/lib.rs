@@ -55,11 +55,21 @@
 //! - **At exit**, with `HEAPTIDE_DUMP_AT_EXIT=1` (normal exit: return from `main` or
 //!   `std::process::exit`).
 //! - **On demand**: [`dump()`] returns the paths.
+//! - **Automatically**, when the memory reaches a point worth a look (the drain thread
+//!   decides after each pass; the file names add the reason, `heaptide-<pid>-<seq>-peak.json`):
+//!   - `peak`: the recorded peak of the estimated live heap ([`report::Peak`]) reaches
+//!     `HEAPTIDE_DUMP_ON_PEAK`; then again only when it has grown 10% past the last peak
+//!     dumped, and at most one such dump per 60 s;
+//!   - `critical`: health becomes critical (with `HEAPTIDE_DUMP_ON_CRITICAL=1`; needs
+//!     `HEAPTIDE_CRITICAL` or `HEAPTIDE_LIMIT`), once per transition;
+//!   - `near-limit`: the control group's memory use reaches the fraction
+//!     `HEAPTIDE_DUMP_NEAR_LIMIT` of its limit (read at most once a second), once per
+//!     crossing, armed again when the use falls below the fraction minus 0.05.
 //!
 //! Files are written atomically (temporary file, `fsync`, rename), with mode 0600, and never
 //! through a symbolic link: a link at a file's name is replaced, and a dump directory that is
-//! itself a link is refused. If the directory cannot be written, a signal or exit dump prints
-//! one line (`heaptide: cannot write dump to <dir>: <error>`) and the program carries on.
+//! itself a link is refused. If the directory cannot be written, a signal, exit or automatic
+//! dump prints one line (`heaptide: cannot write dump to <dir>: <error>`) and the program carries on.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -67,6 +77,9 @@
 //! | `HEAPTIDE_FORMATS` | comma-separated: `json`, `pprof`, `text`, `folded`, `html` | `json,pprof,text` |
 //! | `HEAPTIDE_DIR` | directory of the dump files (a relative path is taken from the current directory at start-up) | `TMPDIR`, else `/tmp` |
 //! | `HEAPTIDE_DUMP_AT_EXIT` | `1`/`true`: dump at normal exit | `0` |
+//! | `HEAPTIDE_DUMP_ON_PEAK` | a size (`512MiB`): dump when the peak live heap reaches it, then at each 10% more, 60 s apart at least; or `off` | `off` |
+//! | `HEAPTIDE_DUMP_ON_CRITICAL` | `1`/`true`: dump each time health becomes critical | `0` |
+//! | `HEAPTIDE_DUMP_NEAR_LIMIT` | a fraction above 0, at most 1 (`0.9`): dump when the cgroup's memory use reaches it of the limit; or `off` | `off` |
 //! | `HEAPTIDE_SITE_BUDGET` | memory of the call-site table, at least `64KiB`; past it the coldest call stacks are merged into "other" sites ([`report::SiteTable`]) | `64MiB` or 1% of the live heap, whichever is larger |
 //!
 //! The leak detector's settings (read by the drain thread, not at start-up):
@@ -97,6 +110,15 @@
 //! leaks, memory over time, an icicle graph, size and lifetime charts). The types of its parts
 //! ([`report::Site`], [`report::Leak`], [`report::Health`], ...) are in the [`report`](mod@report)
 //! module; they are `#[non_exhaustive]`: read them, or deserialize them from the JSON.
+//!
+//! **Peak** ([`Report::peak`]): the sites live when the estimated live heap was highest. The
+//! drain sees the estimated live heap after every event; when it passes the recorded peak by
+//! more than a step, `max(peak / 64, sample interval)`, the sites with live bytes are copied
+//! (their stacks are shared, not copied). So the highest point the profile reached lies
+//! between [`report::Peak::live_bytes`] and that plus [`report::Peak::step_bytes`], and copies
+//! are geometric: a heap growing to 64 GiB is copied a few hundred times in all, and a heap
+//! that keeps returning to the same height copies nothing more. The section lists the top
+//! sites then, merged and named as [`Report::sites`] are, with their live bytes then and now.
 //!
 //! # Leak detector, trends and health
 //!

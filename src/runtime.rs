@@ -1,7 +1,7 @@
 //! The profiler's side effects, at the top of the module graph: what happens once the allocator
 //! has started the profiler (the fork handlers, the dump signal's handler and the exit dump,
 //! the HTTP server) and what the drain thread does after each pass (a dump a signal asked for,
-//! snapshots, alerts).
+//! snapshots, alerts, automatic dumps).
 //!
 //! The allocator and the drain sit below the modules that do these things, so they reach them
 //! through [`HOOKS`]: the `Heaptide` handle carries a reference to it (`Heaptide::new` in
@@ -55,10 +55,13 @@ fn started(on: bool) {
 // === after each drain pass ===
 
 /// Called by the drain thread after each pass, outside the drain lock: a dump takes a report,
-/// which takes the lock itself; so do snapshots and the leak detector's alerts.
+/// which takes the lock itself; so do snapshots and the leak detector's alerts. Then the
+/// automatic dumps that are due (`HEAPTIDE_DUMP_ON_PEAK`, `_ON_CRITICAL`, `_NEAR_LIMIT`).
 fn after_pass() {
     crate::dump::service_signal();
     tick();
+    // After `tick`, so a health transition its evaluation recorded is dumped in this pass.
+    crate::dump::service_auto();
 }
 
 /// Takes a snapshot when one is due; then, if anyone listens for alerts or a threshold is set,

@@ -195,6 +195,23 @@ fn json_has_the_documented_paths_and_true_values() {
     assert!(v.get("trend").is_some_and(|t| t.get("heap").is_some()));
     assert!(at(&v, "snapshots.points").is_array());
 
+    // The peak: at least the kept pages were live at it, and its sites say what is live now.
+    assert!(u(&v, "peak.live_bytes") >= kept_bytes);
+    assert!(u(&v, "peak.live_bytes") <= u(&v, "totals.alloc_bytes"));
+    let _ = u(&v, "peak.step_bytes");
+    let _ = u(&v, "peak.timestamp_ms");
+    assert!(at(&v, "peak.seconds_since_start").as_f64().unwrap() >= 0.0);
+    let peak_sites = at(&v, "peak.sites").as_array().unwrap();
+    assert!(!peak_sites.is_empty());
+    for s in peak_sites {
+        assert!(s["live_bytes_at_peak"].as_u64().unwrap() > 0, "{s}");
+        assert!(s["frames"].is_array() && s.get("blamed").is_some(), "{s}");
+        assert!(
+            s.get("live_bytes_now").is_some() && s.get("site_id").is_some(),
+            "{s}"
+        );
+    }
+
     // The JSON round-trips into the Report type.
     let back: heaptide::Report = serde_json::from_slice(&out).unwrap();
     assert_eq!(back, report);
@@ -215,6 +232,7 @@ fn text_report_shows_sites_buckets_and_memory() {
         "medium",
         "memory:    rss",
         "resident",
+        "At the peak: ",
     ] {
         assert!(text.contains(needle), "{needle} missing in:\n{text}");
     }

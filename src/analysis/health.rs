@@ -197,6 +197,8 @@ pub(crate) struct State {
     /// Sites alerted as serious leaks (site id, evaluations in a row without it).
     leaking: Vec<(u64, u32)>,
     callback: Option<Callback>,
+    /// Times the recorded status became critical.
+    critical_entries: u64,
 }
 
 static STATE: Mutex<State> = Mutex::new(State::new());
@@ -234,6 +236,12 @@ pub(crate) fn record(health: &Health, leaks: &[Leak], timestamp_ms: u64) -> Vec<
     state().record(health, leaks, timestamp_ms)
 }
 
+/// How many times the recorded health status has become critical since start (each
+/// transition into critical counts once; see [`record`]).
+pub(crate) fn critical_entries() -> u64 {
+    state().critical_entries
+}
+
 /// Hands pending alerts to the callback. Called by the drain thread only, outside every
 /// heaptide lock, outside the profiler scope (the callback is the program's code).
 pub(crate) fn deliver() {
@@ -263,6 +271,7 @@ impl State {
             last_status: HealthStatus::Ok,
             leaking: Vec::new(),
             callback: None,
+            critical_entries: 0,
         }
     }
 
@@ -299,6 +308,9 @@ impl State {
                 ),
             });
             self.last_status = health.status;
+            if health.status == HealthStatus::Critical {
+                self.critical_entries += 1;
+            }
         }
         let serious: Vec<u64> = leaks
             .iter()
@@ -359,4 +371,30 @@ pub(crate) struct Contents {
     pub(crate) pending: Vec<Alert>,
     pub(crate) last_status: HealthStatus,
     pub(crate) leaking: Vec<(u64, u32)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each transition into critical counts once, however long it lasts.
+    #[test]
+    fn critical_entries_count_transitions() {
+        let mut state = State::new();
+        let health = |status| Health {
+            status,
+            ..Health::default()
+        };
+        for (status, entries) in [
+            (HealthStatus::Ok, 0),
+            (HealthStatus::Critical, 1),
+            (HealthStatus::Critical, 1),
+            (HealthStatus::Warning, 1),
+            (HealthStatus::Critical, 2),
+            (HealthStatus::Ok, 2),
+        ] {
+            state.record(&health(status), &[], 0);
+            assert_eq!(state.critical_entries, entries, "{status:?}");
+        }
+    }
 }

@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap as HashMap;
 use hdrhistogram::Histogram;
 
 use super::ledger::{Ledger, LiveSample, Settled};
+use super::peak::{Peak, PeakSite};
 use super::scope::Scope;
 use crate::buffer::event::Record;
 use crate::sample::weight::weight;
@@ -348,6 +349,8 @@ pub(crate) struct Aggregate {
     scopes: HashMap<u64, Scope>,
     /// Figures by label set (bounded by `label::table::MAX_SETS`), unlabelled samples too.
     labels: HashMap<u32, LabelStats>,
+    /// The sites live at the highest estimated live heap so far.
+    peak: Peak,
 }
 
 /// The figures of the samples that carried one label set.
@@ -387,12 +390,45 @@ impl Aggregate {
             rate_points: VecDeque::new(),
             scopes: HashMap::default(),
             labels: HashMap::default(),
+            peak: Peak::default(),
         }
     }
 
     /// Figures by label set (label set id, figures), in no order.
     pub(crate) fn labels(&self) -> impl Iterator<Item = (u32, &LabelStats)> {
         self.labels.iter().map(|(&id, l)| (id, l))
+    }
+
+    /// The peak record ([`super::peak`]).
+    pub(crate) fn peak(&self) -> &Peak {
+        &self.peak
+    }
+
+    /// The sampling mean the weights use (1: exact).
+    pub(crate) fn mean(&self) -> u64 {
+        self.mean
+    }
+
+    /// After an allocation event: records a new peak of the estimated live heap, with the
+    /// sites live then, if the heap passed the record by a step ([`super::peak`]).
+    fn check_peak(&mut self, time_ns: u64) {
+        let live: f64 = self.buckets.iter().map(|b| b.live_bytes).sum();
+        if !self.peak.is_new(live, self.mean) {
+            return;
+        }
+        let sites = self
+            .sites
+            .iter()
+            .filter(|(_, s)| s.fig.live_bytes > 0.0)
+            .map(|(&id, s)| PeakSite {
+                id,
+                frames: s.frames.clone(),
+                label: s.label,
+                live_bytes: s.fig.live_bytes,
+                live_count: s.fig.live_count,
+                other: s.merged > 0,
+            });
+        self.peak.record(live, time_ns, sites);
     }
 
     /// The call sites, by id (in no order).
@@ -541,6 +577,7 @@ impl Aggregate {
                 if let Settled::Died(sample, freed_ns) = self.ledger.alloc(id, sample) {
                     self.retire(sample, freed_ns);
                 }
+                self.check_peak(time_ns);
             }
             Record::Free { id, time_ns } => {
                 if let Settled::Died(sample, freed_ns) = self.ledger.free(id, time_ns) {

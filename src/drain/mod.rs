@@ -9,6 +9,7 @@
 pub(crate) mod aggregate;
 pub(crate) mod ledger;
 pub(crate) mod order;
+pub(crate) mod peak;
 pub(crate) mod room;
 pub(crate) mod scope;
 
@@ -101,6 +102,15 @@ pub(crate) fn backpressure(mark: usize) {
 }
 
 static STATE: Mutex<Option<Aggregate>> = Mutex::new(None);
+
+/// The recorded peak of the estimated live heap ([`peak`]) as of the last full pass, bytes.
+static PEAK_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// The recorded peak of the estimated live heap as of the last full pass (a report's, a
+/// flush's or the drain thread's), bytes; 0 before any. Reads an atomic: no lock.
+pub(crate) fn peak_bytes() -> u64 {
+    PEAK_BYTES.load(Ordering::Relaxed)
+}
 
 const NOT_STARTED: u8 = 0;
 const STARTING: u8 = 1;
@@ -283,6 +293,7 @@ fn flushed_under<R>(
     let agg = state.get_or_insert_with(new_aggregate);
     let (deferred, applied) = pass(agg);
     agg.tick(crate::state::now_ns());
+    PEAK_BYTES.store(agg.peak().bytes as u64, Ordering::Relaxed);
     let result = f(agg);
     drop(state);
     release_deferred(deferred);

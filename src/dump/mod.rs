@@ -1,10 +1,13 @@
-//! Dumps: the report written to files, on a signal, at exit, or on demand ([`crate::dump()`]).
+//! Dumps: the report written to files, on a signal, at exit, on demand ([`crate::dump()`]), or
+//! automatically on a new peak, on critical health or near the cgroup's memory limit
+//! ([`auto`]).
 //!
 //! A dump takes one report ([`crate::report()`], which flushes every ring first) and writes each
 //! configured format (`HEAPTIDE_FORMATS`, default `json,pprof,text`) as
 //! `heaptide-<pid>-<seq>.<ext>` into the dump directory (`HEAPTIDE_DIR`, default the system
 //! temp dir), with `ext` one of `json`, `pb.gz`, `txt`, `folded`, `html` (a self-contained
-//! page, [`Report::write_html`](crate::Report::write_html)).
+//! page, [`Report::write_html`](crate::Report::write_html)); an automatic dump adds its reason,
+//! `heaptide-<pid>-<seq>-<reason>.<ext>` (`peak`, `critical`, `near-limit`).
 //!
 //! - **Sequence numbers** come from one process-wide counter starting at 1; each dump attempt
 //!   takes the next one (all its formats share it), so a failed attempt leaves a gap. A forked
@@ -17,8 +20,9 @@
 //! - **Where it runs**: the work happens on the calling thread, inside a profiler scope (its
 //!   allocations are profiler overhead, not the user's): the drain thread for signals, the
 //!   exiting thread for `HEAPTIDE_DUMP_AT_EXIT`, the caller for [`crate::dump()`].
-//! - **Messages**: signal and exit dumps print `heaptide: wrote <path>` on stderr for each file,
-//!   or one line `heaptide: cannot write dump to <dir>: <error>`, and the program carries on.
+//! - **Messages**: signal, exit and automatic dumps print `heaptide: wrote <path>` on stderr for
+//!   each file, or one line `heaptide: cannot write dump to <dir>: <error>`, and the program
+//!   carries on.
 //!   [`crate::dump()`] prints nothing; it returns the paths or the error.
 //!
 //! Installation ([`install`]) happens once, at the end of the allocator's start-up and only if
@@ -37,6 +41,7 @@
 //! time of a report (milliseconds once symbols are cached; the first report of a process loads
 //! the binary's debug info) plus the writing.
 
+mod auto;
 mod file;
 mod settings;
 mod signal;
@@ -66,6 +71,10 @@ pub(crate) fn install() {
         if signal::install(signal) {
             crate::drain::ensure_started();
         }
+    }
+    if settings.auto() {
+        // The drain thread decides the automatic dumps.
+        crate::drain::ensure_started();
     }
     if settings.at_exit {
         // SAFETY: `at_exit` is an `extern "C" fn()` that lives as long as the process and never
@@ -100,20 +109,28 @@ pub(crate) fn service_signal() {
     }
     if signal::take_request() {
         LAST_SIGNAL_DUMP_NS.store(now, Ordering::Relaxed);
-        dump_and_log();
+        dump_and_log(None);
     }
+}
+
+/// Called by the drain thread after each pass: writes the automatic dumps that are due
+/// ([`auto`]).
+pub(crate) fn service_auto() {
+    let _scope = ProfilerScope::enter();
+    auto::service(settings::get());
 }
 
 /// The `HEAPTIDE_DUMP_AT_EXIT` handler.
 extern "C" fn at_exit() {
-    dump_and_log();
+    dump_and_log(None);
 }
 
-/// A signal or exit dump: writes it and reports on stderr. Never panics.
-fn dump_and_log() {
+/// A signal, exit or automatic dump (`reason`, for the file names): writes it and reports on
+/// stderr. Never panics.
+fn dump_and_log(reason: Option<auto::Reason>) {
     let _scope = ProfilerScope::enter();
     let settings = settings::get();
-    match catch_unwind(AssertUnwindSafe(|| write(settings))) {
+    match catch_unwind(AssertUnwindSafe(|| write(settings, reason))) {
         Ok(Ok(paths)) => {
             for path in &paths {
                 stderr_line(format_args!("heaptide: wrote {}", path.display()));
@@ -134,7 +151,7 @@ pub(crate) fn dump() -> io::Result<Vec<PathBuf>> {
     let result = {
         let _scope = ProfilerScope::enter();
         let settings = settings::get();
-        catch_unwind(AssertUnwindSafe(|| write(settings)))
+        catch_unwind(AssertUnwindSafe(|| write(settings, None)))
             .unwrap_or_else(|_| Err(internal_error()))
             .map_err(|e| (failure(settings, &e), e))
     };
@@ -155,8 +172,9 @@ fn internal_error() -> io::Error {
     io::Error::other("internal error (a panic in heaptide; please report it)")
 }
 
-/// Writes one dump with `settings`; returns the paths written.
-fn write(settings: &Settings) -> io::Result<Vec<PathBuf>> {
+/// Writes one dump with `settings` (an automatic one names its `reason`); returns the paths
+/// written.
+fn write(settings: &Settings, reason: Option<auto::Reason>) -> io::Result<Vec<PathBuf>> {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
     // Open the directory first: if it is unusable, no report is built for nothing.
@@ -171,7 +189,7 @@ fn write(settings: &Settings) -> io::Result<Vec<PathBuf>> {
                 format!("the {} writer failed: {e}", format.name()),
             )
         })?;
-        files.push((file_name(pid, seq, format), bytes));
+        files.push((file_name(pid, seq, reason, format), bytes));
     }
     drop(report);
     for (i, (name, bytes)) in files.iter().enumerate() {
@@ -189,9 +207,13 @@ fn write(settings: &Settings) -> io::Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// `heaptide-<pid>-<seq>.<ext>`.
-fn file_name(pid: u32, seq: u64, format: Format) -> String {
-    format!("heaptide-{pid}-{seq}.{}", format.extension())
+/// `heaptide-<pid>-<seq>.<ext>`, or `heaptide-<pid>-<seq>-<reason>.<ext>` for an automatic
+/// dump.
+fn file_name(pid: u32, seq: u64, reason: Option<auto::Reason>, format: Format) -> String {
+    match reason {
+        None => format!("heaptide-{pid}-{seq}.{}", format.extension()),
+        Some(r) => format!("heaptide-{pid}-{seq}-{}.{}", r.tag(), format.extension()),
+    }
 }
 
 fn render(report: &crate::Report, format: Format, out: &mut Vec<u8>) -> io::Result<()> {
@@ -210,10 +232,17 @@ mod tests {
 
     #[test]
     fn file_names() {
-        assert_eq!(file_name(42, 1, Format::Json), "heaptide-42-1.json");
-        assert_eq!(file_name(42, 7, Format::Pprof), "heaptide-42-7.pb.gz");
-        assert_eq!(file_name(1, 2, Format::Text), "heaptide-1-2.txt");
-        assert_eq!(file_name(1, 2, Format::Folded), "heaptide-1-2.folded");
-        assert_eq!(file_name(1, 2, Format::Html), "heaptide-1-2.html");
+        assert_eq!(file_name(42, 1, None, Format::Json), "heaptide-42-1.json");
+        assert_eq!(file_name(42, 7, None, Format::Pprof), "heaptide-42-7.pb.gz");
+        assert_eq!(file_name(1, 2, None, Format::Text), "heaptide-1-2.txt");
+        assert_eq!(file_name(1, 2, None, Format::Folded), "heaptide-1-2.folded");
+        assert_eq!(file_name(1, 2, None, Format::Html), "heaptide-1-2.html");
+        let auto = |r| file_name(42, 3, Some(r), Format::Json);
+        assert_eq!(auto(auto::Reason::Peak), "heaptide-42-3-peak.json");
+        assert_eq!(auto(auto::Reason::Critical), "heaptide-42-3-critical.json");
+        assert_eq!(
+            auto(auto::Reason::NearLimit),
+            "heaptide-42-3-near-limit.json"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Dump settings: `HEAPTIDE_SIGNAL`, `HEAPTIDE_FORMATS`, `HEAPTIDE_DIR`,
-//! `HEAPTIDE_DUMP_AT_EXIT`.
+//! `HEAPTIDE_DUMP_AT_EXIT`, and the automatic dumps' `HEAPTIDE_DUMP_ON_PEAK`,
+//! `HEAPTIDE_DUMP_ON_CRITICAL`, `HEAPTIDE_DUMP_NEAR_LIMIT` ([`super::auto`]).
 //!
 //! Read once, the first time they are needed: at start-up when profiling is on (from
 //! [`install`](super::install), after the allocator is initialised, so allocating here is fine),
@@ -13,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::config::{ParseError, complain, getenv};
+use crate::config::{ParseError, complain, getenv, parse_size};
 
 /// The signal that asks for a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +132,7 @@ impl fmt::Display for Formats {
 }
 
 /// The dump settings in force.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Settings {
     /// `HEAPTIDE_SIGNAL`; `None` for `none` (no handler is installed).
     pub(crate) signal: Option<Signal>,
@@ -142,6 +143,21 @@ pub(crate) struct Settings {
     pub(crate) dir: PathBuf,
     /// `HEAPTIDE_DUMP_AT_EXIT`.
     pub(crate) at_exit: bool,
+    /// `HEAPTIDE_DUMP_ON_PEAK`: dump when the recorded peak of the estimated live heap reaches
+    /// this many bytes (`None`: never).
+    pub(crate) on_peak: Option<u64>,
+    /// `HEAPTIDE_DUMP_ON_CRITICAL`: dump when health turns critical.
+    pub(crate) on_critical: bool,
+    /// `HEAPTIDE_DUMP_NEAR_LIMIT`: dump when the cgroup's memory use reaches this fraction of
+    /// its limit (`None`: never).
+    pub(crate) near_limit: Option<f64>,
+}
+
+impl Settings {
+    /// Whether any automatic dump is configured.
+    pub(crate) fn auto(&self) -> bool {
+        self.on_peak.is_some() || self.on_critical || self.near_limit.is_some()
+    }
 }
 
 /// Accepted forms of `HEAPTIDE_SIGNAL`, for error messages.
@@ -153,6 +169,11 @@ pub(crate) const FORMATS_FORMS: &str =
 pub(crate) const BOOL_FORMS: &str = "1, 0, true or false";
 /// Accepted forms of `HEAPTIDE_DIR`.
 pub(crate) const DIR_FORMS: &str = "a directory path (not empty)";
+/// Accepted forms of `HEAPTIDE_DUMP_ON_PEAK`.
+pub(crate) const PEAK_FORMS: &str = "a byte size such as 512MiB or 2GiB (not 0), or off";
+/// Accepted forms of `HEAPTIDE_DUMP_NEAR_LIMIT`.
+pub(crate) const FRACTION_FORMS: &str =
+    "a fraction of the cgroup's memory limit above 0 and at most 1, such as 0.9, or off";
 
 /// The settings, read from the environment on the first call.
 pub(crate) fn get() -> &'static Settings {
@@ -169,6 +190,9 @@ impl Settings {
             formats: Formats::DEFAULT,
             dir: default_dir(),
             at_exit: false,
+            on_peak: None,
+            on_critical: false,
+            near_limit: None,
         };
         if let Some(v) = getenv(c"HEAPTIDE_SIGNAL") {
             match parse_signal(v) {
@@ -193,6 +217,24 @@ impl Settings {
             match parse_bool(v) {
                 Ok(b) => s.at_exit = b,
                 Err(ParseError) => complain("HEAPTIDE_DUMP_AT_EXIT", v, BOOL_FORMS, &"0"),
+            }
+        }
+        if let Some(v) = getenv(c"HEAPTIDE_DUMP_ON_PEAK") {
+            match parse_peak(v) {
+                Ok(bytes) => s.on_peak = bytes,
+                Err(ParseError) => complain("HEAPTIDE_DUMP_ON_PEAK", v, PEAK_FORMS, &"off"),
+            }
+        }
+        if let Some(v) = getenv(c"HEAPTIDE_DUMP_ON_CRITICAL") {
+            match parse_bool(v) {
+                Ok(b) => s.on_critical = b,
+                Err(ParseError) => complain("HEAPTIDE_DUMP_ON_CRITICAL", v, BOOL_FORMS, &"0"),
+            }
+        }
+        if let Some(v) = getenv(c"HEAPTIDE_DUMP_NEAR_LIMIT") {
+            match parse_fraction(v) {
+                Ok(f) => s.near_limit = f,
+                Err(ParseError) => complain("HEAPTIDE_DUMP_NEAR_LIMIT", v, FRACTION_FORMS, &"off"),
             }
         }
         s
@@ -264,6 +306,39 @@ pub(crate) fn parse_formats(value: &str) -> Result<Formats, ParseError> {
         set |= format.bit();
     }
     Ok(Formats(set))
+}
+
+/// Whether a value is `off` (any case, spaces around allowed).
+fn is_off(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("off")
+}
+
+/// Parses `HEAPTIDE_DUMP_ON_PEAK`: a byte size above 0 (as [`parse_size`]), or `off`
+/// (`Ok(None)`).
+pub(crate) fn parse_peak(value: &str) -> Result<Option<u64>, ParseError> {
+    if is_off(value) {
+        return Ok(None);
+    }
+    match parse_size(value)? {
+        0 => Err(ParseError),
+        bytes => Ok(Some(bytes)),
+    }
+}
+
+/// Parses `HEAPTIDE_DUMP_NEAR_LIMIT`: a decimal fraction above 0 and at most 1 (`0.9`, `.95`,
+/// `1`), or `off` (`Ok(None)`).
+pub(crate) fn parse_fraction(value: &str) -> Result<Option<f64>, ParseError> {
+    let v = value.trim();
+    if is_off(v) {
+        return Ok(None);
+    }
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(ParseError);
+    }
+    match v.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(Some(f)),
+        _ => Err(ParseError),
+    }
 }
 
 /// Parses a switch: `1`/`true` or `0`/`false` (any case).
@@ -338,6 +413,29 @@ mod tests {
         }
         for bad in ["", "yes", "2", "on", "01"] {
             assert_eq!(parse_bool(bad), Err(ParseError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn peak_thresholds() {
+        assert_eq!(parse_peak("512MiB"), Ok(Some(512 << 20)));
+        assert_eq!(parse_peak(" 1 "), Ok(Some(1)));
+        assert_eq!(parse_peak("OFF"), Ok(None));
+        for bad in ["", "0", "0MiB", "-1", "lots", "1e9"] {
+            assert_eq!(parse_peak(bad), Err(ParseError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fractions() {
+        assert_eq!(parse_fraction("0.9"), Ok(Some(0.9)));
+        assert_eq!(parse_fraction(" .95 "), Ok(Some(0.95)));
+        assert_eq!(parse_fraction("1"), Ok(Some(1.0)));
+        assert_eq!(parse_fraction("off"), Ok(None));
+        for bad in [
+            "", "0", "0.0", "1.01", "90%", "-0.5", "nan", "inf", "0.9.1", ".",
+        ] {
+            assert_eq!(parse_fraction(bad), Err(ParseError), "{bad:?}");
         }
     }
 

@@ -48,6 +48,50 @@ pub(super) struct AggregateCopy {
     pub(super) labels: Vec<(u32, LabelStats)>,
     /// The pairs of each label set, by id (empty when no label was ever set).
     pub(super) label_sets: Vec<Vec<Pair>>,
+    /// The peak record (in a copy with rows, once a peak was recorded).
+    pub(super) peak: Option<PeakCopy>,
+}
+
+/// The peak record's figures ([`crate::drain::peak`]).
+#[derive(Debug)]
+pub(super) struct PeakCopy {
+    /// Estimated live heap at the peak.
+    pub(super) bytes: f64,
+    /// When it was recorded, monotonic ns.
+    pub(super) time_ns: u64,
+    /// The record's step there (its resolution).
+    pub(super) step: f64,
+    /// The sites live then, as rows with their live figures only.
+    pub(super) rows: Vec<SiteRow>,
+}
+
+impl PeakCopy {
+    fn of(agg: &Aggregate) -> Option<Self> {
+        let peak = agg.peak();
+        if !peak.is_recorded() {
+            return None;
+        }
+        Some(PeakCopy {
+            bytes: peak.bytes,
+            time_ns: peak.time_ns,
+            step: peak.step(agg.mean()),
+            rows: peak
+                .sites
+                .iter()
+                .map(|s| SiteRow {
+                    id: s.id,
+                    frames: s.frames.clone(),
+                    label: s.label,
+                    fig: Figures {
+                        live_bytes: s.live_bytes,
+                        live_count: s.live_count,
+                        ..Figures::default()
+                    },
+                    merged: u64::from(s.other),
+                })
+                .collect(),
+        })
+    }
 }
 
 impl AggregateCopy {
@@ -105,6 +149,7 @@ impl AggregateCopy {
             oldest_rate_point: agg.rate_points.front().copied(),
             now_ns: crate::state::now_ns(),
             table: agg.table(),
+            peak: if with_rows { PeakCopy::of(agg) } else { None },
         }
     }
 }

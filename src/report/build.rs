@@ -16,8 +16,8 @@ use super::aggregate_copy::AggregateCopy;
 use super::sites::Merged;
 use super::{
     Alert, AllocRate, AllocRates, DurationPercentiles, Frame, LabelUsage, Leak, MemoryStats,
-    MemoryTrends, OTHER_FRAME, ProfilerStats, REPORT_VERSION, Report, Site, SiteTable, SizeBin,
-    SizeBucket, SnapshotHistory, SnapshotPoint, TOP_SITES, Totals,
+    MemoryTrends, OTHER_FRAME, PEAK_SITES, Peak, PeakSite, ProfilerStats, REPORT_VERSION, Report,
+    Site, SiteTable, SizeBin, SizeBucket, SnapshotHistory, SnapshotPoint, TOP_SITES, Totals,
 };
 use crate::analysis::health;
 use crate::analysis::history::History;
@@ -69,11 +69,13 @@ pub(super) struct Built {
 }
 
 /// Builds a full report from the aggregate's figures (`copy`), its raw sites merged by user
-/// stack (`merged`, whose frames `symbols` holds) and the alert log so far, without the sites'
+/// stack (`merged`, whose frames `symbols` holds), the raw sites of its peak record merged
+/// the same way (`peak`, if it has one) and the alert log so far, without the sites'
 /// histograms and lifetimes, the leaks' ages and the recommendations ([`add_details`]).
 pub(super) fn build(
     copy: &AggregateCopy,
     merged: &[Merged],
+    peak: Option<&[Merged]>,
     symbols: &Symbols,
     alerts: &[Alert],
     cx: &Context<'_>,
@@ -103,6 +105,7 @@ pub(super) fn build(
         recommendations: Vec::new(),
         trend,
         snapshots: snapshot_history(cx),
+        peak: peak.and_then(|at_peak| peak_entry(copy, at_peak, merged, symbols, cx.now_ms)),
         sites,
         sites_seen: merged.len() as u64,
         site_table: site_table(copy),
@@ -414,14 +417,7 @@ fn site_entry(
     symbols: &Symbols,
     wall_ms: impl Fn(u64) -> u64,
 ) -> Site {
-    let mut frames = m.stack(symbols);
-    if m.merged > 0 {
-        frames.push(Frame {
-            function: OTHER_FRAME.to_string(),
-            file: None,
-            line: None,
-        });
-    }
+    let frames = site_frames(m, symbols);
     let seen_ms = |mono_ns: u64| {
         if m.fig.samples > 0 {
             wall_ms(mono_ns)
@@ -447,6 +443,63 @@ fn site_entry(
         // Set by the caller, from the copy's label table.
         labels: Default::default(),
     }
+}
+
+/// A merged site's frames as a report lists them: an "other" site's stack ends in
+/// [`OTHER_FRAME`].
+fn site_frames(m: &Merged, symbols: &Symbols) -> Vec<Frame> {
+    let mut frames = m.stack(symbols);
+    if m.merged > 0 {
+        frames.push(Frame {
+            function: OTHER_FRAME.to_string(),
+            file: None,
+            line: None,
+        });
+    }
+    frames
+}
+
+/// The peak section: the peak record's figures (`copy.peak`), and its sites merged by label
+/// set and user stack (`at_peak`), the [`PEAK_SITES`] with the most live bytes then, each with
+/// the live bytes now of the site of the same label set and stack among `now`.
+fn peak_entry(
+    copy: &AggregateCopy,
+    at_peak: &[Merged],
+    now: &[Merged],
+    symbols: &Symbols,
+    now_ms: u64,
+) -> Option<Peak> {
+    let record = copy.peak.as_ref()?;
+    let current: HashMap<(u32, &[u32], bool), &Merged> = now
+        .iter()
+        .map(|m| ((m.label, m.frames.as_slice(), m.merged > 0), m))
+        .collect();
+    let mut ranked: Vec<&Merged> = at_peak.iter().collect();
+    ranked.sort_by(|a, b| b.fig.live_bytes.total_cmp(&a.fig.live_bytes));
+    ranked.truncate(PEAK_SITES);
+    let sites = ranked
+        .into_iter()
+        .map(|m| {
+            let frames = site_frames(m, symbols);
+            let same = current.get(&(m.label, m.frames.as_slice(), m.merged > 0));
+            PeakSite {
+                site_id: same.map(|s| s.id),
+                blamed: from_blamed(&frames).first().cloned(),
+                frames,
+                live_bytes_at_peak: m.fig.live_bytes.round() as u64,
+                live_count_at_peak: m.fig.live_count.round() as u64,
+                live_bytes_now: same.map(|s| s.fig.live_bytes.round() as u64),
+                labels: copy.labels_of(m.label),
+            }
+        })
+        .collect();
+    Some(Peak {
+        seconds_since_start: record.time_ns.saturating_sub(copy.started_ns) as f64 / 1e9,
+        timestamp_ms: now_ms.saturating_sub(copy.now_ns.saturating_sub(record.time_ns) / 1_000_000),
+        live_bytes: record.bytes.round() as u64,
+        step_bytes: record.step.round() as u64,
+        sites,
+    })
 }
 
 /// The five size buckets' figures.
@@ -649,6 +702,57 @@ mod tests {
         assert!(args[0].contains("heaptide"), "{args:?}");
     }
 
+    /// The peak section pairs each site live at the peak with the site of the same stack now;
+    /// a stack not in the table now (here, an "other" site) has no figure now.
+    #[test]
+    fn peak_section_pairs_sites_with_now() {
+        use crate::report::aggregate_copy::PeakCopy;
+        let row = |id: u32, live: f64, merged: u64| SiteRow {
+            id,
+            frames: Arc::from(&[][..]),
+            label: 0,
+            fig: Figures {
+                live_bytes: live,
+                live_count: live / 1024.0,
+                ..Figures::default()
+            },
+            merged,
+        };
+        let mut copy = AggregateCopy::of(&Aggregate::new(1, None), true);
+        copy.rows.push(row(7, (30 << 20) as f64, 0));
+        copy.started_ns = 1_000_000_000;
+        copy.now_ns = 11_000_000_000;
+        copy.peak = Some(PeakCopy {
+            bytes: (60 << 20) as f64,
+            time_ns: 3_500_000_000,
+            step: (60 << 20) as f64 / 64.0,
+            rows: vec![row(9, (10 << 20) as f64, 1), row(7, (50 << 20) as f64, 0)],
+        });
+        let symbols = Symbols::default();
+        let now = sites::merge_sites(&copy.rows, &symbols, 32);
+        let at_peak = sites::merge_sites(&copy.peak.as_ref().unwrap().rows, &symbols, 32);
+        let peak = peak_entry(&copy, &at_peak, &now, &symbols, 1_700_000_010_000).unwrap();
+        assert_eq!(peak.seconds_since_start, 2.5);
+        assert_eq!(peak.timestamp_ms, 1_700_000_002_500);
+        assert_eq!(peak.live_bytes, 60 << 20);
+        assert_eq!(peak.step_bytes, 960 << 10);
+        assert_eq!(peak.sites.len(), 2);
+        let first = &peak.sites[0];
+        assert_eq!(
+            (
+                first.site_id,
+                first.live_bytes_at_peak,
+                first.live_count_at_peak
+            ),
+            (Some(7), 50 << 20, 51_200)
+        );
+        assert_eq!(first.live_bytes_now, Some(30 << 20));
+        let other = &peak.sites[1];
+        assert_eq!((other.site_id, other.live_bytes_now), (None, None));
+        assert_eq!(other.frames.last().unwrap().function, OTHER_FRAME);
+        assert_eq!(other.blamed.as_ref().unwrap().function, OTHER_FRAME);
+    }
+
     /// Snapshots 10 s apart over 5 minutes in which raw site 7 grows by 1 MiB each (360 MiB/h:
     /// a leak of high severity, on 10,000 live samples).
     fn growing_history() -> History {
@@ -694,7 +798,7 @@ mod tests {
             merged: 0,
         });
         let symbols = Symbols::default();
-        let merged = sites::merge_sites(&copy, &symbols, 32);
+        let merged = sites::merge_sites(&copy.rows, &symbols, 32);
         let history = growing_history();
         let settings = Settings {
             interval: Duration::from_secs(10),
@@ -717,8 +821,8 @@ mod tests {
         let alerts = Vec::new();
         let state_before = health::lock().contents();
 
-        let first = build(&copy, &merged, &symbols, &alerts, &cx);
-        let second = build(&copy, &merged, &symbols, &alerts, &cx);
+        let first = build(&copy, &merged, None, &symbols, &alerts, &cx);
+        let second = build(&copy, &merged, None, &symbols, &alerts, &cx);
 
         let report = &first.report;
         assert_eq!(report.health.status, HealthStatus::Warning, "{report:#?}");

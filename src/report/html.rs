@@ -18,7 +18,7 @@
 //! | key | holds |
 //! |---|---|
 //! | `format` | [`FORMAT`], the shape of this block |
-//! | `report` | the report's scalar sections as in [`Report::write_json`]: `version`, `pid`, `command_line`, `timestamp`, `sample_interval`, `exact`, `memory`, `totals`, `size_buckets`, `rate`, `lifetime_ns`, `health`, `alerts`, `recommendations`, `trend`, `sites_seen`, `profiler`, and `snapshot_interval_ms`, `snapshot_max` |
+//! | `report` | the report's scalar sections as in [`Report::write_json`]: `version`, `pid`, `command_line`, `timestamp`, `sample_interval`, `exact`, `memory`, `totals`, `size_buckets`, `rate`, `lifetime_ns`, `health`, `alerts`, `recommendations`, `trend`, `sites_seen`, `profiler`, and `snapshot_interval_ms`, `snapshot_max`; `peak` as `{seconds_since_start, live_bytes, step_bytes, top}` (`top`: the function blamed at the site with the most live bytes at the peak) or `null` |
 //! | `files` | distinct source files |
 //! | `frames` | distinct frames: `[function, file index or null, line or null, plumbing (1: allocation machinery of the standard library)]` |
 //! | `sites` | every site: `stack` (frame indices, innermost first), `blamed` (position in `stack` of the frame [`Site::blamed_frame`] picks), `labels` (its label set as an object, `{}` when unlabelled), and the site's figures by their JSON names (not its size histogram, which the page does not show) |
@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use super::{
     Alert, AllocRates, DurationPercentiles, Frame, Health, LabelUsage, Labels, Leak, MemoryStats,
-    MemoryTrends, Pattern, ProfilerStats, Recommendation, Report, Severity, Site, SizeBucket,
+    MemoryTrends, Pattern, Peak, ProfilerStats, Recommendation, Report, Severity, Site, SizeBucket,
     Totals,
 };
 use crate::symbolize::is_plumbing_frame;
@@ -67,18 +67,18 @@ const SLOTS: [&str; 3] = ["/*{{css}}*/", "{{data}}", "/*{{js}}*/"];
 impl Report {
     /// Writes the report as one self-contained HTML page that any browser opens offline.
     ///
-    /// The page shows, from the top: a summary; the leak candidates, when there are any
-    /// (severity, pattern, growth per hour, confidence, the evidence, the stack and a sparkline
-    /// of the site's live bytes); memory over time from the snapshots (RSS, jemalloc resident
-    /// and allocated, the profile's live bytes and the top leaks' live bytes, with the
-    /// `HEAPTIDE_WARN` / `HEAPTIDE_CRITICAL` / `HEAPTIDE_LIMIT` lines when set); an icicle
-    /// graph of the call stacks (root at the top, the allocating function at the bottom;
-    /// live bytes, live blocks, allocated bytes or allocations; hover for frame, file:line,
-    /// value and shares, click to zoom); allocation sizes and lifetime percentiles; the top
-    /// sites; health, recommendations and alerts; the run's facts (pid, command line,
-    /// sampling, samples and drops, profiler overhead). When the report has labels, a table of
-    /// memory by label set and a `key=value` filter that narrows the flame graph, the sites
-    /// and the leaks to the sites labelled with that pair.
+    /// The page shows, from the top: a summary (with the peak live heap and who held most of
+    /// it); the leak candidates, when there are any (severity, pattern, growth per hour,
+    /// confidence, the evidence, the stack and a sparkline of the site's live bytes); memory
+    /// over time from the snapshots (RSS, jemalloc resident and allocated, the profile's live
+    /// bytes and the top leaks' live bytes, with the `HEAPTIDE_WARN` / `HEAPTIDE_CRITICAL` /
+    /// `HEAPTIDE_LIMIT` lines when set); an icicle graph of the call stacks (root at the top,
+    /// the allocating function at the bottom; live bytes, live blocks, allocated bytes or
+    /// allocations; hover for frame, file:line, value and shares, click to zoom); allocation
+    /// sizes and lifetime percentiles; the top sites; health, recommendations and alerts; the
+    /// run's facts (pid, command line, sampling, samples and drops, profiler overhead). When
+    /// the report has labels, a table of memory by label set and a `key=value` filter that
+    /// narrows the flame graph, the sites and the leaks to the sites labelled with that pair.
     ///
     /// Everything is inline (style, script, data); a `Content-Security-Policy` of
     /// `default-src 'none'` makes the browser refuse any request. The figures sit in a
@@ -159,6 +159,31 @@ struct Head<'a> {
     profiler: &'a ProfilerStats,
     snapshot_interval_ms: u64,
     snapshot_max: u64,
+    peak: Option<PagePeak<'a>>,
+}
+
+/// The peak, for the summary's card.
+#[derive(Serialize)]
+struct PagePeak<'a> {
+    seconds_since_start: f64,
+    live_bytes: u64,
+    step_bytes: u64,
+    top: Option<&'a str>,
+}
+
+impl<'a> PagePeak<'a> {
+    fn of(p: &'a Peak) -> Self {
+        PagePeak {
+            seconds_since_start: p.seconds_since_start,
+            live_bytes: p.live_bytes,
+            step_bytes: p.step_bytes,
+            top: p
+                .sites
+                .first()
+                .and_then(|s| s.blamed.as_ref())
+                .map(|f| f.function.as_str()),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -334,6 +359,7 @@ impl<'a> PageData<'a> {
                 profiler: &r.profiler,
                 snapshot_interval_ms: r.snapshots.interval_ms,
                 snapshot_max: r.snapshots.max,
+                peak: r.peak.as_ref().map(PagePeak::of),
             },
             files: table.files,
             frames: table.frames,

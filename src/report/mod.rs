@@ -44,9 +44,9 @@ pub use crate::symbolize::Frame;
 pub use advice::Recommendation;
 pub use diff::{Change, ChangeKind, Diff, SideBySide, SiteChange};
 pub use model::{
-    AllocRate, AllocRates, LabelUsage, Labels, MemoryTrends, OTHER_FRAME, ProfilerStats,
-    REPORT_VERSION, Report, Site, SiteTable, SizeBin, SizeBucket, SnapshotHistory, SnapshotPoint,
-    TOP_SITES, Totals,
+    AllocRate, AllocRates, LabelUsage, Labels, MemoryTrends, OTHER_FRAME, PEAK_SITES, Peak,
+    PeakSite, ProfilerStats, REPORT_VERSION, Report, Site, SiteTable, SizeBin, SizeBucket,
+    SnapshotHistory, SnapshotPoint, TOP_SITES, Totals,
 };
 pub(crate) use sites::user_stack;
 
@@ -74,7 +74,8 @@ static SYMBOLS_CACHED: AtomicU64 = AtomicU64::new(0);
 ///    [`aggregate_copy`];
 /// 2. **symbolize** their stacks into the symbol cache ([`symbolize_stacks`]), then measure the
 ///    process's memory;
-/// 3. **merge** the raw sites by symbolized user stack ([`sites`]);
+/// 3. **merge** the raw sites by symbolized user stack ([`sites`]), those live now and those
+///    live at the peak;
 /// 4. **build** the report from those, the snapshot history and the alert log: a function of
 ///    what was read, which changes no state ([`build`]);
 /// 5. **add the details** read in a second, short pass under the drain lock: the listed sites'
@@ -136,19 +137,25 @@ fn read_full() -> Report {
         symbolize_stacks(&copy, symbols);
         let memory = memory::snapshot();
         let now_ms = wall_ms_now();
-        let merged = sites::merge_sites(&copy, symbols, crate::state::config().depth);
+        let depth = crate::state::config().depth;
+        let merged = sites::merge_sites(&copy.rows, symbols, depth);
+        let peak = copy
+            .peak
+            .as_ref()
+            .map(|p| sites::merge_sites(&p.rows, symbols, depth));
         let alerts = health::alert_log();
         let history = history::lock();
         let built = build::build(
             &copy,
             &merged,
+            peak.as_deref(),
             symbols,
             &alerts,
             &context(&history, memory, now_ms),
         );
         drop(history);
         SYMBOLS_CACHED.store(symbols.len() as u64, Ordering::Relaxed);
-        drop((copy, merged, alerts));
+        drop((copy, merged, peak, alerts));
         built
     };
     let now = crate::state::now_ns();
@@ -171,7 +178,8 @@ fn read_full() -> Report {
 /// (backtrace's parsed debug info, tens of MiB for a large binary) is dropped: it is rebuilt
 /// only when a later report meets an address the cache does not hold.
 fn symbolize_stacks(copy: &AggregateCopy, symbols: &mut Symbols) {
-    for row in &copy.rows {
+    let peak_rows = copy.peak.iter().flat_map(|p| &p.rows);
+    for row in copy.rows.iter().chain(peak_rows) {
         for &ip in row.frames.iter() {
             symbols.frame_ids(ip);
         }
@@ -253,7 +261,7 @@ fn read_summary() -> Report {
         let mut symbols = symbolize::lock();
         let symbols = symbols.get_or_insert_with(Symbols::default);
         symbolize_stacks(&copy, symbols);
-        let merged = sites::merge_sites(&copy, symbols, crate::state::config().depth);
+        let merged = sites::merge_sites(&copy.rows, symbols, crate::state::config().depth);
         let sites = build::summary_sites(&merged, symbols, &copy, now_ms, SUMMARY_SITES);
         SYMBOLS_CACHED.store(symbols.len() as u64, Ordering::Relaxed);
         (sites, symbols.len())

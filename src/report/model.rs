@@ -65,6 +65,10 @@ pub struct Report {
     pub trend: MemoryTrends,
     /// The snapshot history the trend and the leak detector read.
     pub snapshots: SnapshotHistory,
+    /// The call sites live when the estimated live heap was highest (`None` before the first
+    /// sample, and in the HTTP summary).
+    #[serde(default)]
+    pub peak: Option<Peak>,
     /// The top call sites by live bytes and by allocated bytes (up to [`TOP_SITES`] each),
     /// ordered by live bytes, then allocated bytes.
     pub sites: Vec<Site>,
@@ -294,6 +298,56 @@ pub struct Site {
     pub last_seen_ms: u64,
     /// The labels its allocations were made under ([`crate::label()`]); one call stack under
     /// two label sets is two sites. Empty (and absent from JSON) when unlabelled.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+}
+
+/// How many sites [`Peak::sites`] lists at most.
+pub const PEAK_SITES: usize = 20;
+
+/// The peak: the call sites that were live when the estimated live heap was highest
+/// ([`Report::peak`]).
+///
+/// The drain records the peak as it applies events, in steps: a new peak is recorded when the
+/// live heap passes the last record by more than `step_bytes` (1/64 of the record, or one
+/// sampling mean, whichever is larger). So the highest live heap the profile reached lies
+/// between `live_bytes` and `live_bytes + step_bytes`, and the sites are those live at the
+/// recorded moment. Figures are estimated unless [`Report::exact`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
+pub struct Peak {
+    /// When the peak was recorded, seconds since the profiler started.
+    pub seconds_since_start: f64,
+    /// When the peak was recorded, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The estimated live heap at the peak, bytes.
+    pub live_bytes: u64,
+    /// The record's resolution: the highest live heap reached is at most this many bytes above
+    /// `live_bytes`.
+    pub step_bytes: u64,
+    /// The sites live at the peak (merged by label set and user stack as [`Report::sites`]
+    /// are), by live bytes at the peak, largest first; at most [`PEAK_SITES`].
+    pub sites: Vec<PeakSite>,
+}
+
+/// A call site live at the peak ([`Peak::sites`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
+pub struct PeakSite {
+    /// The site with this stack now (as [`Site::id`]); `None` if the site table has merged the
+    /// stack into an "other" site since.
+    pub site_id: Option<u64>,
+    /// The stack, innermost first, as [`Site::frames`].
+    pub frames: Vec<Frame>,
+    /// The frame a person would blame, as [`Site::blamed`].
+    pub blamed: Option<Frame>,
+    /// Bytes allocated here and live at the peak.
+    pub live_bytes_at_peak: u64,
+    /// Blocks allocated here and live at the peak.
+    pub live_count_at_peak: u64,
+    /// Bytes allocated here and live now (`None` if `site_id` is).
+    pub live_bytes_now: Option<u64>,
+    /// The labels its allocations were made under, as [`Site::labels`].
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::aggregate_copy::AggregateCopy;
+use super::aggregate_copy::SiteRow;
 use crate::drain::aggregate::Figures;
 use crate::symbolize::{Frame, Symbols};
 
@@ -41,13 +41,13 @@ impl Merged {
     }
 }
 
-/// The raw sites of `copy` merged by label set and symbolized user stack (at most `depth`
+/// The raw sites `rows` merged by label set and symbolized user stack (at most `depth`
 /// frames), in the order each first appears among the raw sites. Every address of the raw
 /// stacks must be in `symbols` already (an address that is not counts as no frame).
-pub(super) fn merge_sites(copy: &AggregateCopy, symbols: &Symbols, depth: usize) -> Vec<Merged> {
+pub(super) fn merge_sites(rows: &[SiteRow], symbols: &Symbols, depth: usize) -> Vec<Merged> {
     let mut by_stack: HashMap<(u32, Vec<u32>, bool), usize> = HashMap::new();
     let mut merged: Vec<Merged> = Vec::new();
-    for s in &copy.rows {
+    for s in rows {
         let (plumbing, user) = split_stack(symbols, &s.frames, depth);
         let key = (s.label, user, s.merged > 0);
         let m = match by_stack.get(&key) {

@@ -2,13 +2,15 @@
 
 use std::fmt;
 
-use super::{Frame, Report, Site};
+use super::{Frame, Peak, Report, Site};
 use crate::analysis::pattern::{MIN_POINTS, Pattern};
 use crate::config::ByteSize;
 use crate::symbolize::short_frame;
 
 /// How many rows each table shows in `Display` and [`Report::write_text`].
 const ROWS: usize = 10;
+/// How many sites the peak section shows at most.
+const PEAK_ROWS: usize = 5;
 /// How many frames of a site are shown under its blamed frame, at least...
 const CALLERS: usize = 3;
 /// ... and at most, when the frames under it are library code and the caller in the program
@@ -23,8 +25,8 @@ impl fmt::Display for Report {
 
 impl Report {
     /// Writes the text report with at most `rows` rows in each table (leak candidates, top
-    /// sites by live and by allocated bytes); [`write_text`](Self::write_text) and `Display`
-    /// show 10.
+    /// sites by live and by allocated bytes; the sites at the peak, at most 5);
+    /// [`write_text`](Self::write_text) and `Display` show 10.
     pub fn write_text_top(&self, w: &mut impl std::io::Write, rows: usize) -> std::io::Result<()> {
         struct Text<'a>(&'a Report, usize);
         impl fmt::Display for Text<'_> {
@@ -228,6 +230,11 @@ impl Report {
             }
         }
 
+        if let Some(peak) = &self.peak {
+            writeln!(f)?;
+            fmt_peak(f, peak, rows.min(PEAK_ROWS))?;
+        }
+
         writeln!(f)?;
         writeln!(f, "Size buckets:")?;
         writeln!(
@@ -269,6 +276,37 @@ impl Report {
 pub(crate) fn label_list(labels: &super::Labels) -> String {
     let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     pairs.join(",")
+}
+
+/// The peak section: when, how much, and the sites live then (at most `rows`), with their live
+/// bytes then and now.
+fn fmt_peak(f: &mut fmt::Formatter<'_>, peak: &Peak, rows: usize) -> fmt::Result {
+    writeln!(
+        f,
+        "At the peak: {} live, {} after start (recorded within {} of the highest point):",
+        ByteSize(peak.live_bytes),
+        seconds(peak.seconds_since_start),
+        ByteSize(peak.step_bytes)
+    )?;
+    writeln!(f, "  {:>12} {:>12}  site", "at peak", "now")?;
+    for site in peak.sites.iter().take(rows) {
+        let mut head = crate::symbolize::from_blamed(&site.frames)
+            .first()
+            .map_or_else(|| "<unknown>".to_string(), |fr| short_frame(fr).to_string());
+        if !site.labels.is_empty() {
+            head = format!("{head}  [{}]", label_list(&site.labels));
+        }
+        let now = site
+            .live_bytes_now
+            .map_or_else(|| "-".to_string(), |b| ByteSize(b).to_string());
+        writeln!(
+            f,
+            "  {:>12} {:>12}  {head}",
+            ByteSize(site.live_bytes_at_peak).to_string(),
+            now
+        )?;
+    }
+    Ok(())
 }
 
 /// A growth in bytes, with its sign.

@@ -338,6 +338,8 @@
         : card('Leak candidates', 'none',
           data.snapshots.t.length < 9 ? 'too few snapshots to judge (' + data.snapshots.t.length + ')' : 'no site keeps growing', 'good'),
       card('Live heap' + est, fmtBytes(R.totals.live_bytes), fmtCount(R.totals.live_count) + ' blocks'),
+      R.peak ? card('Peak live heap' + est, fmtBytes(R.peak.live_bytes),
+        trimNum(R.peak.seconds_since_start, 1) + ' s after start' + (R.peak.top ? '; most: ' + shortName(R.peak.top) : '')) : null,
       card('Resident (RSS)', fmtBytes(R.memory.rss_bytes),
         'jemalloc: ' + fmtBytes(R.memory.jemalloc.allocated) + ' allocated, ' + fmtBytes(R.memory.jemalloc.resident) + ' resident'),
       card('Allocated since start', fmtBytes(R.totals.alloc_bytes), fmtCount(R.totals.alloc_count) + ' allocations'),
