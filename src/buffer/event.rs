@@ -3,6 +3,9 @@
 use std::mem::MaybeUninit;
 use std::ptr;
 
+/// Label set ids are below this (`label::table` keeps at most this many sets).
+pub(crate) const LABEL_SETS: usize = 256;
+
 /// Deepest stack a user can ask for (`HEAPTIDE_DEPTH`).
 pub(crate) const MAX_DEPTH: usize = 64;
 /// Extra frames captured for heaptide's own frames on top of the stack, trimmed by the drain.
@@ -26,7 +29,8 @@ pub(crate) enum Record<'a> {
         /// The `heaptide::testing` scope that tracked this allocation (0: none). A tracked
         /// allocation was recorded with certainty, so it weighs exactly itself.
         scope: u64,
-        /// The label set the allocating thread had (`label::table`; 0: none).
+        /// The label set the allocating thread had (`label::table`; 0: none; below
+        /// [`LABEL_SETS`]).
         label: u32,
         /// Return addresses, innermost first (at most [`FRAME_SLOTS`] are kept).
         frames: &'a [usize],

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use super::ledger::{Ledger, LiveSample, Settled};
 use super::peak::{Peak, PeakSite};
 use super::scope::Scope;
-use crate::buffer::event::Record;
+use crate::buffer::event::{LABEL_SETS, Record};
 use crate::sample::weight::weight;
 
 /// Figures of one call site: about 150 bytes plus its frames; the size and lifetime
@@ -347,8 +347,9 @@ pub(crate) struct Aggregate {
     pub(crate) rate_points: VecDeque<RatePoint>,
     /// `heaptide::testing` scopes with events, by scope id.
     scopes: HashMap<u64, Scope>,
-    /// Figures by label set (bounded by `label::table::MAX_SETS`), unlabelled samples too.
-    labels: HashMap<u32, LabelStats>,
+    /// Figures by label set, unlabelled samples too, indexed by label set id (below
+    /// [`LABEL_SETS`]); sets without samples hold zeros.
+    labels: Vec<LabelStats>,
     /// The sites live at the highest estimated live heap so far.
     peak: Peak,
 }
@@ -389,14 +390,18 @@ impl Aggregate {
             started_ns: crate::state::started_ns(),
             rate_points: VecDeque::new(),
             scopes: HashMap::default(),
-            labels: HashMap::default(),
+            labels: Vec::new(),
             peak: Peak::default(),
         }
     }
 
     /// Figures by label set (label set id, figures), in no order.
     pub(crate) fn labels(&self) -> impl Iterator<Item = (u32, &LabelStats)> {
-        self.labels.iter().map(|(&id, l)| (id, l))
+        self.labels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.fig.samples > 0)
+            .map(|(id, l)| (id as u32, l))
     }
 
     /// The peak record ([`super::peak`]).
@@ -557,7 +562,13 @@ impl Aggregate {
                     first_ns: time_ns,
                     last_ns: time_ns,
                 };
-                let l = self.labels.entry(label).or_default();
+                // Ids are below `LABEL_SETS`; anything else would be a bug, counted in the
+                // last place rather than growing the table.
+                let at = (label as usize).min(LABEL_SETS - 1);
+                if at >= self.labels.len() {
+                    self.labels.resize(at + 1, LabelStats::default());
+                }
+                let l = &mut self.labels[at];
                 l.fig.add(&fig);
                 l.live_samples += 1;
                 let s = self.sites.get_mut(&site).expect("interned site");
@@ -627,7 +638,7 @@ impl Aggregate {
             s.fig.live_count = 0.0;
             s.fig.live_bytes = 0.0;
         }
-        if let Some(l) = self.labels.get_mut(&s.label) {
+        if let Some(l) = self.labels.get_mut((s.label as usize).min(LABEL_SETS - 1)) {
             l.fig.live_count = (l.fig.live_count - sample.count_weight).max(0.0);
             l.fig.live_bytes = (l.fig.live_bytes - sample.bytes_weight).max(0.0);
             l.live_samples = l.live_samples.saturating_sub(1);

@@ -21,7 +21,7 @@ use crate::sample::scope::ProfilerScope;
 use crate::sync::{Mutex, MutexGuard};
 
 /// Label sets kept at most (the empty set and [`OVERFLOW`] included).
-pub(crate) const MAX_SETS: usize = 256;
+pub(crate) const MAX_SETS: usize = crate::buffer::event::LABEL_SETS;
 /// The set of samples labelled past [`MAX_SETS`].
 pub(crate) const OVERFLOW: u32 = 1;
 /// The pair [`OVERFLOW`] holds.
