@@ -23,7 +23,10 @@
 //!
 //! The decision is [`Auto::decide`], a function of its state and a [`Reading`] (the time and
 //! the figures), so tests give it both. Its state is the drain thread's own (a thread-local:
-//! no lock, and a forked child's drain thread starts afresh).
+//! no lock, and a forked child's drain thread starts afresh). A forked child inherits the
+//! parent's samples, and so its peak record: with `HEAPTIDE_DUMP_ON_PEAK` set and that peak
+//! past the size, the child writes one peak dump of its own (under its pid) when it first
+//! samples, which shows what it inherited.
 
 use std::cell::RefCell;
 use std::time::Duration;
