@@ -4,7 +4,8 @@
 //!
 //! A child process (this test binary re-run, test `child`) serves `/metrics` with
 //! `heaptide::serve`, takes a snapshot every 250 ms (`HEAPTIDE_INTERVAL`), has a 1 GiB
-//! `HEAPTIDE_LIMIT`, and leaks 1 MiB a second from one call site until its stdin closes.
+//! `HEAPTIDE_LIMIT`, and leaks 1 MiB a second from one call site, labelled `component=leaky`,
+//! until its stdin closes.
 //! Prometheus scrapes it every second and evaluates a copy of the rules every second, the copy's
 //! `for:` durations cut to 2 s (the shipped rules wait minutes). The tests poll the Prometheus
 //! API until what they wait for is there, under a generous deadline; they never time anything.
@@ -99,7 +100,7 @@ fn child() {
     while !STOP.load(Ordering::Relaxed) {
         let due = started.elapsed().as_millis() * RATE / 1000;
         while (leaked.len() as u128) * (16 * 1024) < due && leaked.len() < leaked.capacity() {
-            leaked.push(leak_block());
+            leaked.push(heaptide::label("component", "leaky", leak_block));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
