@@ -425,6 +425,8 @@ mod drain {
 mod dump;
 #[cfg(all(feature = "http", not(loom)))]
 mod http;
+#[cfg(all(feature = "otlp", not(loom)))]
+mod otlp;
 #[cfg(not(loom))]
 mod label;
 #[cfg(not(loom))]
