@@ -33,6 +33,10 @@
 #![cfg(feature = "otlp")]
 
 #[path = "common/net.rs"]
+#[allow(
+    dead_code,
+    reason = "the helpers of the HTTP tests; this one needs no query encoding"
+)]
 mod net;
 use net::{free_port, which};
 
@@ -430,11 +434,9 @@ fn pushes_what_the_opentelemetry_bindings_read() {
             .filter(|l| l.contains(needle))
             .count()
     };
-    wait_for(
-        "the child's first failed push",
-        || child_stderr(),
-        || (lines_with("failed") > 0).then_some(()),
-    );
+    wait_for("the child's first failed push", child_stderr, || {
+        (lines_with("failed") > 0).then_some(())
+    });
     // Some more pushes fail meanwhile (each would print a line if failures were not
     // deduplicated); the check below holds whatever their number.
     std::thread::sleep(Duration::from_secs(1));
