@@ -446,10 +446,10 @@ mod drain {
 mod dump;
 #[cfg(all(feature = "http", not(loom)))]
 mod http;
-#[cfg(all(feature = "otlp", not(loom)))]
-mod otlp;
 #[cfg(not(loom))]
 mod label;
+#[cfg(all(feature = "otlp", not(loom)))]
+mod otlp;
 #[cfg(not(loom))]
 pub mod report;
 #[cfg(not(loom))]

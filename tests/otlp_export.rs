@@ -18,7 +18,8 @@
 //!   the push's time) in every push; gauges without a start time; some names with their unit
 //!   and kind;
 //! - `heaptide.heap.live` within [32 MiB, 32 MiB + 4 MiB] (exact mode: the held blocks plus
-//!   what the test harness and std hold), and RSS at least 32 MiB;
+//!   what the test harness and std hold), RSS at least 32 MiB, and the top site (rank 1, of
+//!   `heaptide.top_site.live`) the child's code holding them;
 //! - `heaptide.heap.allocations` (a monotonic sum) never going down from one push to the next,
 //!   and up between the first checked push and a later one;
 //! - the child's stderr: one line when pushes started failing and one when they worked again,
@@ -529,6 +530,30 @@ fn pushes_what_the_opentelemetry_bindings_read() {
     );
     let rss = int_value(&req, "heaptide.memory.resident") as u64;
     assert!(rss >= LIVE, "heaptide.memory.resident = {rss} < {LIVE}");
+    // The site holding the blocks comes first among the top sites, named by the child's code.
+    let top = points(metric(&req, "heaptide.top_site.live")).1;
+    let first_site = top
+        .iter()
+        .find(|p| {
+            p["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["key"] == "rank" && a["value"]["stringValue"] == "1")
+        })
+        .unwrap_or_else(|| panic!("no top site of rank 1: {top:?}"));
+    let site = first_site["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "site")
+        .map(|a| a["value"]["stringValue"].as_str().unwrap_or(""))
+        .unwrap_or("");
+    let site_live: u64 = first_site["asInt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        site.contains("otlp_export") && site_live >= LIVE,
+        "top site of rank 1: {first_site}"
+    );
 
     // A later push: the counter went up, never down on the way, from the same start.
     let allocations = |r: &Value| int_value(r, "heaptide.heap.allocations");
