@@ -223,6 +223,27 @@
 //! by one reader thread with `poll(2)` and holds no worker while it sends, so it cannot stall
 //! other requests, the drain thread, or the program.
 //!
+//! # OTLP export
+//!
+//! With the cargo feature `otlp` (off by default), heaptide pushes the figures of `/metrics`
+//! to an OpenTelemetry Collector (or any OTLP/HTTP receiver): an `ExportMetricsServiceRequest`,
+//! protobuf-encoded, `POST`ed every interval by a thread of its own (what it allocates is
+//! profiler overhead). The feature does not need `http`. Names are OpenTelemetry's
+//! (`heaptide.heap.live`, unit `By`); counters are monotonic cumulative sums from the
+//! profiler's start, the rest gauges. The resource carries `service.name`, `process.pid`,
+//! `process.executable.name`, `host.name` and `telemetry.sdk.*`.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `HEAPTIDE_OTLP_ENDPOINT` | the URL to push to, `http://` only (no TLS): `http://localhost:4318/v1/metrics`; `off` | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics` (when their protocol is unset or `http/protobuf`), else no export |
+//! | `HEAPTIDE_OTLP_INTERVAL` | time between pushes (`10s`, `500ms`) | `10s` |
+//! | `HEAPTIDE_OTLP_HEADERS` | extra headers, `key=value,key2=value2` (values percent-decoded) | `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS` |
+//! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | `service.name` and more resource attributes | the executable's name |
+//!
+//! Connecting, sending and receiving each time out after 5 s; a failed push is dropped (the
+//! next carries fresh cumulative figures), with one stderr line when pushes start failing and
+//! one when they work again. A forked child does not push.
+//!
 //! # What the numbers mean
 //!
 //! Sampling is Poisson by bytes, as in jemalloc, tcmalloc and Go: each thread draws the
@@ -427,6 +448,8 @@ mod dump;
 mod http;
 #[cfg(not(loom))]
 mod label;
+#[cfg(all(feature = "otlp", not(loom)))]
+mod otlp;
 #[cfg(not(loom))]
 pub mod report;
 #[cfg(not(loom))]

@@ -1,7 +1,7 @@
 //! The profiler's side effects, at the top of the module graph: what happens once the allocator
 //! has started the profiler (the fork handlers, the dump signal's handler and the exit dump,
-//! the HTTP server) and what the drain thread does after each pass (a dump a signal asked for,
-//! snapshots, alerts, automatic dumps).
+//! the HTTP server, the OTLP exporter) and what the drain thread does after each pass (a dump
+//! a signal asked for, snapshots, alerts, automatic dumps).
 //!
 //! The allocator and the drain sit below the modules that do these things, so they reach them
 //! through [`HOOKS`]: the `Heaptide` handle carries a reference to it (`Heaptide::new` in
@@ -14,6 +14,8 @@ use crate::analysis::{self, health};
 use crate::drain::{self, aggregate::Aggregate};
 #[cfg(feature = "http")]
 use crate::http;
+#[cfg(feature = "otlp")]
+use crate::otlp;
 use crate::sample::scope::ProfilerScope;
 use crate::sample::thread;
 use crate::state::Hooks;
@@ -50,6 +52,8 @@ fn started(on: bool) {
     }
     #[cfg(feature = "http")]
     http::install();
+    #[cfg(feature = "otlp")]
+    otlp::install();
 }
 
 // === after each drain pass ===

@@ -89,7 +89,7 @@ pub(crate) struct Hooks {
     /// The sampled arena exists and `ON` is about to be published (the fork handlers).
     pub(crate) before_on: fn(),
     /// Start-up is over; the argument says whether profiling is on (the dump signal's handler,
-    /// the exit dump, the leak detector's settings, the HTTP server).
+    /// the exit dump, the leak detector's settings, the HTTP server, the OTLP exporter).
     pub(crate) started: fn(bool),
     /// After each pass of the drain thread, outside the drain lock (signal dumps, snapshots,
     /// alerts).

@@ -37,6 +37,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use crate::diag::stderr_line;
 use crate::sample::scope::ProfilerScope;
 
+#[cfg(feature = "otlp")]
+pub(crate) use metrics::server_counters;
 pub(crate) use routes::{ForkLock, fork_lock};
 
 /// Starts the server of `HEAPTIDE_HTTP`, if set. Called once, by the thread that initialised

@@ -155,7 +155,7 @@ impl AggregateCopy {
 }
 
 /// The `n` raw sites with the most live bytes (those with some), most first.
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "otlp"))]
 pub(super) fn top_rows(agg: &Aggregate, n: usize) -> Vec<SiteRow> {
     let mut live: Vec<(f64, u32)> = agg
         .sites()

@@ -146,7 +146,7 @@ pub(super) fn add_details(
 /// `crate::report::summary`) from the aggregate's figures (`copy`, without rows), the live
 /// bytes of the raw sites in the snapshot history that still hold some (`live`: site id,
 /// bytes) and the number of addresses in the symbol cache.
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "otlp"))]
 pub(super) fn build_summary(
     copy: &AggregateCopy,
     live: &[(u32, f64)],
@@ -203,7 +203,7 @@ pub(super) fn build_summary(
 
 /// The `n` sites of `merged` with the most live bytes, for a summary: no histograms,
 /// lifetimes or patterns.
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "otlp"))]
 pub(super) fn summary_sites(
     merged: &[Merged],
     symbols: &Symbols,

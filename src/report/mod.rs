@@ -18,6 +18,8 @@ mod folded;
 mod html;
 mod mappings;
 pub(crate) mod marks;
+#[cfg(any(feature = "http", feature = "otlp"))]
+pub(crate) mod metrics;
 mod model;
 mod pprof;
 mod sites;
@@ -51,10 +53,10 @@ pub use model::{
 pub(crate) use sites::user_stack;
 
 /// Raw call stacks a [`summary`](fn@summary) symbolizes: those with the most live bytes.
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "otlp"))]
 const SUMMARY_STACKS: usize = 64;
 /// Sites a [`summary`](fn@summary) lists at most.
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "otlp"))]
 pub(crate) const SUMMARY_SITES: usize = 10;
 
 /// Full reports built since start (see [`ProfilerStats::reports_built`]).
@@ -212,10 +214,10 @@ fn wall_ms_now() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The figures of a [`Report`] that need no work per listed call site, for `/metrics`: the
-/// memory snapshot, totals (from the size buckets, which count every sample as the sites do),
-/// size buckets, rates, trends and snapshots, the site table, memory by label and the
-/// profiler's figures; `sites_seen` is the number of raw call stacks in the table
+/// The figures of a [`Report`] that need no work per listed call site, for `/metrics` and the
+/// OTLP export ([`metrics`] lists them): the memory snapshot, totals (from the size buckets,
+/// which count every sample as the sites do), size buckets, rates, trends and snapshots, the
+/// site table, memory by label and the profiler's figures; `sites_seen` is the number of raw call stacks in the table
 /// (`site_table.stacks`). Leaks are judged per raw stack, among the stacks in the snapshot
 /// history, without symbolizing (their frames are empty) and health from them, as a full
 /// report would without merging stacks that share a symbolized user stack; no alert is
@@ -224,13 +226,13 @@ fn wall_ms_now() -> u64 {
 /// histograms, lifetimes or patterns (a site made of many small stacks, none among those, is
 /// missed). `recommendations` and `alerts` are empty. The drain lock is held for one pass over
 /// the sites (to pick the top stacks) and a copy of a few hundred bytes.
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "otlp"))]
 pub(crate) fn summary() -> Report {
     crate::sample::scope::hand_out(read_summary())
 }
 
 /// [`summary`](fn@summary), allocated as profiler memory.
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "otlp"))]
 fn read_summary() -> Report {
     let in_history: Vec<u32> = {
         let _scope = ProfilerScope::enter();
