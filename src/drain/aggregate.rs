@@ -106,6 +106,18 @@ impl Figures {
     }
 }
 
+/// Takes a dead sample's weight off live figures and their count of live samples; with no
+/// live sample left they are exactly 0 (no rounding residue).
+fn take_live(fig: &mut Figures, live_samples: &mut u64, sample: &LiveSample) {
+    fig.live_count = (fig.live_count - sample.count_weight).max(0.0);
+    fig.live_bytes = (fig.live_bytes - sample.bytes_weight).max(0.0);
+    *live_samples = live_samples.saturating_sub(1);
+    if *live_samples == 0 {
+        fig.live_count = 0.0;
+        fig.live_bytes = 0.0;
+    }
+}
+
 /// Fixed part of a site's cost: the struct in the site map, its entry in the index (frames
 /// pointer and id), the shared frames' reference counts, hash-map control bytes, all times 1.5
 /// for the maps' spare capacity.
@@ -630,22 +642,9 @@ impl Aggregate {
         let cap = s.lifetimes.0.capacity();
         s.lifetimes.record(lifetime, objects);
         self.table_bytes += (s.lifetimes.0.capacity() - cap) * size_of::<u64>();
-        s.fig.live_count = (s.fig.live_count - sample.count_weight).max(0.0);
-        s.fig.live_bytes = (s.fig.live_bytes - sample.bytes_weight).max(0.0);
-        s.live_samples = s.live_samples.saturating_sub(1);
-        if s.live_samples == 0 {
-            // No rounding residue when nothing of the site is live.
-            s.fig.live_count = 0.0;
-            s.fig.live_bytes = 0.0;
-        }
+        take_live(&mut s.fig, &mut s.live_samples, &sample);
         if let Some(l) = self.labels.get_mut((s.label as usize).min(LABEL_SETS - 1)) {
-            l.fig.live_count = (l.fig.live_count - sample.count_weight).max(0.0);
-            l.fig.live_bytes = (l.fig.live_bytes - sample.bytes_weight).max(0.0);
-            l.live_samples = l.live_samples.saturating_sub(1);
-            if l.live_samples == 0 {
-                l.fig.live_count = 0.0;
-                l.fig.live_bytes = 0.0;
-            }
+            take_live(&mut l.fig, &mut l.live_samples, &sample);
         }
     }
 
