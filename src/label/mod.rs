@@ -6,9 +6,9 @@
 //! guard ([`label_guard`]), or of each poll of a future
 //! ([`Labelled`]); nested labels add up, and an inner value replaces an outer one for the same
 //! key. The labels are read only when an allocation is sampled: an unsampled allocation costs
-//! what it costs without labels. Setting a label costs a lock and a hash lookup (the label sets
-//! are interned, see [`table`]), about a hundred nanoseconds: fine per request or per task,
-//! not per allocation.
+//! what it costs without labels (docs/performance.md, "Labels"). Setting a label takes the
+//! label table's lock for two hash-map lookups (the label sets are interned, see [`table`]):
+//! meant per request, per task or per component, not per allocation.
 //!
 //! What a label does not follow: a thread spawned inside a label starts without one (label its
 //! work where it runs), and memory keeps the labels it was allocated under (a `Vec` filled in
