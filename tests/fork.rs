@@ -78,6 +78,17 @@ fn reporting_threads(n: usize) -> Threads {
     })
 }
 
+/// Threads that label their allocations in a loop, interning new label sets (taking the label
+/// table's lock).
+fn labelling_threads(n: usize) -> Threads {
+    Threads::spawn(n, || {
+        for i in 0..64 {
+            let value = format!("parent-{}", i % 50);
+            heaptide::label("fork", &value, || std::hint::black_box(vec![0u8; 300]));
+        }
+    })
+}
+
 /// How a child ended.
 #[derive(Debug, PartialEq, Eq)]
 enum End {
@@ -157,6 +168,19 @@ fn child_reports() {
     unsafe { libc::_exit(if ok { 0 } else { 3 }) };
 }
 
+/// A child that labels its allocations, checks its report shows them under the label, and
+/// `_exit`s.
+fn child_labels() {
+    let kept = heaptide::label("component", "child", || child_keeps(2000));
+    let report = heaptide::report();
+    let ok = report
+        .sites_mentioning("child_keeps")
+        .any(|s| s.live_bytes > 0 && s.labels.get("component").is_some_and(|v| v == "child"))
+        && kept.len() == 2000;
+    // SAFETY: ends the child without running the parent's atexit handlers or test harness.
+    unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+}
+
 #[test]
 fn child_of_a_busy_profiled_process_works() {
     let workers = busy_threads(3);
@@ -177,6 +201,15 @@ fn child_forked_while_another_thread_reports_works() {
     let ends = fork_children(Duration::from_millis(3), child_reports);
     threads.stop();
     workers.stop();
+    assert_all_exited(&ends);
+}
+
+#[test]
+fn child_forked_while_threads_label_works() {
+    let _ = heaptide::report();
+    let threads = labelling_threads(2);
+    let ends = fork_children(Duration::from_millis(3), child_labels);
+    threads.stop();
     assert_all_exited(&ends);
 }
 
