@@ -148,6 +148,10 @@ mod tests {
     /// A heap that keeps returning to the same height copies nothing more after the first
     /// climb, and growth to a height copies a logarithmic number of times.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "47,000 events take many minutes interpreted; the peak record is safe code, checked natively"
+    )]
     fn sawtooth_does_not_copy_every_time() {
         let mut agg = Aggregate::new(1, None);
         let mut id = 0;
