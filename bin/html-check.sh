@@ -107,7 +107,7 @@ fi
 selftest=$(tr '\n' '\v' <"$work/dom.html" | grep -o '<pre id="selftest"[^>]*>[^<]*' \
   | sed 's/^<pre[^>]*>//; s/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&amp;/\&/g' | tr '\v' '\n' || true)
 [ -n "$selftest" ] || fail "the page's script did not run to the end (no self-test line in the DOM)"
-first=$(printf '%s\n' "$selftest" | head -1)
+first=$(head -1 <<<"$selftest")
 read -r flame chart errors < <(printf '%s\n' "$first" | sed -E 's/^flame=([0-9]+) chart=([0-9]+) errors=([0-9]+).*/\1 \2 \3/')
 case "$flame$chart$errors" in
   *[!0-9]*|'') fail "unreadable self-test line: $first" ;;

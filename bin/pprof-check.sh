@@ -45,7 +45,7 @@ if ! out=$(go tool pprof -top -sample_index=inuse_space "$file" 2>&1); then
 fi
 printf '%s\n' "$out"
 
-first=$(printf '%s\n' "$out" | awk '/^ +flat +flat%/ { getline; print; exit }')
+first=$(awk '/^ +flat +flat%/ { getline; print; exit }' <<<"$out")
 case "$first" in
   *"$function"*) echo "pprof-check: $function holds the most live bytes: $first" ;;
   *)
